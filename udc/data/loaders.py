@@ -1,0 +1,141 @@
+"""Dataset loaders: each returns the raw train and test arrays of one dataset.
+
+Images come back as uint8 arrays of shape (N, H, W, C) and labels as int32. Nothing
+is downloaded unless the caller passes download=True.
+"""
+
+import dataclasses
+import os
+from pathlib import Path
+
+import numpy as np
+
+from udc.data.idx import read_idx
+from udc.errors import DatasetNotFoundError, UdcError
+
+DEBIAN_DATASETS = Path("/usr/share/datasets")
+KERAS_CACHE = Path(os.path.expanduser("~/.keras/datasets"))
+
+_IDX_FILES = {
+    "x_train": "train-images-idx3-ubyte",
+    "y_train": "train-labels-idx1-ubyte",
+    "x_test": "t10k-images-idx3-ubyte",
+    "y_test": "t10k-labels-idx1-ubyte",
+}
+
+_HOW_TO_GET = {
+    "fashion_mnist": "install the Debian package (sudo apt-get install dataset-fashion-mnist), "
+    "point --config.data_dir or $UDC_DATA_DIR at a folder with the four IDX files, "
+    "or pass --config.download=True",
+    "mnist": "point --config.data_dir or $UDC_DATA_DIR at a folder with the four MNIST IDX files, "
+    "or pass --config.download=True",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class RawDataset:
+    name: str
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    num_classes: int
+
+    @property
+    def input_shape(self):
+        return tuple(self.x_train.shape[1:])
+
+
+def candidate_dirs(name: str, data_dir=None) -> list[Path]:
+    """Where the IDX files of `name` are looked for, in order."""
+    debian_name = name.replace("_", "-")
+    roots = [Path(p) for p in (data_dir, os.environ.get("UDC_DATA_DIR")) if p]
+    dirs = []
+    for root in roots:
+        dirs += [root, root / debian_name, root / name]
+    dirs += [DEBIAN_DATASETS / debian_name, KERAS_CACHE / debian_name]
+    return dirs
+
+
+def _find_idx_file(directory: Path, stem: str):
+    for candidate in (directory / stem, directory / f"{stem}.gz"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _load_idx_dataset(name: str, data_dir, download: bool) -> RawDataset:
+    looked_in = candidate_dirs(name, data_dir)
+    for directory in looked_in:
+        files = {key: _find_idx_file(directory, stem) for key, stem in _IDX_FILES.items()}
+        if all(files.values()):
+            arrays = {key: read_idx(path) for key, path in files.items()}
+            return RawDataset(
+                name=name,
+                x_train=arrays["x_train"][..., None],
+                y_train=arrays["y_train"].astype(np.int32),
+                x_test=arrays["x_test"][..., None],
+                y_test=arrays["y_test"].astype(np.int32),
+                num_classes=10,
+            )
+    if name == "mnist" and (KERAS_CACHE / "mnist.npz").is_file():
+        return _load_keras_mnist_npz(KERAS_CACHE / "mnist.npz")
+    if download:
+        return _download(name)
+    places = ", ".join(str(d) for d in looked_in)
+    raise DatasetNotFoundError(
+        f"dataset '{name}' not found (looked in: {places}); to get it: {_HOW_TO_GET[name]}"
+    )
+
+
+def _load_keras_mnist_npz(path: Path) -> RawDataset:
+    with np.load(path) as f:
+        return RawDataset(
+            "mnist", f["x_train"][..., None], f["y_train"].astype(np.int32),
+            f["x_test"][..., None], f["y_test"].astype(np.int32), 10,
+        )
+
+
+def _download(name: str) -> RawDataset:
+    """Fetches the dataset with Keras' downloader into its cache, then reads it from there."""
+    from udc.compat import keras
+
+    getattr(keras.datasets, name).load_data()
+    return _load_idx_dataset(name, None, download=False)
+
+
+def load_fashion_mnist(data_dir=None, download=False) -> RawDataset:
+    return _load_idx_dataset("fashion_mnist", data_dir, download)
+
+
+def load_mnist(data_dir=None, download=False) -> RawDataset:
+    return _load_idx_dataset("mnist", data_dir, download)
+
+
+def load_digits(data_dir=None, download=False, test_fraction=0.2) -> RawDataset:
+    """scikit-learn's 8x8 digits (1,797 images, ships with the package): for fast tests.
+
+    It has no official test split, so a fixed 20 % (seed 0) is held out.
+    """
+    from sklearn.datasets import load_digits as sklearn_digits
+
+    digits = sklearn_digits()
+    images = np.round(digits.images * (255.0 / 16.0)).astype(np.uint8)[..., None]
+    labels = digits.target.astype(np.int32)
+    order = np.random.default_rng(0).permutation(len(labels))
+    n_test = int(round(len(labels) * test_fraction))
+    test, train = order[:n_test], order[n_test:]
+    return RawDataset("digits", images[train], labels[train], images[test], labels[test], 10)
+
+
+LOADERS = {
+    "fashion_mnist": load_fashion_mnist,
+    "mnist": load_mnist,
+    "digits": load_digits,
+}
+
+
+def load_raw(name: str, data_dir=None, download=False) -> RawDataset:
+    if name not in LOADERS:
+        raise UdcError(f"unknown dataset '{name}'; choose one of: {', '.join(sorted(LOADERS))}")
+    return LOADERS[name](data_dir=data_dir, download=download)

@@ -1,0 +1,29 @@
+"""User-facing errors: one line that names the problem and the fix.
+
+Command-line binaries print these without a traceback and exit non-zero; anything
+else is a bug and keeps its traceback.
+"""
+
+
+class UdcError(Exception):
+    """A problem with the user's input or environment, with the fix in the message."""
+
+
+class DatasetNotFoundError(UdcError):
+    pass
+
+
+class UnknownAcceleratorError(UdcError):
+    pass
+
+
+class NotATfliteFileError(UdcError):
+    pass
+
+
+class OutputNotWritableError(UdcError):
+    pass
+
+
+class ConfigError(UdcError):
+    pass

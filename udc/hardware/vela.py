@@ -1,0 +1,102 @@
+"""Compile a .tflite with Vela in-process and read what it costs on the NPU."""
+
+import contextlib
+import csv
+import dataclasses
+import io
+import re
+import tempfile
+from pathlib import Path
+
+from ethosu.vela import vela as vela_main
+
+from udc import tflite_file
+from udc.errors import UdcError
+from udc.hardware.accelerators import VELA_CONFIG_FILE, Target
+
+_NPU_OP = "ethos-u"
+
+
+@dataclasses.dataclass(frozen=True)
+class VelaResult:
+    target: Target
+    encoded_weight_bytes: int  # total_npu_encoded_weights
+    original_weight_bytes: int
+    flash_kib: float  # off-chip + on-chip flash used
+    dram_kib: float
+    sram_kib: float
+    weights_area: str  # where Vela stores the weights (Off-chip Flash, Dram, ...)
+    cycles: int
+    inference_time_s: float
+    npu_ops: int
+    cpu_ops: int
+    cpu_op_names: tuple
+    optimised_model: bytes  # the _vela.tflite
+
+    @property
+    def npu_fraction(self) -> float:
+        total = self.npu_ops + self.cpu_ops
+        return self.npu_ops / total if total else 0.0
+
+    def summary(self) -> dict:
+        d = dataclasses.asdict(self)
+        d.pop("optimised_model")
+        d["target"] = dataclasses.asdict(self.target)
+        d["cpu_op_names"] = list(self.cpu_op_names)
+        d["npu_fraction"] = self.npu_fraction
+        return d
+
+
+def compile_model(data: bytes, target: Target, name: str = "model") -> VelaResult:
+    """Runs Vela on the model bytes for `target` and parses its summary."""
+    tflite_file.check_tflite_bytes(data, name)
+    with tempfile.TemporaryDirectory(prefix="udc-vela-") as tmp:
+        source = Path(tmp) / f"{name}.tflite"
+        source.write_bytes(data)
+        out_dir = Path(tmp) / "out"
+        log = io.StringIO()
+        with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+            try:
+                status = vela_main.main([
+                    str(source), "--output-dir", str(out_dir),
+                    "--accelerator-config", target.accelerator,
+                    "--config", VELA_CONFIG_FILE,
+                    "--system-config", target.system_config,
+                    "--memory-mode", target.memory_mode,
+                ])
+            except SystemExit as e:  # argparse errors
+                status = e.code
+            except Exception as e:  # Vela raises its own errors for unsupported models
+                raise UdcError(f"Vela could not compile {name}: {e}") from e
+        if status != 0:
+            tail = " ".join(log.getvalue().strip().splitlines()[-3:])
+            raise UdcError(f"Vela failed on {name} for {target.accelerator}: {tail}")
+        summary_csv = next(out_dir.glob("*_summary_*.csv"))
+        with open(summary_csv) as f:
+            row = next(csv.DictReader(f))
+        optimised = (out_dir / f"{name}_vela.tflite").read_bytes()
+    ops = tflite_file.operator_names(tflite_file.parse(optimised))
+    cpu_ops = tuple(op for op in ops if op != _NPU_OP)
+    npu_ops = _count(log.getvalue(), "NPU operators")
+    return VelaResult(
+        target=target,
+        encoded_weight_bytes=int(float(row["total_npu_encoded_weights"])),
+        original_weight_bytes=int(float(row["total_original_weights"])),
+        flash_kib=float(row["off_chip_flash_memory_used"]) + float(row["on_chip_flash_memory_used"]),
+        dram_kib=float(row["dram_memory_used"]),
+        sram_kib=float(row["sram_memory_used"]),
+        weights_area=row["weights_storage_area"],
+        cycles=int(float(row["cycles_total"])),
+        inference_time_s=float(row["inference_time"]),
+        npu_ops=npu_ops,
+        cpu_ops=_count(log.getvalue(), "CPU operators"),
+        cpu_op_names=cpu_ops,
+        optimised_model=optimised,
+    )
+
+
+def _count(log: str, label: str) -> int:
+    match = re.search(rf"{label} = (\d+)", log)
+    if not match:
+        raise UdcError(f"Vela's summary has no '{label}' line; is ethos-u-vela 5.2 installed?")
+    return int(match.group(1))

@@ -54,7 +54,7 @@ def candidate_dirs(name: str, data_dir=None) -> list[Path]:
     for root in roots:
         dirs += [root, root / debian_name, root / name]
     dirs += [DEBIAN_DATASETS / debian_name, KERAS_CACHE / debian_name]
-    return dirs
+    return list(dict.fromkeys(dirs))
 
 
 def _find_idx_file(directory: Path, stem: str):

@@ -1,0 +1,27 @@
+"""udc-inspect MODEL.tflite: per weight tensor, what is stored and its exact codec bytes."""
+
+import dataclasses
+import json
+
+from absl import flags
+
+from udc.cli.common import fail, run_binary
+
+_JSON = flags.DEFINE_bool("json", False, "Print JSON instead of a table.")
+
+
+def main(argv):
+    if len(argv) != 2:
+        fail("udc-inspect", "give exactly one .tflite file: udc-inspect MODEL.tflite")
+    from udc import tflite_file
+    from udc.inspect import format_table, inspect_model
+
+    stats = inspect_model(tflite_file.read_bytes(argv[1]))
+    if _JSON.value:
+        print(json.dumps([dataclasses.asdict(s) for s in stats], indent=2))
+    else:
+        print(format_table(stats))
+
+
+def run():
+    run_binary("udc-inspect", main)

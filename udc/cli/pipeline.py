@@ -1,0 +1,31 @@
+"""udc-run: the whole path from a config to a measured int8 .tflite.
+
+Trains the float backbone (resuming an interrupted run), exports it for the config's
+accelerator and prints the report. Files land in --workdir.
+"""
+
+from absl import flags
+
+from udc.cli.common import loaded_config, run_binary
+from udc.cli.flags import define_accelerator_flag, define_config_flag, define_workdir_flag
+
+_CONFIG = define_config_flag()
+_WORKDIR = define_workdir_flag()
+_ACCELERATOR = define_accelerator_flag()
+flags.mark_flags_as_required(["config"])
+
+
+def main(argv):
+    del argv
+    from udc.pipeline import export_from_config, target_of, train_and_save
+    from udc.report import to_markdown
+
+    config = loaded_config(_CONFIG)
+    target_of(config, _ACCELERATOR.value)  # an unknown accelerator fails before training
+    model, splits = train_and_save(config, _WORKDIR.value)
+    report = export_from_config(model, splits, config, _WORKDIR.value, "model", _ACCELERATOR.value)
+    print(to_markdown(report))
+
+
+def run():
+    run_binary("udc-run", main)

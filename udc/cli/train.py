@@ -1,0 +1,21 @@
+"""udc-train: train the float backbone of a config and save it as WORKDIR/model.keras."""
+
+from absl import flags
+
+from udc.cli.common import loaded_config, run_binary
+from udc.cli.flags import define_config_flag, define_workdir_flag
+
+_CONFIG = define_config_flag()
+_WORKDIR = define_workdir_flag()
+flags.mark_flags_as_required(["config"])
+
+
+def main(argv):
+    del argv
+    from udc.pipeline import train_and_save
+
+    train_and_save(loaded_config(_CONFIG), _WORKDIR.value)
+
+
+def run():
+    run_binary("udc-train", main)

@@ -1,0 +1,62 @@
+"""Per weight tensor of a .tflite: what is stored and what Vela's codec makes of it."""
+
+import dataclasses
+import math
+
+import numpy as np
+
+from udc import tflite_file
+from udc.hardware.codec import encoded_bytes
+
+
+@dataclasses.dataclass(frozen=True)
+class TensorStats:
+    op: str
+    name: str
+    shape: tuple
+    dtype: str
+    distinct_values: int
+    zero_fraction: float
+    effective_bits: int  # bits needed to index the distinct values
+    stored_bytes: int
+    encoded_bytes: int  # Ethos-U55/U65 weight codec, stored (OHWI) order
+
+
+def tensor_stats(w: tflite_file.WeightTensor) -> TensorStats:
+    values = w.values
+    distinct = int(np.unique(values).size)
+    return TensorStats(
+        op=w.op,
+        name=w.name,
+        shape=tuple(int(d) for d in values.shape),
+        dtype=w.dtype,
+        distinct_values=distinct,
+        zero_fraction=float(np.mean(values == 0)),
+        effective_bits=max(1, math.ceil(math.log2(distinct))) if distinct > 1 else 0,
+        stored_bytes=int(values.nbytes),
+        encoded_bytes=encoded_bytes(values) if values.dtype == np.int8 else 0,
+    )
+
+
+def inspect_model(data: bytes) -> list[TensorStats]:
+    return [tensor_stats(w) for w in tflite_file.weight_tensors(tflite_file.parse(data))]
+
+
+def format_table(stats: list[TensorStats]) -> str:
+    header = f"{'op':<18} {'shape':<18} {'dtype':<6} {'distinct':>8} {'zeros':>7} {'bits':>4} {'stored B':>9} {'encoded B':>9}  name"
+    lines = [header, "-" * len(header)]
+    for s in stats:
+        lines.append(
+            f"{s.op:<18} {'x'.join(map(str, s.shape)):<18} {s.dtype:<6} {s.distinct_values:>8} "
+            f"{s.zero_fraction:>7.1%} {s.effective_bits:>4} {s.stored_bytes:>9} {s.encoded_bytes:>9}  {s.name}"
+        )
+    stored = sum(s.stored_bytes for s in stats)
+    encoded = sum(s.encoded_bytes for s in stats)
+    weights = sum(int(np.prod(s.shape)) for s in stats)
+    zeros = sum(s.zero_fraction * int(np.prod(s.shape)) for s in stats)
+    lines.append("-" * len(header))
+    lines.append(
+        f"total: {len(stats)} weight tensors, {weights} weights, {zeros / max(weights, 1):.1%} zeros, "
+        f"{stored} stored bytes, {encoded} codec bytes ({encoded / max(stored, 1):.1%} of stored)"
+    )
+    return "\n".join(lines)

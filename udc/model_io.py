@@ -1,0 +1,43 @@
+"""Saving and loading tf_keras models (float or QAT) atomically."""
+
+import os
+import tempfile
+from pathlib import Path
+
+from udc.compat import keras
+from udc.errors import UdcError
+from udc.fileio import ensure_writable_dir
+
+
+def _custom_objects_scope():
+    import tensorflow_model_optimization as tfmot
+
+    return tfmot.quantization.keras.quantize_scope()
+
+
+def save_model(model, path) -> Path:
+    """Saves in the Keras format; a crash leaves the previous file (if any) intact."""
+    path = Path(path)
+    ensure_writable_dir(path.parent)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".keras")
+    os.close(fd)
+    try:
+        model.save(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def load_model(path):
+    path = Path(path)
+    if not path.exists():
+        raise UdcError(f"model file {path} does not exist; train one with udc-train or check the path")
+    try:
+        with _custom_objects_scope():
+            return keras.models.load_model(path, compile=False)
+    except (OSError, ValueError) as e:
+        raise UdcError(
+            f"{path} is neither a tf_keras model (.keras, .h5, SavedModel) nor a TFLite flatbuffer ({e})"
+        ) from None

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Installs what udc needs on a fresh Debian machine with Python 3.11: the Python
+# packages (this project, editable, with its test extras) and, when run as root, the
+# Debian package with the full Fashion-MNIST dataset (the default task's data).
+set -euo pipefail
+cd "$(dirname "$0")"
+
+if [ ! -d /usr/share/datasets/fashion-mnist ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist >/dev/null
+  else
+    echo "install.sh: Fashion-MNIST is not installed; run 'sudo apt-get install dataset-fashion-mnist'" \
+         "or point \$UDC_DATA_DIR at its IDX files" >&2
+  fi
+fi
+python3 -m pip install -q --disable-pip-version-check -e ".[test]"

@@ -1,0 +1,19 @@
+import numpy as np
+
+from udc import tflite_file
+from udc.hardware import encoded_bytes
+from udc.inspect import format_table, inspect_model
+
+
+def test_stats_describe_each_weight_tensor(digits_int8):
+    stats = inspect_model(digits_int8)
+    weights = tflite_file.weight_tensors(tflite_file.parse(digits_int8))
+    assert len(stats) == len(weights) == 6
+    for s, w in zip(stats, weights):
+        assert s.shape == w.values.shape and s.distinct_values == np.unique(w.values).size
+        assert s.zero_fraction == np.mean(w.values == 0)
+        assert s.encoded_bytes == encoded_bytes(w.values) and s.stored_bytes == w.values.size
+        assert 2 ** (s.effective_bits - 1) < s.distinct_values <= 2 ** s.effective_bits
+    table = format_table(stats)
+    assert f"{sum(s.encoded_bytes for s in stats)} codec bytes" in table
+    assert "64x3x3x32" in table

@@ -57,12 +57,19 @@ def qat_model_with_dead_channel(trained_digits_model, digits_splits):
     _kill_channel(model, "conv2", "bn2")
     qat = compile_for_training(tfmot.quantization.keras.quantize_model(model), 1e-4)
     qat.fit(digits_splits.train.tf_dataset(32), epochs=1, verbose=0)
-    conv = qat.get_layer("quant_conv2")
-    for variable in conv.weights:
+    for variable in qat.get_layer("quant_conv2").weights:
         if variable.name.endswith(("kernel:0", "kernel_min:0", "kernel_max:0")):
             values = variable.numpy()
             values[..., DEAD] = 0.0
             variable.assign(values)
+    # A bias well above what a near-zero weight scale can hold in int32.
+    bn = next(layer for layer in qat.layers if layer.name.endswith("bn2"))
+    for variable in bn.weights:
+        for suffix, value in (("beta:0", 20.0), ("moving_mean:0", 0.0)):
+            if variable.name.endswith(suffix):
+                values = variable.numpy()
+                values[DEAD] = value
+                variable.assign(values)
     return qat
 
 

@@ -147,12 +147,17 @@ class _Searchable(keras.layers.Layer):
             "temperature", shape=(), trainable=False,
             initializer=keras.initializers.Constant(self.initial_temperature))
         self.hard = self.add_weight("hard", shape=(), trainable=False, initializer=zeros)
-        # Encoded bytes per weight for each (bits, sparsity), measured with the real codec
+        # Encoded bytes ~ bytes_per_weight * weights + bytes_per_stream for each (bits, sparsity),
+        # measured with the real codec
         # by udc.hardware.size_model.calibrate; starts from a codec-free prior.
         prior = np.array([[b / 8.0 * (1.0 - s) + 0.02 for s in self.sparsities] for b in self.bits], np.float32)
         self.bytes_per_weight = self.add_weight(
             "bytes_per_weight", shape=prior.shape, trainable=False,
             initializer=keras.initializers.Constant(prior))
+        # ... plus a fixed cost per encoded stream (codec header, palette, 16-byte padding).
+        self.bytes_per_stream = self.add_weight(
+            "bytes_per_stream", shape=prior.shape, trainable=False,
+            initializer=keras.initializers.Constant(16.0))
         masks = np.array([[1.0 if c < w else 0.0 for c in range(self.max_width)] for w in self.widths], np.float32)
         self._width_masks = tf.constant(masks)
         super().build(input_shape)

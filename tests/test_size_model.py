@@ -39,20 +39,19 @@ def trained():
     from sklearn.datasets import load_digits
 
     digits = load_digits()
-    images = (digits.images / 16.0).astype(np.float32)[..., None]
+    images = (digits.images / 16.0).astype(np.float32)[..., None][:1024]
     model, layers = _supernet()
     model.compile(optimizer=keras.optimizers.Adam(3e-3), metrics=["accuracy"],
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     L.set_hard(model, True)  # train the largest, densest, 8-bit network
     for layer in layers:
         _pick(layer, width=layer.widths[-1], sparsity=0.0, bits=8)
-    history = model.fit(images, digits.target, batch_size=64, epochs=4, verbose=0)
-    assert history.history["accuracy"][-1] > 0.6
+    history = model.fit(images, digits.target[:1024], batch_size=64, epochs=2, verbose=0)
+    assert history.history["accuracy"][-1] > 0.5
     return model, layers, images
 
 
-CHOICES = [  # (c0, c1) hard choices; fc keeps 10 units
-    ({"width": 32, "sparsity": 0.0, "bits": 8}, {"width": 64, "sparsity": 0.0, "bits": 8}),
+CHOICES = [  # (c0, c1) hard choices; fc keeps 10 units (full shapes: see the random-weights test)
     ({"width": 24, "sparsity": 0.5, "bits": 4}, {"width": 48, "sparsity": 0.75, "bits": 3}),
     ({"width": 16, "sparsity": 0.25, "bits": 2}, {"width": 56, "sparsity": 0.9, "bits": 6}),
 ]
@@ -101,14 +100,14 @@ def test_calibration_on_trained_weights_beats_the_prior_and_a_random_tensor(trai
 @pytest.mark.parametrize("choice", CHOICES)
 def test_hard_estimate_vs_codec_on_trained_weights(trained, choice):
     _, layers, _ = trained
-    sm.calibrate(layers)
-    _apply(layers, choice)
-    exact = sm.network_codec_bytes(layers)
-    estimate = {layer.name: float(sm.layer_expected_bytes(layer)) for layer in layers}
-    print(exact, estimate)
-    for name in ("c0", "c1", "fc"):
-        assert estimate[name] == pytest.approx(exact[name], rel=0.1, abs=64), name
-    assert sum(estimate.values()) == pytest.approx(exact["total"], rel=0.03)
+    for accelerator in (None, ACCELERATOR):  # flat stream, Vela's brick order
+        sm.calibrate(layers, accelerator)
+        _apply(layers, choice)
+        exact = sm.network_codec_bytes(layers, accelerator=accelerator)
+        estimate = {layer.name: float(sm.layer_expected_bytes(layer)) for layer in layers}
+        for name in ("c0", "c1", "fc"):
+            assert estimate[name] == pytest.approx(exact[name], rel=0.1, abs=64), (accelerator, name)
+        assert sum(estimate.values()) == pytest.approx(exact["total"], rel=0.05), accelerator
 
 
 def test_soft_estimate_is_the_expectation_over_all_choices_and_reaches_the_previous_width(trained):
@@ -122,12 +121,15 @@ def test_soft_estimate_is_the_expectation_over_all_choices_and_reaches_the_previ
     # Brute force over every (c0 width) x (c1 width, sparsity, bits) with the tables.
     p0 = c0.choice_probabilities()["width"].numpy()
     p1 = {k: v.numpy() for k, v in c1.choice_probabilities().items()}
-    table, stream = c1.bytes_per_weight.numpy(), c1.bytes_per_stream.numpy()
     brute = 0.0
+    sm.calibrate(layers, ACCELERATOR)  # brick order: the tables differ per traversal
+    table, stream = c1.bytes_per_weight.numpy(), c1.bytes_per_stream.numpy()
+    assert not np.allclose(table[0], table[1])
     for (i, w_in), (j, w_out), (b, _), (s, _) in itertools.product(
             enumerate(c0.widths), enumerate(c1.widths), enumerate(c1.bits), enumerate(c1.sparsities)):
+        t = sm.vela_traversal("conv", w_in, 9)
         brute += p0[i] * p1["width"][j] * p1["bits"][b] * p1["sparsity"][s] * (
-            table[b, s] * 9 * w_in * w_out + stream[b, s])
+            table[t, b, s] * 9 * w_in * w_out + stream[t, b, s])
     with tf.GradientTape() as tape:
         estimate = sm.layer_expected_bytes(c1)
     assert float(estimate) == pytest.approx(brute, rel=1e-4)
@@ -190,26 +192,24 @@ def test_whole_exported_model_estimate_vs_vela(trained):
     from udc.hardware import compile_model, resolve_target
 
     _, layers, images = trained
-    sm.calibrate(layers)
-    _apply(layers, CHOICES[1])
+    _apply(layers, ({"width": 32, "sparsity": 0.25, "bits": 8}, {"width": 64, "sparsity": 0.5, "bits": 6}))
     choices = {layer.name: layer.hard_choice() for layer in layers}
     data = _export(layers, choices, images)
     stored = tflite_file.weight_tensors(tflite_file.parse(data))
     # The exporter writes exactly the codes the size model encodes.
     for tensor, layer in zip(stored, layers):
         c = choices[layer.name]
-        expected = sm.layer_codes(layer, c["bits"], c["sparsity"],
-                                  None if layer.name == "c0" else c["width"] if layer.name == "c1" else None,
-                                  sm._input_width(layer, choices))
-        if layer.name == "c0":
-            expected = sm.layer_codes(layer, c["bits"], c["sparsity"], c["width"])
+        expected = sm.layer_codes(layer, c["bits"], c["sparsity"], c["width"], sm.input_width_of(layer, choices))
         np.testing.assert_array_equal(tensor.values, expected)
-    vela = compile_model(data, resolve_target(ACCELERATOR)).encoded_weight_bytes
-    estimate = float(sm.network_expected_bytes(layers))
-    flat = sm.network_codec_bytes(layers)["total"]
-    bricks = sm.network_codec_bytes(layers, accelerator=ACCELERATOR, order="vela")["total"]
-    print(f"vela {vela} estimate {estimate:.0f} ({estimate / vela - 1:+.2%}) "
-          f"flat {flat} ({flat / vela - 1:+.2%}) bricks {bricks} ({bricks / vela - 1:+.2%})")
-    assert estimate == pytest.approx(vela, rel=0.03)
-    assert flat == pytest.approx(vela, rel=0.03)
-    assert bricks == pytest.approx(vela, rel=0.03)
+    for accelerator in ("ethos-u55-128", "ethos-u65-512"):
+        vela = compile_model(data, resolve_target(accelerator)).encoded_weight_bytes
+        pool = sm.global_pool_bytes(4, 4, choices["c1"]["width"], accelerator)  # Vela's MEAN weights
+        sm.calibrate(layers, accelerator)
+        estimate = float(sm.network_expected_bytes(layers, extra_bytes=pool))
+        bricks = sm.network_codec_bytes(layers, accelerator=accelerator)["total"] + pool
+        flat = sm.network_codec_bytes(layers, order="flat")["total"]
+        print(f"{accelerator}: vela {vela} estimate {estimate:.0f} ({estimate / vela - 1:+.2%}) "
+              f"bricks {bricks} ({bricks / vela - 1:+.2%}) flat {flat} ({flat / vela - 1:+.2%})")
+        assert estimate == pytest.approx(vela, rel=0.03)
+        assert bricks == pytest.approx(vela, rel=0.03)
+        assert flat == pytest.approx(vela, rel=0.06)

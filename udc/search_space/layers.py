@@ -150,7 +150,9 @@ class _Searchable(keras.layers.Layer):
         # Encoded bytes ~ bytes_per_weight * weights + bytes_per_stream for each (bits, sparsity),
         # measured with the real codec
         # by udc.hardware.size_model.calibrate; starts from a codec-free prior.
+        # One table per Vela weight traversal (depth-first, part-kernel-first), see size_model.
         prior = np.array([[b / 8.0 * (1.0 - s) + 0.02 for s in self.sparsities] for b in self.bits], np.float32)
+        prior = np.stack([prior, prior])
         self.bytes_per_weight = self.add_weight(
             "bytes_per_weight", shape=prior.shape, trainable=False,
             initializer=keras.initializers.Constant(prior))

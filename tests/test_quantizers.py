@@ -100,3 +100,46 @@ def test_qat_export_writes_int8_with_the_same_few_codes_in_every_channel(bits):
     raw = clf.raw_outputs(images).astype(np.float32)
     scale, zero = clf.output_quantization
     np.testing.assert_allclose((raw - zero) * scale, keras_out, atol=4 * scale + 1e-6)
+
+
+def test_dead_channel_with_positive_bias_survives_export():
+    """A fully pruned output channel must not saturate its int32 bias (DESIGN.md)."""
+    import tensorflow_model_optimization as tfmot
+
+    from udc import tflite_file
+    from udc.convert import convert_to_int8, saturated_biases
+    from udc.interpreter import TfliteClassifier
+
+    annotate = tfmot.quantization.keras.quantize_annotate_layer
+    inputs = keras.Input((6, 6, 2))
+    conv = keras.layers.Conv2D(8, 3, activation="relu", name="conv")
+    x = annotate(conv, q.GridQuantizeConfig(4, per_axis=True))(inputs)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    dense = keras.layers.Dense(3, name="dense")
+    x = annotate(dense, q.GridQuantizeConfig(4, per_axis=False))(x)
+    model = keras.Model(inputs, x)
+    kernel, bias = conv.get_weights()
+    kernel[..., 2] = 0.0
+    bias[:] = 0.05
+    bias[2] = 0.5  # a dead channel whose output is a positive constant
+    conv.set_weights([kernel, bias])
+    with tfmot.quantization.keras.quantize_scope(q.CUSTOM_OBJECTS):
+        qat = tfmot.quantization.keras.quantize_apply(model)
+    images = np.random.default_rng(3).random((16, 6, 6, 2)).astype(np.float32)
+    qat(images, training=True)
+    keras_out = qat(images, training=False).numpy()
+    data = convert_to_int8(qat, images)
+    assert saturated_biases(data) == 0
+    stored = tflite_file.weight_tensors(tflite_file.parse(data))[0].values
+    assert np.all(stored[2] == 0)
+    clf = TfliteClassifier(data)
+    scale, zero = clf.output_quantization
+    out = (clf.raw_outputs(images).astype(np.float32) - zero) * scale
+    np.testing.assert_allclose(out, keras_out, atol=4 * scale + 1e-6)
+
+
+def test_depthwise_grid_quantize_config_uses_the_depthwise_kernel():
+    layer = keras.layers.DepthwiseConv2D(3)
+    layer.build((None, 6, 6, 4))
+    [(weight, quantizer)] = q.GridQuantizeConfig(3).get_weights_and_quantizers(layer)
+    assert weight is layer.depthwise_kernel and quantizer.per_axis is False

@@ -148,9 +148,10 @@ class GridWeightQuantizer(_quantizers.Quantizer):
 
 
 class GridQuantizeConfig(tfmot.quantization.keras.QuantizeConfig):
-    """QuantizeConfig for a Conv2D / Dense whose activation is inside the layer.
+    """QuantizeConfig for a Conv2D / DepthwiseConv2D / Dense whose activation is inside the layer.
 
-    Kernel: GridWeightQuantizer (per-axis for Conv2D, per-tensor otherwise); output:
+    Kernel: GridWeightQuantizer (per-axis for Conv2D if per_axis, per tensor for Dense
+    (give per_axis=False) and DepthwiseConv2D); output:
     8-bit moving-average activation quantizer. Put the activation inside the layer
     (`activation="relu"`): with a separate ReLU layer tfmot's layout transform fuses
     the pair and silently replaces this config (see DESIGN.md).
@@ -160,14 +161,22 @@ class GridQuantizeConfig(tfmot.quantization.keras.QuantizeConfig):
         self.bits = int(bits)
         self.per_axis = bool(per_axis)
 
+    @staticmethod
+    def _kernel_attribute(layer):
+        return "depthwise_kernel" if hasattr(layer, "depthwise_kernel") else "kernel"
+
     def get_weights_and_quantizers(self, layer):
-        return [(layer.kernel, GridWeightQuantizer(self.bits, self.per_axis))]
+        attribute = self._kernel_attribute(layer)
+        # A depthwise kernel is HWC1: a last-axis range would be one range for all channels
+        # anyway, so it is quantized per tensor.
+        per_axis = self.per_axis and attribute == "kernel"
+        return [(getattr(layer, attribute), GridWeightQuantizer(self.bits, per_axis))]
 
     def get_activations_and_quantizers(self, layer):
         return []
 
     def set_quantize_weights(self, layer, quantize_weights):
-        layer.kernel = quantize_weights[0]
+        setattr(layer, self._kernel_attribute(layer), quantize_weights[0])
 
     def set_quantize_activations(self, layer, quantize_activations):
         pass

@@ -37,6 +37,11 @@ also multiplies its output by that layer's current width mask (the same Gumbel s
 taken in the same forward pass), because its BatchNorm would otherwise revive channels
 the previous layer switched off.
 
+Size-model state lives on the layer as non-trainable variables (`bytes_per_weight`,
+`bytes_per_stream`, shape [traversal, bits, sparsity]), written by
+`udc.hardware.size_model.calibrate`. `input_from` is a Python link, not part of
+`get_config`: a model rebuilt from config must set it again.
+
 Each layer may contain its BatchNorm and activation (`batch_norm=True`,
 `activation="relu"`): the mask must come after them, and keeping the activation inside
 the layer is also what tfmot needs later (see DESIGN.md).

@@ -1,0 +1,135 @@
+"""Searchable layers and the option lists they are built from."""
+
+import numpy as np
+import pytest
+
+from udc.compat import keras, tf
+from udc.errors import ConfigError
+from udc.search_space import layers as L
+from udc.search_space import options as opts
+
+RNG = np.random.default_rng(0)
+
+
+# --------------------------------------------------------------------------- options
+def test_default_options():
+    assert opts.width_options(32) == (8, 16, 24, 32)
+    assert opts.width_options(10) == (8, 10)  # a classifier's own width is always kept
+    assert opts.sparsity_options() == (0.0, 0.25, 0.5, 0.75, 0.9)
+    assert opts.bit_options() == (2, 3, 4, 5, 6, 8)
+    assert opts.width_alignment("ethos-u55-128") == 8
+    assert opts.width_alignment("ethos-u65-512") == 16
+    assert opts.SearchOptions.for_accelerator("ethos-u65-512").widths_for(64) == (16, 32, 48, 64)
+    assert opts.SearchOptions(widths=(16, 32)).widths_for(24) == (16, 24)
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda: opts.width_options(64, 8, []), "empty"),
+    (lambda: opts.width_options(64, 8, [32, 16]), "strictly increasing"),
+    (lambda: opts.width_options(64, 8, [16, 16]), "strictly increasing"),
+    (lambda: opts.width_options(64, 8, [12, 64]), "multiple of the target's channel alignment 8"),
+    (lambda: opts.width_options(64, 8, [16, 128]), "exceeds"),
+    (lambda: opts.sparsity_options([]), "empty"),
+    (lambda: opts.sparsity_options([0.5, 0.25]), "strictly increasing"),
+    (lambda: opts.sparsity_options([0.0, 1.0]), r"outside \[0, 1\)"),
+    (lambda: opts.bit_options([4, 16]), "2..8"),
+    (lambda: opts.bit_options([1, 4]), "2..8"),
+    (lambda: opts.bit_options([8, 4]), "strictly increasing"),
+    (lambda: opts.SearchOptions(bits=()), "empty"),
+])
+def test_bad_option_lists_raise_one_line_config_errors(call, match):
+    with pytest.raises(ConfigError, match=match) as info:
+        call()
+    assert "\n" not in str(info.value)
+
+
+# --------------------------------------------------------------------------- layers
+def _conv(**kw):
+    layer = L.SearchableConv2D(16, 3, batch_norm=True, activation="relu", **kw)
+    layer.build((None, 6, 6, 4))
+    return layer
+
+
+def test_layer_holds_largest_shape_and_one_logit_per_option():
+    layer = _conv()
+    assert layer.kernel.shape == (3, 3, 4, 16)
+    assert layer.widths == (8, 16)
+    assert layer.width_logits.shape == (2,) and layer.sparsity_logits.shape == (5,)
+    assert layer.bits_logits.shape == (6,)
+    probs = layer.choice_probabilities()
+    for p in probs.values():
+        np.testing.assert_allclose(p.numpy().sum(), 1.0, rtol=1e-6)
+    assert len(layer.architecture_variables()) == 3
+
+
+def test_hard_mode_applies_the_argmax_choice():
+    layer = _conv()
+    layer.width_logits.assign([3.0, 0.0])        # width 8
+    layer.sparsity_logits.assign([0, 0, 0, 5.0, 0])  # 75 %
+    layer.bits_logits.assign([0, 0, 4.0, 0, 0, 0])   # 4 bits
+    layer.hard.assign(1.0)
+    assert layer.hard_choice() == {"width": 8, "sparsity": 0.75, "bits": 4}
+    x = RNG.normal(size=(2, 6, 6, 4)).astype(np.float32)
+    y = layer(x, training=True).numpy()
+    assert np.all(y[..., 8:] == 0) and np.any(y[..., :8] != 0)
+    k = layer.effective_kernel(training=True).numpy()
+    assert np.mean(k == 0) >= 0.75
+    for c in range(16):
+        assert len(np.unique(k[..., c])) <= 15
+    np.testing.assert_array_equal(layer.choice_probabilities()["width"].numpy(), [1.0, 0.0])
+
+
+def test_soft_mode_mixes_options_and_gradients_reach_weights_and_every_logit():
+    layer = _conv()
+    x = RNG.normal(size=(2, 6, 6, 4)).astype(np.float32)
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(tf.square(layer(x, training=True)))
+    grads = tape.gradient(loss, [layer.kernel] + layer.architecture_variables())
+    assert all(g is not None for g in grads)
+    assert np.abs(grads[0].numpy()).sum() > 0
+    for g in grads[1:]:
+        assert np.abs(g.numpy()).sum() > 0
+
+
+def test_gumbel_samples_sharpen_as_temperature_falls():
+    logits = tf.constant([1.0, 0.0, -1.0])
+    tf.random.set_seed(0)
+    hot = np.mean([L._gumbel_softmax(logits, 5.0).numpy().max() for _ in range(200)])
+    cold = np.mean([L._gumbel_softmax(logits, 0.1).numpy().max() for _ in range(200)])
+    assert cold > 0.95 and hot < 0.6
+    assert L.temperature_at(0, 100) == pytest.approx(5.0)
+    assert L.temperature_at(100, 100) == pytest.approx(0.5)
+    assert L.temperature_at(50, 100) == pytest.approx(np.sqrt(5.0 * 0.5))
+
+
+def test_magnitude_masks_keep_the_largest_weights():
+    w = tf.constant(np.arange(1, 101, dtype=np.float32).reshape(10, 10))
+    masks = L._magnitude_masks(w, (0.0, 0.5, 0.9))
+    assert [int(m.numpy().sum()) for m in masks] == [100, 50, 10]
+    assert masks[2].numpy().ravel()[-10:].all()
+
+
+def test_depthwise_follows_its_inputs_width_and_dense_keeps_classes():
+    inputs = keras.Input((6, 6, 3))
+    conv = L.SearchableConv2D(16, 3, batch_norm=True, activation="relu", name="conv")
+    dw = L.SearchableDepthwiseConv2D(3, batch_norm=True, activation="relu", input_from=conv, name="dw")
+    dense = L.SearchableDense(10, widths=[10], input_from=dw, name="logits")
+    x = dw(conv(inputs))
+    outputs = dense(keras.layers.GlobalAveragePooling2D()(x))
+    model = keras.Model(inputs, outputs)
+    assert [l.name for l in L.searchable_layers(model)] == ["conv", "dw", "logits"]
+    assert dw.kernel.shape == (3, 3, 16, 1) and dw.widths == (16,) and dense.widths == (10,)
+    conv.width_logits.assign([2.0, 0.0])
+    L.set_hard(model, True)
+    L.set_temperature(model, 1.0)
+    images = RNG.normal(size=(2, 6, 6, 3)).astype(np.float32)
+    features = keras.Model(inputs, x)
+    for run in (lambda m: m(images, training=False), tf.function(lambda m: m(images, training=True))):
+        out = run(features).numpy()
+        assert np.all(out[..., 8:] == 0) and np.any(out[..., :8] != 0)
+    # fit() works (compiled, temperature annealed by the callback).
+    model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    L.set_hard(model, False)
+    model.fit(images, np.array([1, 2]), epochs=2, verbose=0, callbacks=[L.TemperatureAnnealing(2)])
+    assert conv.temperature.numpy() == pytest.approx(L.temperature_at(1, 2))
+    assert len(L.architecture_variables(model)) == 9

@@ -1,0 +1,381 @@
+"""Searchable layers: one layer holds the largest shape and learns its width, sparsity and bits.
+
+`SearchableConv2D`, `SearchableDepthwiseConv2D` and `SearchableDense` (tf_keras) hold
+the kernel of the largest option and one learnable logit vector per choice:
+
+* width (output channels; not on depthwise, whose width is its input's),
+* unstructured magnitude sparsity rate,
+* weight bit-width of the symmetric grid (`udc.search_space.quantizers`).
+
+How the choices are made differentiable (the pick, and why):
+
+* **Gumbel-softmax** over each logit vector, temperature `T` annealed from high to low
+  (`temperature_at`, `TemperatureAnnealing`): in training each step draws
+  `g = softmax((logits + Gumbel noise) / T)`, a relaxed one-hot sample. It is the
+  FBNetV2 / DNAS recipe: unbiased-enough gradients to every option, cheap, and the
+  noise keeps exploring while `T` is high. In inference (not hard) `g = softmax(logits)`.
+* **Width**: FBNetV2 channel masks. Option i owns the mask `[c < width_i]`; the layer's
+  output (after its own BatchNorm and activation, so that masked channels are exactly 0
+  and the next layer sees only the chosen width) is multiplied by `sum_i g_i * mask_i`.
+* **Sparsity**: magnitude masks. Rate r zeroes the `floor(r * n)` smallest |w| of the
+  whole kernel; the kernel becomes `sum_j g_j * (w * mask_j)`. Gradients reach the
+  surviving weights (the threshold is not differentiated).
+* **Bits**: straight-through rounding to each grid, mixed: `sum_k g_k * grid_k(w_sparse)`
+  (per output channel for convolutions, per tensor for Dense, as exported).
+* **hard mode** (`set_hard(model, True)` or `layer.hard.assign(1.)`): every g becomes the
+  one-hot argmax of its logits, so the layer computes exactly the chosen sub-network
+  (what strip + export will produce, up to the final int8 rounding of activations).
+
+`hard` and `temperature` are non-trainable variables, so switching them never retraces
+a compiled `fit`. `choice_probabilities()` gives softmax(logits) (one-hot in hard mode),
+the distribution the size model (`udc.hardware.size_model`) takes the expectation over;
+`hard_choice()` gives the argmax choice as plain numbers (the arch spec of this layer).
+
+`input_from` names the searchable layer whose width sets this layer's input channels:
+the size model uses its width distribution for the input side, and a depthwise layer
+also multiplies its output by that layer's current width mask (the same Gumbel sample,
+taken in the same forward pass), because its BatchNorm would otherwise revive channels
+the previous layer switched off.
+
+Size-model state lives on the layer as non-trainable variables (`bytes_per_weight`,
+`bytes_per_stream`, shape [traversal, bits, sparsity]), written by
+`udc.hardware.size_model.calibrate`. `input_from` is a Python link, not part of
+`get_config`: a model rebuilt from config must set it again.
+
+Each layer may contain its BatchNorm and activation (`batch_norm=True`,
+`activation="relu"`): the mask must come after them, and keeping the activation inside
+the layer is also what tfmot needs later (see DESIGN.md).
+"""
+
+import numpy as np
+
+from udc.compat import keras, tf
+from udc.search_space import options as opts
+from udc.search_space.quantizers import grid_quantize
+
+DEFAULT_START_TEMPERATURE = 5.0
+DEFAULT_END_TEMPERATURE = 0.5
+
+
+def _gumbel_softmax(logits, temperature):
+    u = tf.random.uniform(tf.shape(logits), minval=1e-6, maxval=1.0 - 1e-6)
+    gumbel = -tf.math.log(-tf.math.log(u))
+    return tf.nn.softmax((logits + gumbel) / temperature)
+
+
+def _magnitude_masks(w, rates):
+    """One 0/1 mask per sparsity rate, zeroing the floor(rate*n) smallest |w| (no gradient)."""
+    magnitude = tf.stop_gradient(tf.abs(w))
+    flat = tf.sort(tf.reshape(magnitude, [-1]))
+    n = int(np.prod(w.shape))
+    masks = []
+    for rate in rates:
+        k = int(np.floor(rate * n))
+        if k == 0:
+            masks.append(tf.ones_like(w))
+        else:
+            masks.append(tf.cast(magnitude > flat[k - 1], w.dtype))
+    return masks
+
+
+class _Ref:
+    """Holds a layer without Keras tracking it (a tracked layer would become a sublayer)."""
+
+    def __init__(self, obj):
+        self.obj = obj
+
+
+class _Searchable(keras.layers.Layer):
+    """Shared choice machinery; subclasses define the kernel and the operation."""
+
+    channel_axis = -1  # grid scale axis of the kernel (None: per tensor)
+    has_width_choice = True
+
+    def __init__(self, widths=None, sparsities=opts.DEFAULT_SPARSITIES, bits=opts.DEFAULT_BITS,
+                 alignment=opts.DEFAULT_ALIGNMENT, batch_norm=False, activation=None, use_bias=None,
+                 bn_momentum=0.9, temperature=DEFAULT_START_TEMPERATURE, input_from=None,
+                 kernel_initializer="glorot_uniform", **kwargs):
+        super().__init__(**kwargs)
+        self.alignment = alignment
+        self._widths_arg = None if widths is None else tuple(widths)
+        self.sparsities = opts.sparsity_options(sparsities)
+        self.bits = opts.bit_options(bits)
+        self.batch_norm = batch_norm
+        self.activation = keras.activations.get(activation)
+        self.use_bias = (not batch_norm) if use_bias is None else use_bias
+        self.bn_momentum = bn_momentum
+        self.initial_temperature = float(temperature)
+        self._input_from = _Ref(input_from)  # not an attribute Keras would track as a sublayer
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.last_width_mask = None
+
+    @property
+    def input_from(self):
+        """The searchable layer whose width sets this layer's input channels (or None)."""
+        return self._input_from.obj
+
+    @input_from.setter
+    def input_from(self, layer):
+        self._input_from = _Ref(layer)
+
+    # --- subclasses ------------------------------------------------------------
+    def _kernel_shape(self, input_shape):
+        raise NotImplementedError
+
+    def _apply(self, x, kernel):
+        raise NotImplementedError
+
+    @property
+    def max_width(self) -> int:
+        raise NotImplementedError
+
+    # --- build -----------------------------------------------------------------
+    def build(self, input_shape):
+        input_shape = tf.TensorShape(input_shape)
+        self.kernel = self.add_weight("kernel", shape=self._kernel_shape(input_shape),
+                                      initializer=self.kernel_initializer, trainable=True)
+        self.widths = (opts.width_options(self.max_width, self.alignment, self._widths_arg)
+                       if self.has_width_choice else (self.max_width,))
+        self.bias = (self.add_weight("bias", shape=(self.max_width,), initializer="zeros")
+                     if self.use_bias else None)
+        self.bn = (keras.layers.BatchNormalization(momentum=self.bn_momentum, name="bn")
+                   if self.batch_norm else None)
+        if self.bn is not None:
+            out_shape = input_shape[:-1].concatenate([self.max_width])
+            self.bn.build(out_shape)
+        zeros = keras.initializers.Zeros()
+        self.width_logits = self.add_weight("width_logits", shape=(len(self.widths),), initializer=zeros)
+        self.sparsity_logits = self.add_weight("sparsity_logits", shape=(len(self.sparsities),),
+                                               initializer=zeros)
+        self.bits_logits = self.add_weight("bits_logits", shape=(len(self.bits),), initializer=zeros)
+        self.temperature = self.add_weight(
+            "temperature", shape=(), trainable=False,
+            initializer=keras.initializers.Constant(self.initial_temperature))
+        self.hard = self.add_weight("hard", shape=(), trainable=False, initializer=zeros)
+        # Encoded bytes ~ bytes_per_weight * weights + bytes_per_stream for each (bits, sparsity),
+        # measured with the real codec
+        # by udc.hardware.size_model.calibrate; starts from a codec-free prior.
+        # One table per Vela weight traversal (depth-first, part-kernel-first), see size_model.
+        prior = np.array([[b / 8.0 * (1.0 - s) + 0.02 for s in self.sparsities] for b in self.bits], np.float32)
+        prior = np.stack([prior, prior])
+        self.bytes_per_weight = self.add_weight(
+            "bytes_per_weight", shape=prior.shape, trainable=False,
+            initializer=keras.initializers.Constant(prior))
+        # ... plus a fixed cost per encoded stream (codec header, palette, 16-byte padding).
+        self.bytes_per_stream = self.add_weight(
+            "bytes_per_stream", shape=prior.shape, trainable=False,
+            initializer=keras.initializers.Constant(16.0))
+        masks = np.array([[1.0 if c < w else 0.0 for c in range(self.max_width)] for w in self.widths], np.float32)
+        self._width_masks = tf.constant(masks)
+        super().build(input_shape)
+
+    # --- choices ---------------------------------------------------------------
+    def architecture_variables(self):
+        return [self.width_logits, self.sparsity_logits, self.bits_logits]
+
+    def _weights_for(self, logits, training):
+        soft = _gumbel_softmax(logits, self.temperature) if training else tf.nn.softmax(logits)
+        hard = tf.one_hot(tf.argmax(logits), tf.shape(logits)[0], dtype=logits.dtype)
+        return self.hard * hard + (1.0 - self.hard) * soft
+
+    def choice_probabilities(self):
+        """{'width', 'sparsity', 'bits'}: softmax(logits) tensors, one-hot argmax in hard mode."""
+        def probs(logits):
+            hard = tf.one_hot(tf.argmax(logits), tf.shape(logits)[0], dtype=logits.dtype)
+            return self.hard * hard + (1.0 - self.hard) * tf.nn.softmax(logits)
+        return {"width": probs(self.width_logits), "sparsity": probs(self.sparsity_logits),
+                "bits": probs(self.bits_logits)}
+
+    def hard_choice(self) -> dict:
+        """The argmax choice as plain numbers: {'width', 'sparsity', 'bits'}."""
+        return {
+            "width": int(self.widths[int(np.argmax(self.width_logits.numpy()))]),
+            "sparsity": float(self.sparsities[int(np.argmax(self.sparsity_logits.numpy()))]),
+            "bits": int(self.bits[int(np.argmax(self.bits_logits.numpy()))]),
+        }
+
+    def effective_kernel(self, training=False):
+        """The kernel after the (relaxed or hard) sparsity and bit choices."""
+        w = self.kernel
+        g_s = self._weights_for(self.sparsity_logits, training)
+        sparse = tf.add_n([g_s[j] * (w * m) for j, m in enumerate(_magnitude_masks(w, self.sparsities))])
+        g_b = self._weights_for(self.bits_logits, training)
+        return tf.add_n([g_b[k] * grid_quantize(sparse, b, self.channel_axis) for k, b in enumerate(self.bits)])
+
+    def _own_width_mask(self, training):
+        g_w = self._weights_for(self.width_logits, training)
+        return tf.linalg.matvec(self._width_masks, g_w, transpose_a=True)
+
+    def _width_mask(self, training):
+        return self._own_width_mask(training)
+
+    def call(self, inputs, training=None):
+        training = bool(training) if training is not None else False
+        y = self._apply(inputs, self.effective_kernel(training))
+        if self.bias is not None:
+            y = y + self.bias
+        if self.bn is not None:
+            y = self.bn(y, training=training)
+        if self.activation is not None:
+            y = self.activation(y)
+        mask = self._width_mask(training)
+        self.last_width_mask = mask
+        return y * tf.cast(mask, y.dtype) if mask is not None else y
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({
+            "widths": list(self.widths) if self.built else self._widths_arg,
+            "sparsities": list(self.sparsities), "bits": list(self.bits), "alignment": self.alignment,
+            "batch_norm": self.batch_norm, "activation": keras.activations.serialize(self.activation),
+            "use_bias": self.use_bias, "bn_momentum": self.bn_momentum,
+            "temperature": self.initial_temperature,
+        })
+        return config
+
+
+class SearchableConv2D(_Searchable):
+    """Conv2D (HWIO kernel) with width, sparsity and bit choices; per-channel grid."""
+
+    def __init__(self, filters, kernel_size, strides=1, padding="same", **kwargs):
+        super().__init__(**kwargs)
+        self.filters = int(filters)
+        self.kernel_size = (kernel_size, kernel_size) if isinstance(kernel_size, int) else tuple(kernel_size)
+        self.strides = (strides, strides) if isinstance(strides, int) else tuple(strides)
+        self.padding = padding.upper()
+
+    @property
+    def max_width(self):
+        return self.filters
+
+    def _kernel_shape(self, input_shape):
+        return self.kernel_size + (int(input_shape[-1]), self.filters)
+
+    def _apply(self, x, kernel):
+        return tf.nn.conv2d(x, kernel, strides=(1,) + self.strides + (1,), padding=self.padding)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"filters": self.filters, "kernel_size": self.kernel_size, "strides": self.strides,
+                       "padding": self.padding.lower()})
+        return config
+
+
+class SearchableDepthwiseConv2D(_Searchable):
+    """DepthwiseConv2D (depth multiplier 1): sparsity and bit choices; width follows its input.
+
+    Give `input_from=` the searchable layer that produces its input, so that its output
+    keeps exactly that layer's channels and the size model sees its input width.
+    """
+
+    channel_axis = 2  # kernel HWC1: one grid scale per channel
+    has_width_choice = False
+
+    def __init__(self, kernel_size, strides=1, padding="same", **kwargs):
+        super().__init__(**kwargs)
+        self.kernel_size = (kernel_size, kernel_size) if isinstance(kernel_size, int) else tuple(kernel_size)
+        self.strides = (strides, strides) if isinstance(strides, int) else tuple(strides)
+        self.padding = padding.upper()
+        self._channels = None
+
+    @property
+    def max_width(self):
+        return self._channels
+
+    def _kernel_shape(self, input_shape):
+        self._channels = int(input_shape[-1])
+        return self.kernel_size + (self._channels, 1)
+
+    def _apply(self, x, kernel):
+        return tf.nn.depthwise_conv2d(x, kernel, strides=(1,) + self.strides + (1,), padding=self.padding)
+
+    def _width_mask(self, training):
+        mask = getattr(self.input_from, "last_width_mask", None)
+        if mask is None:
+            return None
+        # A mask traced in another graph (Keras' per-layer shape inference) cannot be used.
+        if not tf.executing_eagerly() and getattr(mask, "graph", None) is not tf.compat.v1.get_default_graph():
+            return None
+        return mask
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"kernel_size": self.kernel_size, "strides": self.strides, "padding": self.padding.lower()})
+        return config
+
+
+class SearchableDense(_Searchable):
+    """Dense with width (units), sparsity and bit choices; one grid scale per tensor.
+
+    A classifier keeps its units: `widths=[units]`.
+    """
+
+    channel_axis = None
+
+    def __init__(self, units, **kwargs):
+        super().__init__(**kwargs)
+        self.units = int(units)
+
+    @property
+    def max_width(self):
+        return self.units
+
+    def _kernel_shape(self, input_shape):
+        return (int(input_shape[-1]), self.units)
+
+    def _apply(self, x, kernel):
+        return tf.matmul(x, kernel)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"units": self.units})
+        return config
+
+
+SEARCHABLE_LAYERS = (SearchableConv2D, SearchableDepthwiseConv2D, SearchableDense)
+CUSTOM_OBJECTS = {cls.__name__: cls for cls in SEARCHABLE_LAYERS}
+
+
+def searchable_layers(model):
+    """The searchable layers of a model, in the order Keras lists them (input to output)."""
+    found = []
+    for layer in getattr(model, "layers", [model]):
+        if isinstance(layer, _Searchable):
+            found.append(layer)
+        elif hasattr(layer, "layers"):
+            found.extend(searchable_layers(layer))
+    return found
+
+
+def set_hard(model, hard: bool = True):
+    for layer in searchable_layers(model):
+        layer.hard.assign(1.0 if hard else 0.0)
+
+
+def set_temperature(model, temperature: float):
+    for layer in searchable_layers(model):
+        layer.temperature.assign(float(temperature))
+
+
+def temperature_at(step, total_steps, start=DEFAULT_START_TEMPERATURE, end=DEFAULT_END_TEMPERATURE):
+    """Exponential annealing: `start` at step 0, `end` from `total_steps` on."""
+    fraction = min(max(step / max(total_steps, 1), 0.0), 1.0)
+    return float(start * (end / start) ** fraction)
+
+
+class TemperatureAnnealing(keras.callbacks.Callback):
+    """Sets every searchable layer's Gumbel-softmax temperature at the start of each batch."""
+
+    def __init__(self, total_steps, start=DEFAULT_START_TEMPERATURE, end=DEFAULT_END_TEMPERATURE):
+        super().__init__()
+        self.total_steps, self.start, self.end = total_steps, start, end
+        self.step = 0
+
+    def on_train_batch_begin(self, batch, logs=None):
+        set_temperature(self.model, temperature_at(self.step, self.total_steps, self.start, self.end))
+        self.step += 1
+
+
+def architecture_variables(model):
+    """The choice logits of every searchable layer (train them with their own optimizer)."""
+    return [v for layer in searchable_layers(model) for v in layer.architecture_variables()]

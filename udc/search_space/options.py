@@ -1,0 +1,116 @@
+"""The choice lists of the search: widths, sparsity rates and weight bit-widths.
+
+Each list is validated once, here, and raises `ConfigError` with a one-line message
+that names the fix: empty lists, lists that are not strictly increasing, widths that
+are not a multiple of the target's channel alignment or exceed the backbone's width,
+sparsity rates outside [0, 1), bit-widths outside 2..8.
+
+Width alignment per accelerator (`width_alignment`): Vela encodes weights in bricks of
+the NPU's output micro-block depth (`ofm_ublock.depth`, 8 on every Ethos-U55/U65
+configuration except U55-32 whose is 4) and reads input channels in micro-blocks of 8
+(`ifm_ublock.depth`, 8 everywhere). A width that is a multiple of 8 therefore fills
+every brick of this layer *and* of the next one (whose input depth it is), so 8 is
+used for all Ethos-U55 and U85 configurations (U55-32 included, since 8 is also its
+input block). Ethos-U65-512 has two cores that each take every second output channel,
+so its alignment is 16 (8 per core). Other accelerators get 8 unless configured.
+"""
+
+import dataclasses
+
+from udc.errors import ConfigError
+from udc.search_space.quantizers import MAX_BITS, MIN_BITS
+
+DEFAULT_SPARSITIES = (0.0, 0.25, 0.5, 0.75, 0.9)
+DEFAULT_BITS = (2, 3, 4, 5, 6, 8)
+DEFAULT_ALIGNMENT = 8
+_ALIGNMENT = {"ethos-u65-512": 16}
+
+
+def width_alignment(accelerator: str) -> int:
+    """Channel multiple that fills the NPU's weight bricks for `accelerator` (see module doc)."""
+    return _ALIGNMENT.get(accelerator, DEFAULT_ALIGNMENT)
+
+
+def _check_list(values, what: str, flag: str) -> tuple:
+    values = tuple(values) if values is not None else ()
+    if not values:
+        raise ConfigError(f"the {what} list is empty; give at least one value in {flag}")
+    if any(b <= a for a, b in zip(values, values[1:])):
+        raise ConfigError(
+            f"the {what} list {list(values)} is not strictly increasing; sort it and drop duplicates in {flag}"
+        )
+    return values
+
+
+def width_options(max_width: int, alignment: int = DEFAULT_ALIGNMENT, widths=None, flag="--widths") -> tuple:
+    """Output-channel options of a layer whose largest shape has `max_width` channels.
+
+    Default: every multiple of `alignment` up to `max_width` (the largest always
+    included, even if `max_width` itself is not aligned, e.g. a 10-class classifier).
+    """
+    if alignment < 1:
+        raise ConfigError(f"width alignment must be a positive integer, got {alignment}")
+    if widths is None:
+        widths = [w for w in range(alignment, max_width, alignment)] + [max_width]
+        return tuple(widths)
+    widths = _check_list(widths, "width", flag)
+    for w in widths:
+        if int(w) != w or w <= 0:
+            raise ConfigError(f"width {w} is not a positive integer; fix {flag}")
+        if w > max_width:
+            raise ConfigError(f"width {w} exceeds the backbone's {max_width} channels; remove it from {flag}")
+        if w % alignment and w != max_width:
+            raise ConfigError(
+                f"width {w} is not a multiple of the target's channel alignment {alignment}; "
+                f"use multiples of {alignment} in {flag}"
+            )
+    return tuple(int(w) for w in widths)
+
+
+def sparsity_options(sparsities=DEFAULT_SPARSITIES, flag="--sparsities") -> tuple:
+    sparsities = _check_list(sparsities, "sparsity", flag)
+    for s in sparsities:
+        if not 0.0 <= s < 1.0:
+            raise ConfigError(f"sparsity rate {s} is outside [0, 1); use fractions such as 0.5 in {flag}")
+    return tuple(float(s) for s in sparsities)
+
+
+def bit_options(bits=DEFAULT_BITS, flag="--bits") -> tuple:
+    bits = _check_list(bits, "bit-width", flag)
+    for b in bits:
+        if int(b) != b or not MIN_BITS <= b <= MAX_BITS:
+            raise ConfigError(
+                f"bit-width {b} is not supported (weights stay int8); use {MIN_BITS}..{MAX_BITS} in {flag}"
+            )
+    return tuple(int(b) for b in bits)
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchOptions:
+    """Validated choices shared by the searchable layers of a network.
+
+    `widths=None` means "every multiple of the alignment up to each layer's width";
+    an explicit list applies to every layer (entries above a layer's width are dropped
+    for that layer, the layer's own width is always kept).
+    """
+
+    sparsities: tuple = DEFAULT_SPARSITIES
+    bits: tuple = DEFAULT_BITS
+    widths: tuple | None = None
+    alignment: int = DEFAULT_ALIGNMENT
+
+    def __post_init__(self):
+        object.__setattr__(self, "sparsities", sparsity_options(self.sparsities))
+        object.__setattr__(self, "bits", bit_options(self.bits))
+        if self.widths is not None:
+            object.__setattr__(self, "widths", width_options(max(self.widths), self.alignment, self.widths))
+
+    @classmethod
+    def for_accelerator(cls, accelerator: str, **kwargs) -> "SearchOptions":
+        return cls(alignment=width_alignment(accelerator), **kwargs)
+
+    def widths_for(self, max_width: int) -> tuple:
+        if self.widths is None:
+            return width_options(max_width, self.alignment)
+        kept = [w for w in self.widths if w < max_width] + [max_width]
+        return width_options(max_width, self.alignment, kept)

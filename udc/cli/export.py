@@ -28,14 +28,16 @@ def main(argv):
     config = loaded_config(_CONFIG)
     model_path = Path(_MODEL.value)
     output_dir = Path(_OUTPUT_DIR.value) if _OUTPUT_DIR.value else model_path.parent
-    target = target_of(config, _ACCELERATOR.value)  # check the name before any slow work
+    # Bad input fails before the dataset is loaded.
+    target = target_of(config, _ACCELERATOR.value)
+    is_tflite = model_path.suffix == ".tflite"
+    model = tflite_file.read_bytes(model_path) if is_tflite else load_model(model_path)
     splits = load_splits(config)
-    if model_path.suffix == ".tflite":
-        report = measure_tflite(tflite_file.read_bytes(model_path), splits, target, output_dir,
-                                name=_NAME.value, tflm_samples=config.export.tflm_samples)
+    if is_tflite:
+        report = measure_tflite(model, splits, target, output_dir, name=_NAME.value,
+                                tflm_samples=config.export.tflm_samples)
     else:
-        report = export_from_config(load_model(model_path), splits, config, output_dir, _NAME.value,
-                                    _ACCELERATOR.value)
+        report = export_from_config(model, splits, config, output_dir, _NAME.value, _ACCELERATOR.value)
     print(to_markdown(report))
     print(f"wrote {output_dir}/{_NAME.value}.tflite and its report")
 

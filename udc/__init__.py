@@ -1,12 +1,36 @@
 """udc: compressible TinyML models for microcontroller NPUs, shipped as int8 TFLite.
 
 tensorflow-model-optimization needs Keras 2, which TensorFlow picks only if
-TF_USE_LEGACY_KERAS is set before TensorFlow is first imported: importing any udc
-module sets it (see udc.compat).
+TF_USE_LEGACY_KERAS is set before TensorFlow is first imported: importing udc sets
+it (see udc.compat). The public API below is imported on first use, so `import udc`
+stays cheap.
 """
 
+import importlib
 import os
 
 os.environ["TF_USE_LEGACY_KERAS"] = "1"
 
 __version__ = "0.1.0"
+
+_API = {
+    "load_splits": "udc.data",
+    "make_splits": "udc.data",
+    "load_raw": "udc.data",
+    "build_backbone": "udc.models",
+    "convert_to_int8": "udc.convert",
+    "export_model": "udc.export",
+    "measure_tflite": "udc.export",
+    "inspect_model": "udc.inspect",
+    "TfliteClassifier": "udc.interpreter",
+    "resolve_target": "udc.hardware",
+    "compile_model": "udc.hardware",
+}
+
+__all__ = ["__version__", *_API]
+
+
+def __getattr__(name):
+    if name in _API:
+        return getattr(importlib.import_module(_API[name]), name)
+    raise AttributeError(f"module 'udc' has no attribute '{name}'")

@@ -1,0 +1,3 @@
+import os
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")

@@ -10,7 +10,7 @@ from udc.data import load_raw, make_splits
 from udc.ensemble import Cascade, calibrate, load_members, train_width_members
 from udc.ensemble import cascade as logic
 from udc.ensemble.descriptor import DescriptorError
-from udc.ensemble.members import IncompatibleMembersError
+from udc.ensemble.members import IncompatibleMembersError, check_compatible
 
 pytestmark = pytest.mark.e2e
 
@@ -23,8 +23,8 @@ def digits():
 @pytest.fixture(scope="module")
 def member_paths(digits, tmp_path_factory):
     out = tmp_path_factory.mktemp("members")
-    return train_width_members(digits, (0.125, 0.25, 0.5), out, epochs=3, batch_size=64,
-                               learning_rate=1e-2, calibration_size=200)
+    return train_width_members(digits, (0.125, 0.25, 0.5), out, epochs=2, batch_size=64,
+                               learning_rate=1e-2, calibration_size=100)
 
 
 @pytest.fixture(scope="module")
@@ -32,16 +32,6 @@ def members(member_paths):
     from udc.hardware import resolve_target
 
     return load_members(member_paths, target=resolve_target("ethos-u55-128"), latency_repeats=5)
-
-
-def _export(tmp_path, name, input_shape, num_classes, scale=1.0):
-    from udc.convert import convert_to_int8
-    from udc.fileio import write_bytes_atomic
-    from udc.models import fmnist_cnn
-
-    model = fmnist_cnn(input_shape, num_classes, widths=(2, 2, 2, 2, 2))
-    images = np.random.default_rng(0).uniform(0, 1, (32,) + tuple(input_shape)).astype(np.float32) * scale
-    return str(write_bytes_atomic(tmp_path / f"{name}.tflite", convert_to_int8(model, images)))
 
 
 def test_members_are_ordered_and_costed(members):
@@ -96,18 +86,33 @@ def test_descriptor_with_changed_or_missing_file_is_refused(members, tmp_path):
         Cascade.load(path)
 
 
-def test_incompatible_members_are_clear_errors(member_paths, tmp_path):
-    other_shape = _export(tmp_path, "shape", (16, 16, 1), 10)
-    other_classes = _export(tmp_path, "classes", (8, 8, 1), 5)
-    other_scale = _export(tmp_path, "scale", (8, 8, 1), 10, scale=255.0)
-    with pytest.raises(IncompatibleMembersError, match="different input shapes"):
-        load_members([member_paths[0], other_shape], measure_latency=False)
-    with pytest.raises(IncompatibleMembersError, match="different class counts"):
-        load_members([member_paths[0], other_classes], measure_latency=False)
-    with pytest.raises(IncompatibleMembersError, match="different scales"):
-        load_members([member_paths[0], other_scale], measure_latency=False)
+class _FakeClassifier:
+    """Stands in for a TfliteClassifier with other classes or input quantization."""
+
+    def __init__(self, real, input_shape=None, num_classes=None, input_quantization=None,
+                 output_quantization=None):
+        self.input_shape = input_shape or real.input_shape
+        self.num_classes = num_classes or real.num_classes
+        self._input, self._output = real._input, real._output
+        self.input_quantization = input_quantization or real.input_quantization
+        self.output_quantization = output_quantization or real.output_quantization
+
+
+def test_incompatible_members_are_clear_errors(members, member_paths):
+    import dataclasses
+
     with pytest.raises(IncompatibleMembersError, match="at least 2"):
         load_members(member_paths[:1], measure_latency=False)
+    real = members[1].classifier
+    fakes = {
+        "different input shapes": _FakeClassifier(real, input_shape=(16, 16, 1)),
+        "different class counts": _FakeClassifier(real, num_classes=5),
+        "different scales": _FakeClassifier(real, input_quantization=(1.0, -128)),  # inputs in 0..255
+        "cannot be dequantized": _FakeClassifier(real, output_quantization=(0.0, 0)),
+    }
+    for message, fake in fakes.items():
+        with pytest.raises(IncompatibleMembersError, match=message):
+            check_compatible([members[0], dataclasses.replace(members[1], classifier=fake)])
 
 
 def _run_cli(monkeypatch, args):

@@ -187,7 +187,7 @@ def train_width_members(splits, multipliers=(0.25, 0.5, 1.0), out_dir="members",
     Returns the paths of the files, cheapest (narrowest) first. The validation and test
     splits are not seen, so they stay fair for calibrating and reporting a cascade.
     """
-    from udc.compat import keras, tf
+    from udc.compat import keras
     from udc.convert import convert_to_int8
     from udc.models import fmnist_cnn
 
@@ -208,5 +208,5 @@ def train_width_members(splits, multipliers=(0.25, 0.5, 1.0), out_dir="members",
         name = f"fmnist_cnn_w{multiplier:g}".replace(".", "p")
         paths.append(str(write_bytes_atomic(out_dir / f"{name}.tflite", data)))
         del model
-        tf.keras.backend.clear_session() if hasattr(tf, "keras") else None
+        keras.backend.clear_session()
     return paths

@@ -18,8 +18,10 @@ import sys
 import time
 from pathlib import Path
 
-import udc  # noqa: F401
-from absl import app, flags
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's udc, not an installed one
+
+import udc  # noqa: E402,F401
+from absl import app, flags  # noqa: E402
 
 flags.DEFINE_string("output_dir", "benchmarks/fashion_mnist", "Where ensemble.{json,md,png} go.")
 flags.DEFINE_string("work_dir", "runs/benchmark_ensemble", "Members and the deployment descriptor.")

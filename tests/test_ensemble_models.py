@@ -154,3 +154,10 @@ def test_cli_user_error_is_one_line(member_paths, tmp_path, monkeypatch, capsys)
     assert code == 1
     assert err[-1].startswith("udc-ensemble: error: ") and "shape" in err[-1]
     assert not any("Traceback" in line for line in err)
+
+
+def test_train_width_members_checks_seeds(digits, tmp_path):
+    from udc.errors import UdcError
+
+    with pytest.raises(UdcError, match="2 seeds"):
+        train_width_members(digits, (0.5,), tmp_path, seeds=(1, 2))

@@ -2,7 +2,7 @@
 
   python tools/benchmark_ensemble.py
 
-1. Trains fmnist_cnn members at width multipliers --widths (cheap to expensive) on the
+1. Trains fmnist_cnn members (--members: width multiplier and seed of each) on the
    first --max_train images of the training split and exports them as int8 .tflite
    (kept in --work_dir; reused when they exist with the same settings).
 2. Runs the cascade calibration exactly as `udc-ensemble` does: members ordered by
@@ -25,7 +25,8 @@ from absl import app, flags  # noqa: E402
 
 flags.DEFINE_string("output_dir", "benchmarks/fashion_mnist", "Where ensemble.{json,md,png} go.")
 flags.DEFINE_string("work_dir", "runs/benchmark_ensemble", "Members and the deployment descriptor.")
-flags.DEFINE_list("widths", ["0.25", "0.5", "1"], "Width multipliers of fmnist_cnn members.")
+flags.DEFINE_list("members", ["0.25:0", "0.5:1", "1:1", "1:2"],
+                  "Members as width_multiplier:seed pairs of fmnist_cnn (two seeds of the widest).")
 flags.DEFINE_integer("epochs", 3, "Training epochs per member.")
 flags.DEFINE_integer("max_train", 27000, "Training images per member (keeps the run short on 2 cores).")
 flags.DEFINE_string("accelerator", "ethos-u55-128", "Ethos-U configuration for Vela cycles.")
@@ -37,26 +38,34 @@ GOAL_DROP_POINTS = 0.2
 GOAL_COST_RATIO = 0.40
 
 
+def _parse_members():
+    try:
+        return [(float(w), int(sd)) for w, sd in (entry.split(":") for entry in FLAGS.members)]
+    except ValueError:
+        raise SystemExit(f"--members takes width:seed pairs, got {','.join(FLAGS.members)}") from None
+
+
 def _members(work_dir: Path) -> list[str]:
+    """One .tflite per width:seed; a file is reused when its sidecar JSON has the same settings."""
     from udc.data import load_raw, make_splits
     from udc.ensemble import train_width_members
-
-    settings = {"widths": [float(w) for w in FLAGS.widths], "epochs": FLAGS.epochs,
-                "max_train": FLAGS.max_train, "seed": 0, "val_fraction": 0.1}
-    manifest = work_dir / "members.json"
-    if manifest.is_file():
-        saved = json.loads(manifest.read_text())
-        if saved["settings"] == settings and all(Path(p).is_file() for p in saved["paths"]):
-            print(f"reusing members from {manifest}")
-            return saved["paths"]
-    splits = make_splits(load_raw("fashion_mnist"), val_fraction=0.1, seed=0, max_train=FLAGS.max_train)
-    start = time.time()
-    paths = train_width_members(splits, settings["widths"], work_dir / "members", epochs=FLAGS.epochs,
-                                seed=0, verbose=2)
     from udc.fileio import write_json_atomic
 
-    write_json_atomic(manifest, {"settings": settings, "paths": paths,
-                                 "train_seconds": round(time.time() - start, 1)})
+    splits, paths = None, []
+    for width, seed in _parse_members():
+        settings = {"width": width, "seed": seed, "epochs": FLAGS.epochs, "max_train": FLAGS.max_train,
+                    "split_seed": 0, "val_fraction": 0.1}
+        path = work_dir / "members" / (f"fmnist_cnn_w{width:g}".replace(".", "p") + f"_s{seed}.tflite")
+        sidecar = path.with_suffix(".json")
+        if path.is_file() and sidecar.is_file() and json.loads(sidecar.read_text())["settings"] == settings:
+            print(f"reusing {path}")
+        else:
+            if splits is None:
+                splits = make_splits(load_raw("fashion_mnist"), val_fraction=0.1, seed=0, max_train=FLAGS.max_train)
+            start = time.time()
+            train_width_members(splits, (width,), path.parent, epochs=FLAGS.epochs, seeds=(seed,), verbose=2)
+            write_json_atomic(sidecar, {"settings": settings, "train_seconds": round(time.time() - start, 1)})
+        paths.append(str(path))
     return paths
 
 
@@ -79,7 +88,7 @@ def main(argv):
     r["equivalent_udc_ensemble_command"] = (
         f"udc-ensemble --members {','.join(paths)} --accelerator {FLAGS.accelerator} "
         f"--max_drop {FLAGS.max_drop:g} --rule {FLAGS.rule} --output_dir {work_dir / 'report'}")
-    r["members_training"] = json.loads((work_dir / "members.json").read_text())
+    r["members_training"] = {p: json.loads(Path(p).with_suffix(".json").read_text()) for p in paths}
     chosen, full = r["chosen"], r["full_ensemble"]
     drop = chosen["test_drop_points_vs_full_ensemble"]
     ratio = chosen["test_cost_ratio_vs_full_ensemble"]["vela_cycles"]

@@ -181,12 +181,16 @@ def scaled_widths(multiplier: float, base=None) -> tuple:
 
 def train_width_members(splits, multipliers=(0.25, 0.5, 1.0), out_dir="members", epochs: int = 3,
                         batch_size: int = 128, learning_rate: float = 2e-3, seed: int = 0,
-                        calibration_size: int = 500, verbose: int = 0) -> list[str]:
+                        calibration_size: int = 500, verbose: int = 0, seeds=None) -> list[str]:
     """Trains `fmnist_cnn` at each width multiplier on `splits.train`, exports int8 .tflite files.
 
-    Returns the paths of the files, cheapest (narrowest) first. The validation and test
-    splits are not seen, so they stay fair for calibrating and reporting a cascade.
+    Member i is seeded with `seed + i`, or with `seeds[i]` when given (then the file
+    name ends in `_s<seed>`, so several members of one width can live side by side).
+    Returns the paths of the files in the order of `multipliers`. The validation and
+    test splits are not seen, so they stay fair for calibrating and reporting a cascade.
     """
+    if seeds is not None and len(seeds) != len(multipliers):
+        raise UdcError(f"{len(multipliers)} width multipliers but {len(seeds)} seeds")
     from udc.compat import keras
     from udc.convert import convert_to_int8
     from udc.models import fmnist_cnn
@@ -195,17 +199,18 @@ def train_width_members(splits, multipliers=(0.25, 0.5, 1.0), out_dir="members",
     paths = []
     for i, multiplier in enumerate(multipliers):
         widths = scaled_widths(multiplier)
-        keras.utils.set_random_seed(seed + i)
+        member_seed = int(seeds[i]) if seeds is not None else seed + i
+        keras.utils.set_random_seed(member_seed)
         model = fmnist_cnn(splits.input_shape, splits.num_classes, widths=widths)
         steps = epochs * int(np.ceil(len(splits.train) / batch_size))
         schedule = keras.optimizers.schedules.CosineDecay(learning_rate, max(1, steps))
         model.compile(optimizer=keras.optimizers.Adam(schedule),
                       loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                       metrics=["accuracy"])
-        model.fit(splits.train.tf_dataset(batch_size, shuffle=True, seed=seed + i),
+        model.fit(splits.train.tf_dataset(batch_size, shuffle=True, seed=member_seed),
                   epochs=epochs, verbose=verbose)
         data = convert_to_int8(model, splits.train.x[:calibration_size])
-        name = f"fmnist_cnn_w{multiplier:g}".replace(".", "p")
+        name = f"fmnist_cnn_w{multiplier:g}".replace(".", "p") + (f"_s{member_seed}" if seeds is not None else "")
         paths.append(str(write_bytes_atomic(out_dir / f"{name}.tflite", data)))
         del model
         keras.backend.clear_session()

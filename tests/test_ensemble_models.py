@@ -161,3 +161,14 @@ def test_train_width_members_checks_seeds(digits, tmp_path):
 
     with pytest.raises(UdcError, match="2 seeds"):
         train_width_members(digits, (0.5,), tmp_path, seeds=(1, 2))
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--dataset", "digits", "--max_drop", "1"], "give the members"),
+    (["--dataset", "digits", "--members", "a.tflite,b.tflite"], "give a goal"),
+    (["--dataset", "digits", "--max_drop", "1", "--members", "missing.tflite,b.tflite"], "cannot read missing.tflite"),
+])
+def test_cli_other_user_errors(args, message, tmp_path, monkeypatch, capsys):
+    code = _run_cli(monkeypatch, args + ["--output_dir", str(tmp_path)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and err[-1].startswith("udc-ensemble: error: ") and message in err[-1]

@@ -1,0 +1,136 @@
+"""Cascade logic and calibration on hand-made probability arrays (no models, fast)."""
+
+import numpy as np
+import pytest
+
+from udc.ensemble import calibration
+from udc.ensemble import cascade as logic
+from udc.errors import UdcError
+
+
+def test_confidence_rules():
+    p = np.array([[0.6, 0.3, 0.1], [0.4, 0.4, 0.2]])
+    np.testing.assert_allclose(logic.confidence(p, "max_prob"), [0.6, 0.4])
+    np.testing.assert_allclose(logic.confidence(p, "margin"), [0.3, 0.0])
+    with pytest.raises(UdcError, match="unknown exit rule"):
+        logic.confidence(p, "entropy")
+
+
+def _three_members():
+    # 4 inputs, 2 classes; member 0 is sure of inputs 0 and 2 only.
+    m0 = np.array([[0.95, 0.05], [0.55, 0.45], [0.10, 0.90], [0.50, 0.50]])
+    m1 = np.array([[0.90, 0.10], [0.05, 0.95], [0.20, 0.80], [0.60, 0.40]])
+    m2 = np.array([[0.80, 0.20], [0.10, 0.90], [0.30, 0.70], [0.30, 0.70]])
+    return [m0, m1, m2]
+
+
+def test_exit_decisions_costs_and_last_stage_answers():
+    probs = _three_members()
+    out = logic.run_cascade(probs, [0.9, 0.9], "max_prob", costs=[1, 10, 100])
+    # input 0: m0 0.95 >= 0.9 -> stage 0. input 1: m0 0.55; avg(m0,m1)=[0.3,0.7] -> stage 2.
+    # input 2: m0 0.9 -> stage 0. input 3: never confident -> the last stage answers.
+    np.testing.assert_array_equal(out.exit_stage, [0, 2, 0, 2])
+    np.testing.assert_allclose(out.cost, [1, 111, 1, 111])
+    assert out.average_cost == pytest.approx(56.0)
+    assert out.exit_fractions == [0.5, 0.0, 0.5]
+    avg3 = np.mean(probs, axis=0)
+    np.testing.assert_array_equal(out.predictions, [0, avg3[1].argmax(), 1, avg3[3].argmax()])
+
+
+def test_margin_rule_exits_at_middle_stage():
+    probs = _three_members()
+    out = logic.run_cascade(probs, [0.85, 0.35], "margin", costs=[1, 10, 100])
+    # margins stage 0: [0.9, 0.1, 0.8, 0.0]; stage 1 (avg m0,m1): [0.85, 0.4, 0.7, 0.1]
+    np.testing.assert_array_equal(out.exit_stage, [0, 1, 1, 2])
+    np.testing.assert_allclose(out.cost, [1, 11, 11, 111])
+
+
+def test_zero_thresholds_exit_first_and_unreachable_thresholds_give_full_ensemble():
+    probs = _three_members()
+    first = logic.run_cascade(probs, [0.0, 0.0], "max_prob", costs=[1, 2, 3])
+    assert (first.exit_stage == 0).all() and first.average_cost == 1
+    np.testing.assert_array_equal(first.predictions, probs[0].argmax(1))
+    full = logic.run_cascade(probs, [1.0, 1.0], "max_prob", costs=[1, 2, 3])
+    assert (full.exit_stage == 2).all() and full.average_cost == 6
+    np.testing.assert_array_equal(full.predictions, np.mean(probs, axis=0).argmax(1))
+
+
+@pytest.mark.parametrize("thresholds", [[0.5, 1.5], [-0.1, 0.5], [0.5, float("nan")]])
+def test_thresholds_outside_unit_interval_are_rejected(thresholds):
+    with pytest.raises(logic.ThresholdError, match=r"\[0, 1\]"):
+        logic.run_cascade(_three_members(), thresholds, "max_prob", costs=[1, 2, 3])
+
+
+def test_threshold_count_must_match_stages():
+    with pytest.raises(logic.ThresholdError, match="needs 2 thresholds"):
+        logic.run_cascade(_three_members(), [0.5], "max_prob", costs=[1, 2, 3])
+
+
+def test_order_by_cost():
+    assert logic.order_by_cost([30.0, 1.0, 5.0]) == [1, 2, 0]
+
+
+def _constructed_case():
+    """Member 0 (cost 1) is right on some inputs; member 1 (cost 10) is always right and sure."""
+    conf = np.array([0.95, 0.90, 0.85, 0.80, 0.75, 0.70, 0.65, 0.60, 0.55, 0.50])
+    right = np.array([1, 1, 1, 0, 1, 0, 1, 1, 0, 1], dtype=bool)
+    labels = np.zeros(10, dtype=int)
+    m0 = np.zeros((10, 3))
+    m0[np.arange(10), np.where(right, 0, 1)] = conf
+    m0[np.arange(10), 2] = 1 - conf
+    m1 = np.zeros((10, 3))
+    m1[:, 0] = 1.0
+    return [m0, m1], labels
+
+
+def test_calibration_picks_cheapest_point_meeting_max_drop():
+    probs, labels = _constructed_case()
+    points = calibration.sweep(probs, labels, [1.0, 10.0], "max_prob")
+    full = np.mean(np.mean(probs, axis=0).argmax(1) == labels)
+    assert full == 1.0
+    chosen = calibration.select(points, full, max_drop=10.0)
+    # Exiting the 5 most confident inputs (one wrong) is the cheapest setting within 10 points.
+    assert chosen.accuracy == pytest.approx(0.9)
+    assert chosen.average_cost == pytest.approx((5 * 1 + 5 * 11) / 10)
+    assert 0.70 < chosen.thresholds[0] <= 0.75
+    assert chosen.exit_fractions == pytest.approx((0.5, 0.5))
+    # No drop allowed: nothing may exit early except inputs member 0 gets right at the top.
+    strict = calibration.select(points, full, max_drop=0.0)
+    assert strict.accuracy == 1.0 and strict.average_cost == pytest.approx((3 + 7 * 11) / 10)
+
+
+def test_calibration_best_accuracy_under_max_cost():
+    probs, labels = _constructed_case()
+    points = calibration.sweep(probs, labels, [1.0, 10.0], "max_prob")
+    chosen = calibration.select(points, 1.0, max_cost=4.0)
+    assert chosen.accuracy == pytest.approx(0.8) and chosen.average_cost == pytest.approx(3.0)  # 8 exit, 2 wrong
+    with pytest.raises(calibration.GoalNotReachableError, match="relax"):
+        calibration.select(points, 1.0, max_cost=0.5)
+    with pytest.raises(UdcError, match="give a goal"):
+        calibration.select(points, 1.0)
+
+
+def test_sweep_agrees_with_run_cascade_and_front_is_monotone():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 5, 300)
+    probs = []
+    for noise in (2.0, 1.0, 0.5):
+        z = rng.normal(size=(300, 5)) * noise
+        z[np.arange(300), labels] += 1.5
+        e = np.exp(z)
+        probs.append(e / e.sum(1, keepdims=True))
+    costs = [1.0, 4.0, 16.0]
+    for rule in ("max_prob", "margin"):
+        points = calibration.sweep(probs, labels, costs, rule, last_grid=21, budget=50)
+        for p in points[:: max(1, len(points) // 40)]:
+            out = logic.run_cascade(probs, p.thresholds, rule, costs)
+            assert out.accuracy(labels) == pytest.approx(p.accuracy)
+            assert out.average_cost == pytest.approx(p.average_cost)
+            assert out.exit_fractions == pytest.approx(list(p.exit_fractions))
+        front = calibration.pareto_front(points)
+        assert all(a.average_cost <= b.average_cost and a.accuracy < b.accuracy for a, b in zip(front, front[1:]))
+
+
+def test_empty_validation_split_is_a_clear_error():
+    with pytest.raises(calibration.EmptyValidationError, match="validation split is empty"):
+        calibration.sweep([np.zeros((0, 3)), np.zeros((0, 3))], np.zeros(0, int), [1, 2], "max_prob")

@@ -1,0 +1,174 @@
+"""The cascade on real (tiny) int8 .tflite members: descriptor round trip, bad input, end to end."""
+
+import json
+import sys
+
+import numpy as np
+import pytest
+
+from udc.data import load_raw, make_splits
+from udc.ensemble import Cascade, calibrate, load_members, train_width_members
+from udc.ensemble import cascade as logic
+from udc.ensemble.descriptor import DescriptorError
+from udc.ensemble.members import IncompatibleMembersError, check_compatible
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return make_splits(load_raw("digits"), val_fraction=0.2, seed=0)
+
+
+@pytest.fixture(scope="module")
+def member_paths(digits, tmp_path_factory):
+    out = tmp_path_factory.mktemp("members")
+    return train_width_members(digits, (0.125, 0.25, 0.5), out, epochs=2, batch_size=64,
+                               learning_rate=1e-2, calibration_size=100)
+
+
+@pytest.fixture(scope="module")
+def members(member_paths):
+    from udc.hardware import resolve_target
+
+    return load_members(member_paths, target=resolve_target("ethos-u55-128"), latency_repeats=5)
+
+
+def test_members_are_ordered_and_costed(members):
+    cycles = [m.vela_cycles for m in members]
+    assert all(c > 0 for c in cycles) and cycles == sorted(cycles)
+    assert all(m.host_latency_ms > 0 for m in members)
+    p = members[0].probabilities(np.zeros((3, 8, 8, 1), np.float32))
+    np.testing.assert_allclose(p.sum(axis=1), 1.0)
+
+
+def test_descriptor_round_trip_and_lazy_runtime(members, digits, tmp_path):
+    result = calibrate(members, digits, rule="margin", max_drop=2.0)
+    path = result.cascade.save(tmp_path / "cascade.json")
+    d = json.loads(path.read_text())
+    assert d["rule"] == "margin" and len(d["thresholds"]) == 2 and len(d["members"]) == 3
+    assert {"sha256", "input_quantization", "output_quantization", "file"} <= set(d["members"][0])
+    loaded = Cascade.load(path)
+    assert loaded.thresholds == result.cascade.thresholds
+    assert [m.sha256 for m in loaded.members] == [m.sha256 for m in result.cascade.members]
+    probs, exits = loaded.predict_with_exits(digits.test.x)
+    # The lazy runtime gives what the logic gives on all members' probabilities.
+    expected = logic.run_cascade([m.probabilities(digits.test.x) for m in loaded.members],
+                                 loaded.thresholds, "margin", [m.vela_cycles for m in loaded.members])
+    np.testing.assert_array_equal(exits, expected.exit_stage)
+    np.testing.assert_array_equal(probs.argmax(1), expected.predictions)
+    assert np.mean(probs.argmax(1) == digits.test.y) == pytest.approx(result.report["chosen"]["test_accuracy"])
+
+
+def test_descriptor_with_changed_or_missing_file_is_refused(members, tmp_path):
+    import shutil
+
+    copies = []
+    for m in members[:2]:
+        copies.append(tmp_path / f"{m.name}.tflite")
+        shutil.copy(m.path, copies[-1])
+    copied = load_members(copies, measure_latency=False)
+    path = Cascade(copied, [0.5], "max_prob").save(tmp_path / "cascade.json")
+    data = bytearray(copies[1].read_bytes())
+    data[-1] ^= 1
+    copies[1].write_bytes(bytes(data))
+    with pytest.raises(DescriptorError, match="sha256"):
+        Cascade.load(path)
+    copies[1].unlink()
+    with pytest.raises(DescriptorError, match="missing"):
+        Cascade.load(path)
+    d = json.loads(path.read_text())
+    d["thresholds"] = [1.5]
+    shutil.copy(members[1].path, copies[1])
+    d["members"][1]["sha256"] = members[1].sha256
+    path.write_text(json.dumps(d))
+    with pytest.raises(logic.ThresholdError, match=r"\[0, 1\]"):
+        Cascade.load(path)
+
+
+class _FakeClassifier:
+    """Stands in for a TfliteClassifier with other classes or input quantization."""
+
+    def __init__(self, real, input_shape=None, num_classes=None, input_quantization=None,
+                 output_quantization=None):
+        self.input_shape = input_shape or real.input_shape
+        self.num_classes = num_classes or real.num_classes
+        self._input, self._output = real._input, real._output
+        self.input_quantization = input_quantization or real.input_quantization
+        self.output_quantization = output_quantization or real.output_quantization
+
+
+def test_incompatible_members_are_clear_errors(members, member_paths):
+    import dataclasses
+
+    with pytest.raises(IncompatibleMembersError, match="at least 2"):
+        load_members(member_paths[:1], measure_latency=False)
+    real = members[1].classifier
+    fakes = {
+        "different input shapes": _FakeClassifier(real, input_shape=(16, 16, 1)),
+        "different class counts": _FakeClassifier(real, num_classes=5),
+        "different scales": _FakeClassifier(real, input_quantization=(1.0, -128)),  # inputs in 0..255
+        "cannot be dequantized": _FakeClassifier(real, output_quantization=(0.0, 0)),
+    }
+    for message, fake in fakes.items():
+        with pytest.raises(IncompatibleMembersError, match=message):
+            check_compatible([members[0], dataclasses.replace(members[1], classifier=fake)])
+
+
+def _run_cli(monkeypatch, args):
+    from absl import flags
+
+    from udc.cli import ensemble as cli
+
+    cli.define_flags()
+    flags.FLAGS.unparse_flags()
+    monkeypatch.setattr(sys, "argv", ["udc-ensemble"] + args)
+    with pytest.raises(SystemExit) as exit_info:
+        cli.run()
+    return exit_info.value.code
+
+
+def test_cli_end_to_end(member_paths, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "out"
+    code = _run_cli(monkeypatch, ["--members", ",".join(member_paths), "--dataset", "digits",
+                                  "--val_fraction", "0.2", "--max_drop", "1.0", "--output_dir", str(out),
+                                  "--latency_repeats", "5"])
+    assert code in (0, None)
+    report = json.loads((out / "ensemble.json").read_text())
+    assert (out / "ensemble.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    md = (out / "ensemble.md").read_text()
+    assert "udc-ensemble --members" in md and "cycles" in md and " ms" in md
+    chosen = report["chosen"]
+    assert sum(chosen["test_exit_fractions"]) == pytest.approx(1.0)
+    assert set(chosen["test_average_cost"]) == {"vela_cycles", "host_latency"}
+    assert chosen["val_accuracy"] >= report["full_ensemble"]["val_accuracy"] - 0.01 - 1e-9
+    assert len(report["members"]) == 3 and report["curve"]
+    cascade = Cascade.load(out / "cascade.json")
+    assert cascade.thresholds == chosen["thresholds"]
+
+
+def test_cli_user_error_is_one_line(member_paths, tmp_path, monkeypatch, capsys):
+    code = _run_cli(monkeypatch, ["--members", ",".join(member_paths), "--dataset", "fashion_mnist",
+                                  "--max_drop", "1", "--output_dir", str(tmp_path), "--latency_repeats", "1"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1
+    assert err[-1].startswith("udc-ensemble: error: ") and "shape" in err[-1]
+    assert not any("Traceback" in line for line in err)
+
+
+def test_train_width_members_checks_seeds(digits, tmp_path):
+    from udc.errors import UdcError
+
+    with pytest.raises(UdcError, match="2 seeds"):
+        train_width_members(digits, (0.5,), tmp_path, seeds=(1, 2))
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--dataset", "digits", "--max_drop", "1"], "give the members"),
+    (["--dataset", "digits", "--members", "a.tflite,b.tflite"], "give a goal"),
+    (["--dataset", "digits", "--max_drop", "1", "--members", "missing.tflite,b.tflite"], "cannot read missing.tflite"),
+])
+def test_cli_other_user_errors(args, message, tmp_path, monkeypatch, capsys):
+    code = _run_cli(monkeypatch, args + ["--output_dir", str(tmp_path)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and err[-1].startswith("udc-ensemble: error: ") and message in err[-1]

@@ -1,0 +1,35 @@
+"""Flexible ensembles with early exit over exported .tflite classifiers.
+
+Members run cheapest first; each stage averages the members seen so far and exits
+when it is confident enough, trading quality of result against average cost.
+
+    from udc.ensemble import Cascade
+    cascade = Cascade.load("ensemble_out/cascade.json")
+    labels = cascade.predict(images)  # float images in [0, 1], NHWC
+
+The names below load on first use, so the pure-numpy logic (`udc.ensemble.cascade`,
+`udc.ensemble.calibration`) imports without TensorFlow.
+"""
+
+import importlib
+
+_EXPORTS = {
+    "RULES": "cascade", "CascadeOutcome": "cascade", "confidence": "cascade", "run_cascade": "cascade",
+    "OperatingPoint": "calibration", "pareto_front": "calibration", "select": "calibration",
+    "sweep": "calibration",
+    "Cascade": "descriptor",
+    "Member": "members", "load_members": "members", "train_width_members": "members",
+    "COST_METRICS": "pipeline", "calibrate": "pipeline",
+    "report": None,
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'udc.ensemble' has no attribute '{name}'")
+    module = _EXPORTS[name]
+    if module is None:
+        return importlib.import_module(f"udc.ensemble.{name}")
+    return getattr(importlib.import_module(f"udc.ensemble.{module}"), name)

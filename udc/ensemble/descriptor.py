@@ -1,0 +1,161 @@
+"""The deployment descriptor of a calibrated cascade, and the `Cascade` runtime.
+
+The descriptor is a small JSON file: member order, files (relative to the
+descriptor), their sha256, thresholds, exit rule and the quantization parameters of
+each member's input and output. `Cascade.load` refuses a descriptor whose files are
+missing or changed, and runs the members lazily: a member only sees the inputs that
+the cheaper ones did not answer confidently.
+"""
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from udc import tflite_file
+from udc.ensemble import cascade as logic
+from udc.ensemble.members import Member, check_compatible, output_is_softmax, sha256_bytes
+from udc.errors import UdcError
+from udc.fileio import write_json_atomic
+from udc.interpreter import TfliteClassifier
+
+FORMAT = "udc-cascade"
+VERSION = 1
+
+
+class DescriptorError(UdcError):
+    pass
+
+
+def _quantization(classifier: TfliteClassifier) -> dict:
+    return {
+        "input_dtype": np.dtype(classifier._input["dtype"]).name,
+        "input_quantization": list(classifier.input_quantization),
+        "output_dtype": np.dtype(classifier._output["dtype"]).name,
+        "output_quantization": list(classifier.output_quantization),
+    }
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and bool(np.allclose(a, b))
+    return a == b
+
+
+class Cascade:
+    """Members (cheapest first) with exit thresholds: classifies float images."""
+
+    def __init__(self, members: list[Member], thresholds, rule: str, metadata: dict | None = None):
+        check_compatible(members)
+        self.members = list(members)
+        self.rule = logic.check_rule(rule)
+        self.thresholds = [float(t) for t in logic.check_thresholds(thresholds, len(members))]
+        self.metadata = dict(metadata or {})
+
+    @property
+    def input_shape(self) -> tuple:
+        return self.members[0].classifier.input_shape
+
+    @property
+    def num_classes(self) -> int:
+        return self.members[0].classifier.num_classes
+
+    def predict_with_exits(self, images: np.ndarray):
+        """(probabilities, exit stage) per image; later members only run on undecided images."""
+        images = np.asarray(images, dtype=np.float32)
+        n = len(images)
+        total = np.zeros((n, self.num_classes))
+        probs = np.zeros((n, self.num_classes))
+        exits = np.full(n, len(self.members) - 1)
+        alive = np.arange(n)
+        for k, member in enumerate(self.members):
+            if len(alive) == 0:
+                break
+            total[alive] += member.probabilities(images[alive])
+            avg = total[alive] / (k + 1)
+            if k < len(self.members) - 1:
+                leave = logic.confidence(avg, self.rule) >= self.thresholds[k]
+            else:
+                leave = np.ones(len(alive), dtype=bool)
+            probs[alive[leave]] = avg[leave]
+            exits[alive[leave]] = k
+            alive = alive[~leave]
+        return probs, exits
+
+    def predict_proba(self, images: np.ndarray) -> np.ndarray:
+        return self.predict_with_exits(images)[0]
+
+    def predict(self, images: np.ndarray) -> np.ndarray:
+        return self.predict_proba(images).argmax(axis=1)
+
+    def to_dict(self, directory) -> dict:
+        directory = Path(directory).resolve()
+        entries = []
+        for m in self.members:
+            path = Path(m.path).resolve()
+            try:
+                file = os.path.relpath(path, directory)
+            except ValueError:  # another drive
+                file = str(path)
+            entries.append({
+                "name": m.name, "file": file, "sha256": m.sha256, "softmax_output": m.softmax_output,
+                **_quantization(m.classifier),
+                "vela_cycles": m.vela_cycles, "host_latency_ms": m.host_latency_ms,
+            })
+        return {
+            "format": FORMAT, "version": VERSION, "rule": self.rule, "thresholds": self.thresholds,
+            "input_shape": list(self.input_shape), "num_classes": self.num_classes,
+            "members": entries, **({"metadata": self.metadata} if self.metadata else {}),
+        }
+
+    def save(self, path) -> Path:
+        path = Path(path)
+        return write_json_atomic(path, self.to_dict(path.parent))
+
+    @classmethod
+    def load(cls, path) -> "Cascade":
+        path = Path(path)
+        try:
+            d = json.loads(path.read_text())
+        except OSError as e:
+            raise DescriptorError(f"cannot read cascade descriptor {path} ({e.strerror})") from None
+        except json.JSONDecodeError as e:
+            raise DescriptorError(f"{path} is not valid JSON ({e}); give a descriptor written by udc-ensemble") from None
+        if not isinstance(d, dict) or d.get("format") != FORMAT:
+            raise DescriptorError(f"{path} is not a udc cascade descriptor (no \"format\": \"{FORMAT}\")")
+        if d.get("version") != VERSION:
+            raise DescriptorError(f"{path} has descriptor version {d.get('version')}; this udc reads version {VERSION}")
+        for key in ("rule", "thresholds", "members"):
+            if key not in d:
+                raise DescriptorError(f"{path} has no '{key}' entry")
+        members = []
+        for entry in d["members"]:
+            file = Path(entry["file"])
+            file = file if file.is_absolute() else path.parent / file
+            if not file.is_file():
+                raise DescriptorError(f"member file {file} of {path} is missing; restore it or recalibrate the cascade")
+            data = file.read_bytes()
+            if sha256_bytes(data) != entry.get("sha256"):
+                raise DescriptorError(
+                    f"member file {file} has changed since {path} was written (sha256 mismatch); "
+                    "thresholds were calibrated for the old file: recalibrate with udc-ensemble"
+                )
+            tflite_file.check_tflite_bytes(data, str(file))
+            classifier = TfliteClassifier(data, name=str(file))
+            stored = {k: entry.get(k) for k in ("input_dtype", "input_quantization", "output_dtype", "output_quantization")}
+            actual = _quantization(classifier)
+            if not all(_same(stored[k], actual[k]) for k in actual):
+                raise DescriptorError(
+                    f"quantization of {file} does not match {path} (file: {actual}, descriptor: {stored}); "
+                    "recalibrate the cascade with udc-ensemble"
+                )
+            members.append(Member(path=str(file), data=data, classifier=classifier,
+                                  softmax_output=output_is_softmax(data),
+                                  vela_cycles=entry.get("vela_cycles"), host_latency_ms=entry.get("host_latency_ms")))
+        if not members:
+            raise DescriptorError(f"{path} lists no members")
+        if "input_shape" in d and list(members[0].classifier.input_shape) != list(d["input_shape"]):
+            raise DescriptorError(f"the members take inputs of shape {members[0].classifier.input_shape}, "
+                                  f"{path} says {tuple(d['input_shape'])}")
+        return cls(members, d["thresholds"], d["rule"], d.get("metadata"))

@@ -1,0 +1,217 @@
+"""Members of a cascade: exported int8 .tflite files, loaded, checked and costed.
+
+Members come from any list of .tflite classifiers (`load_members`), or are trained
+here from the `fmnist_cnn` backbone at several width multipliers and exported with
+`udc.convert.convert_to_int8` (`train_width_members`). Members chosen by the UDC
+search at several budgets will plug in through the same list of files.
+"""
+
+import dataclasses
+import hashlib
+import time
+from pathlib import Path
+
+import numpy as np
+
+from udc import tflite_file
+from udc.errors import UdcError
+from udc.fileio import write_bytes_atomic
+from udc.interpreter import TfliteClassifier
+
+
+class IncompatibleMembersError(UdcError):
+    pass
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def output_is_softmax(data: bytes) -> bool:
+    """True when the model's last operator is SOFTMAX (its outputs are probabilities already)."""
+    ops = tflite_file.operator_names(tflite_file.parse(data))
+    return bool(ops) and ops[-1] == "SOFTMAX"
+
+
+@dataclasses.dataclass
+class Member:
+    """One .tflite classifier of a cascade, with what it costs."""
+
+    path: str
+    data: bytes
+    classifier: TfliteClassifier
+    softmax_output: bool
+    vela_cycles: int | None = None
+    host_latency_ms: float | None = None
+
+    @property
+    def name(self) -> str:
+        return Path(self.path).stem
+
+    @property
+    def sha256(self) -> str:
+        return sha256_bytes(self.data)
+
+    def probabilities(self, images: np.ndarray) -> np.ndarray:
+        """Dequantized softmax outputs, one row per image (float64, rows sum to 1)."""
+        if self.softmax_output:
+            p = np.clip(self.classifier.logits(images).astype(np.float64), 0.0, None)
+            total = p.sum(axis=1, keepdims=True)
+            return np.where(total > 0, p / np.where(total > 0, total, 1.0), 1.0 / p.shape[1])
+        z = self.classifier.logits(images).astype(np.float64)
+        z -= z.max(axis=1, keepdims=True)
+        e = np.exp(z)
+        return e / e.sum(axis=1, keepdims=True)
+
+    def cost_or_none(self, metric: str):
+        if metric not in ("vela_cycles", "host_latency"):
+            raise UdcError(f"unknown cost '{metric}'; choose vela_cycles or host_latency")
+        return {"vela_cycles": self.vela_cycles, "host_latency": self.host_latency_ms}[metric]
+
+    def cost(self, metric: str) -> float:
+        value = self.cost_or_none(metric)
+        if value is None:
+            raise UdcError(f"member {self.path} has no measured {metric}")
+        return float(value)
+
+
+def _interval(classifier: TfliteClassifier):
+    """The float interval an int8 input can represent (None for a float input)."""
+    if classifier._input["dtype"] == np.float32:
+        return None
+    scale, zero_point = classifier.input_quantization
+    info = np.iinfo(classifier._input["dtype"])
+    return ((info.min - zero_point) * scale, (info.max - zero_point) * scale)
+
+
+def check_compatible(members: list[Member]) -> None:
+    """Raises IncompatibleMembersError unless all members take the same inputs and give the same classes."""
+    if len(members) < 2:
+        raise IncompatibleMembersError(
+            f"a cascade needs at least 2 members, got {len(members)}; list them in --members a.tflite,b.tflite"
+        )
+    first = members[0]
+    for m in members:
+        c = m.classifier
+        if c.input_shape != first.classifier.input_shape:
+            raise IncompatibleMembersError(
+                f"members have different input shapes: {first.path} takes {first.classifier.input_shape}, "
+                f"{m.path} takes {c.input_shape}; use members trained on the same inputs"
+            )
+        if c.num_classes != first.classifier.num_classes:
+            raise IncompatibleMembersError(
+                f"members have different class counts: {first.path} has {first.classifier.num_classes}, "
+                f"{m.path} has {c.num_classes}; use members trained on the same classes"
+            )
+        for kind, details, quant in (("input", c._input, c.input_quantization),
+                                     ("output", c._output, c.output_quantization)):
+            if details["dtype"] not in (np.int8, np.uint8, np.int16, np.float32):
+                raise IncompatibleMembersError(
+                    f"{m.path} has a {np.dtype(details['dtype']).name} {kind}; "
+                    "members must have int8 (or float32) inputs and outputs"
+                )
+            if details["dtype"] != np.float32 and not quant[0] > 0:
+                raise IncompatibleMembersError(
+                    f"{m.path} has an integer {kind} without quantization parameters (scale {quant[0]}); "
+                    "its outputs cannot be dequantized and compared: re-export it with full-integer quantization"
+                )
+    intervals = [(m, _interval(m.classifier)) for m in members]
+    intervals = [(m, i) for m, i in intervals if i is not None]
+    if intervals:
+        widths = [hi - lo for _, (lo, hi) in intervals]
+        (m_lo, i_lo), (m_hi, i_hi) = intervals[int(np.argmin(widths))], intervals[int(np.argmax(widths))]
+        if max(widths) > 4 * min(widths):
+            raise IncompatibleMembersError(
+                f"members expect inputs on different scales: {m_lo.path} covers "
+                f"[{i_lo[0]:.3g}, {i_lo[1]:.3g}], {m_hi.path} covers [{i_hi[0]:.3g}, {i_hi[1]:.3g}]; "
+                "their quantized inputs cannot be compared (use members exported from the same preprocessing)"
+            )
+
+
+def measure_host_latency_ms(data: bytes, input_shape, repeats: int = 50, warmup: int = 5) -> float:
+    """Median time (ms) of one batch-1 invocation on this host, with one interpreter thread."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_content=data, num_threads=1)
+    detail = interpreter.get_input_details()[0]
+    interpreter.resize_tensor_input(detail["index"], (1,) + tuple(input_shape))
+    interpreter.allocate_tensors()
+    x = np.zeros((1,) + tuple(input_shape), dtype=detail["dtype"])
+    interpreter.set_tensor(detail["index"], x)
+    for _ in range(warmup):
+        interpreter.invoke()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        interpreter.invoke()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times) * 1e3)
+
+
+def load_members(paths, target=None, measure_latency: bool = True, latency_repeats: int = 50) -> list[Member]:
+    """Reads the .tflite files, checks they can be combined and measures their costs.
+
+    `target` (a udc.hardware.Target) adds Vela cycles; `measure_latency` adds host latency.
+    """
+    paths = [str(p) for p in paths]
+    if len(set(paths)) != len(paths):
+        raise IncompatibleMembersError("the same member file is listed twice in --members")
+    members = []
+    for path in paths:
+        data = tflite_file.read_bytes(path)
+        members.append(Member(path=path, data=data, classifier=TfliteClassifier(data, name=path),
+                              softmax_output=output_is_softmax(data)))
+    check_compatible(members)
+    for m in members:
+        if target is not None:
+            from udc.hardware import compile_model
+
+            m.vela_cycles = compile_model(m.data, target, name=m.name).cycles
+        if measure_latency:
+            m.host_latency_ms = measure_host_latency_ms(m.data, m.classifier.input_shape, latency_repeats)
+    return members
+
+
+def scaled_widths(multiplier: float, base=None) -> tuple:
+    from udc.models.fmnist_cnn import DEFAULT_WIDTHS
+
+    base = base or DEFAULT_WIDTHS
+    return tuple(max(1, int(round(w * multiplier))) for w in base)
+
+
+def train_width_members(splits, multipliers=(0.25, 0.5, 1.0), out_dir="members", epochs: int = 3,
+                        batch_size: int = 128, learning_rate: float = 2e-3, seed: int = 0,
+                        calibration_size: int = 500, verbose: int = 0, seeds=None) -> list[str]:
+    """Trains `fmnist_cnn` at each width multiplier on `splits.train`, exports int8 .tflite files.
+
+    Member i is seeded with `seed + i`, or with `seeds[i]` when given (then the file
+    name ends in `_s<seed>`, so several members of one width can live side by side).
+    Returns the paths of the files in the order of `multipliers`. The validation and
+    test splits are not seen, so they stay fair for calibrating and reporting a cascade.
+    """
+    if seeds is not None and len(seeds) != len(multipliers):
+        raise UdcError(f"{len(multipliers)} width multipliers but {len(seeds)} seeds")
+    from udc.compat import keras
+    from udc.convert import convert_to_int8
+    from udc.models import fmnist_cnn
+
+    out_dir = Path(out_dir)
+    paths = []
+    for i, multiplier in enumerate(multipliers):
+        widths = scaled_widths(multiplier)
+        member_seed = int(seeds[i]) if seeds is not None else seed + i
+        keras.utils.set_random_seed(member_seed)
+        model = fmnist_cnn(splits.input_shape, splits.num_classes, widths=widths)
+        steps = epochs * int(np.ceil(len(splits.train) / batch_size))
+        schedule = keras.optimizers.schedules.CosineDecay(learning_rate, max(1, steps))
+        model.compile(optimizer=keras.optimizers.Adam(schedule),
+                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                      metrics=["accuracy"])
+        model.fit(splits.train.tf_dataset(batch_size, shuffle=True, seed=member_seed),
+                  epochs=epochs, verbose=verbose)
+        data = convert_to_int8(model, splits.train.x[:calibration_size])
+        name = f"fmnist_cnn_w{multiplier:g}".replace(".", "p") + (f"_s{member_seed}" if seeds is not None else "")
+        paths.append(str(write_bytes_atomic(out_dir / f"{name}.tflite", data)))
+        del model
+        keras.backend.clear_session()
+    return paths

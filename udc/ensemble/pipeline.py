@@ -1,0 +1,148 @@
+"""From member .tflite files and a dataset to a calibrated cascade and its report.
+
+Thresholds are chosen on the validation split and every accuracy in the report that
+is called `test` is measured on the test split with those thresholds.
+"""
+
+import dataclasses
+
+import numpy as np
+
+from udc.ensemble import calibration
+from udc.ensemble import cascade as logic
+from udc.ensemble.descriptor import Cascade
+from udc.ensemble.members import Member
+from udc.errors import UdcError
+
+COST_METRICS = ("vela_cycles", "host_latency")
+COST_UNITS = {"vela_cycles": "cycles", "host_latency": "ms"}
+
+
+@dataclasses.dataclass
+class CalibratedCascade:
+    cascade: Cascade
+    report: dict
+
+
+def _costs(members, metric):
+    return np.array([m.cost(metric) for m in members], dtype=np.float64)
+
+
+def _average_costs(exits: np.ndarray, members, metrics) -> dict:
+    """Average cost per input for each metric, given each input's exit stage."""
+    out = {}
+    for metric in metrics:
+        cum = logic.cumulative_costs(_costs(members, metric))
+        out[metric] = float(cum[exits].mean()) if len(exits) else 0.0
+    return out
+
+
+def calibrate(members: list[Member], splits, rule: str = "max_prob", cost_metric: str = "vela_cycles",
+              max_drop: float | None = None, max_cost: float | None = None) -> CalibratedCascade:
+    """Orders the members cheapest first, sweeps thresholds on splits.val, reports on splits.test."""
+    logic.check_rule(rule)
+    if cost_metric not in COST_METRICS:
+        raise UdcError(f"unknown cost '{cost_metric}'; choose one of: {', '.join(COST_METRICS)}")
+    if len(splits.val) == 0:
+        raise calibration.EmptyValidationError(
+            "the validation split is empty; calibration needs labelled validation images "
+            "(raise --val_fraction or --max_val)")
+    if len(splits.test) == 0:
+        raise UdcError("the test split is empty; the cascade needs test images to be reported on")
+    shape = members[0].classifier.input_shape
+    if tuple(splits.input_shape) != tuple(shape):
+        raise UdcError(f"the members take inputs of shape {shape} but dataset '{splits.name}' has "
+                       f"{tuple(splits.input_shape)}; choose the dataset the members were trained on")
+    if members[0].classifier.num_classes != splits.num_classes:
+        raise UdcError(f"the members have {members[0].classifier.num_classes} classes but dataset "
+                       f"'{splits.name}' has {splits.num_classes}")
+    metrics = [m for m in COST_METRICS if all(x.cost_or_none(m) is not None for x in members)]
+    if cost_metric not in metrics:
+        raise UdcError(f"cost '{cost_metric}' was not measured for every member")
+    order = logic.order_by_cost(_costs(members, cost_metric))
+    members = [members[i] for i in order]
+    costs = _costs(members, cost_metric)
+
+    val_probs = [m.probabilities(splits.val.x) for m in members]
+    test_probs = [m.probabilities(splits.test.x) for m in members]
+    n = len(members)
+
+    singles = []
+    for m, pv, pt in zip(members, val_probs, test_probs):
+        singles.append({
+            "name": m.name, "file": m.path, "sha256": m.sha256,
+            "val_accuracy": float(np.mean(pv.argmax(1) == splits.val.y)),
+            "test_accuracy": float(np.mean(pt.argmax(1) == splits.test.y)),
+            "cost": {k: m.cost(k) for k in metrics},
+        })
+    full_val = float(np.mean(np.mean(val_probs, axis=0).argmax(1) == splits.val.y))
+    full_test = float(np.mean(np.mean(test_probs, axis=0).argmax(1) == splits.test.y))
+    full_cost = {k: float(_costs(members, k).sum()) for k in metrics}
+
+    points = calibration.sweep(val_probs, splits.val.y, costs, rule)
+    front = calibration.pareto_front(points)
+    chosen = calibration.select(points, full_val, max_drop=max_drop, max_cost=max_cost)
+
+    def on_test(thresholds):
+        outcome = logic.run_cascade(test_probs, thresholds, rule, costs)
+        return {
+            "thresholds": [float(t) for t in thresholds],
+            "test_accuracy": outcome.accuracy(splits.test.y),
+            "test_average_cost": _average_costs(outcome.exit_stage, members, metrics),
+            "test_exit_fractions": outcome.exit_fractions,
+        }
+
+    chosen_test = on_test(chosen.thresholds)
+    curve = []
+    for p in front:
+        row = on_test(p.thresholds)
+        row.update(val_accuracy=p.accuracy, val_average_cost=p.average_cost,
+                   val_exit_fractions=list(p.exit_fractions))
+        curve.append(row)
+
+    # The cascade against each single member at the same budget: the best cascade (chosen
+    # on validation) whose average cost is at most the member's cost.
+    versus_singles = []
+    for s in singles:
+        try:
+            p = calibration.select(points, full_val, max_cost=s["cost"][cost_metric])
+        except calibration.GoalNotReachableError:
+            continue
+        row = on_test(p.thresholds)
+        versus_singles.append({
+            "member": s["name"], "member_cost": s["cost"], "member_test_accuracy": s["test_accuracy"],
+            "cascade_thresholds": row["thresholds"], "cascade_test_accuracy": row["test_accuracy"],
+            "cascade_test_average_cost": row["test_average_cost"],
+            "cascade_better": row["test_accuracy"] > s["test_accuracy"],
+        })
+
+    affordable = [s for s in singles if s["cost"][cost_metric] <= chosen_test["test_average_cost"][cost_metric]]
+    best_affordable = max(affordable, key=lambda s: s["val_accuracy"]) if affordable else None
+    report = {
+        "rule": rule,
+        "cost_metric": cost_metric,
+        "cost_units": {k: COST_UNITS[k] for k in metrics},
+        "goal": {"max_drop_points": max_drop, "max_cost": max_cost},
+        "dataset": {"name": splits.name, "val_size": len(splits.val), "test_size": len(splits.test)},
+        "members": singles,
+        "full_ensemble": {"val_accuracy": full_val, "test_accuracy": full_test, "cost": full_cost},
+        "chosen": {
+            "thresholds": [float(t) for t in chosen.thresholds],
+            "val_accuracy": chosen.accuracy,
+            "val_average_cost": chosen.average_cost,
+            "val_exit_fractions": list(chosen.exit_fractions),
+            "test_accuracy": chosen_test["test_accuracy"],
+            "test_average_cost": chosen_test["test_average_cost"],
+            "test_exit_fractions": chosen_test["test_exit_fractions"],
+            "test_drop_points_vs_full_ensemble": 100 * (full_test - chosen_test["test_accuracy"]),
+            "test_cost_ratio_vs_full_ensemble": {
+                k: chosen_test["test_average_cost"][k] / full_cost[k] if full_cost[k] else None for k in metrics},
+            "best_single_member_at_or_below_cost": best_affordable and {
+                "name": best_affordable["name"], "test_accuracy": best_affordable["test_accuracy"],
+                "cost": best_affordable["cost"]},
+        },
+        "versus_single_members": versus_singles,
+        "curve": curve,
+        "sweep": {"points": len(points), "pareto_points": len(front)},
+    }
+    return CalibratedCascade(Cascade(members, chosen.thresholds, rule), report)

@@ -1,0 +1,118 @@
+"""The cascade's report: JSON, markdown and a PNG plot of accuracy against average cost."""
+
+import io
+import os
+import platform
+from pathlib import Path
+
+from udc.fileio import write_bytes_atomic, write_json_atomic, write_text_atomic
+
+
+def machine() -> str:
+    return f"{platform.machine()} {platform.system()}, {os.cpu_count()} cores, CPU only ({platform.python_version()})"
+
+
+def _pct(x) -> str:
+    return f"{100 * x:.2f} %"
+
+
+def _cost(value, metric) -> str:
+    return f"{value:,.0f} cycles" if metric == "vela_cycles" else f"{value:.4f} ms"
+
+
+def markdown(report: dict, title: str = "Flexible ensemble with early exit") -> str:
+    metric, chosen, full = report["cost_metric"], report["chosen"], report["full_ensemble"]
+    metrics = list(report["cost_units"])
+    lines = [f"# {title}", ""]
+    if report.get("command"):
+        lines += ["Made with:", "", "```", report["command"], "```", ""]
+    lines += [f"Machine: {report.get('machine', machine())}.", "",
+              f"Dataset `{report['dataset']['name']}`: {report['dataset']['val_size']} validation images "
+              f"(thresholds chosen here), {report['dataset']['test_size']} test images (reported here). "
+              f"Exit rule `{report['rule']}`, members ordered by `{metric}`"
+              + (f" on `{report['accelerator']}`" if report.get("accelerator") else "") + ".", ""]
+    goal = report["goal"]
+    goal_text = " and ".join(t for t in (
+        goal["max_drop_points"] is not None and f"accuracy drop from the full ensemble <= {goal['max_drop_points']} points (validation)",
+        goal["max_cost"] is not None and f"average cost <= {goal['max_cost']}") if t)
+    lines += [f"Goal: {goal_text}.", "", "## Members (cheapest first)", "",
+              "| stage | member | " + " | ".join(f"cost ({report['cost_units'][k]})" for k in metrics)
+              + " | val acc | test acc |",
+              "|---|---|" + "---|" * len(metrics) + "---|---|"]
+    for i, s in enumerate(report["members"]):
+        lines.append(f"| {i + 1} | {s['name']} | " + " | ".join(_cost(s["cost"][k], k) for k in metrics)
+                     + f" | {_pct(s['val_accuracy'])} | {_pct(s['test_accuracy'])} |")
+    lines.append("| all | full ensemble | " + " | ".join(_cost(full["cost"][k], k) for k in metrics)
+                 + f" | {_pct(full['val_accuracy'])} | {_pct(full['test_accuracy'])} |")
+    ratio = chosen["test_cost_ratio_vs_full_ensemble"]
+    lines += ["", "## Chosen operating point", "",
+              f"- thresholds: {', '.join(f'{t:.4f}' for t in chosen['thresholds'])} (stages 1..{len(chosen['thresholds'])}; the last stage always answers)",
+              f"- test accuracy: **{_pct(chosen['test_accuracy'])}** (full ensemble {_pct(full['test_accuracy'])}, "
+              f"drop {chosen['test_drop_points_vs_full_ensemble']:.2f} points); validation {_pct(chosen['val_accuracy'])}",
+              "- test average cost: " + "; ".join(
+                  f"**{_cost(chosen['test_average_cost'][k], k)}** = {100 * ratio[k]:.1f} % of the full ensemble"
+                  for k in metrics),
+              "- fraction of test inputs exiting at each stage: "
+              + ", ".join(f"stage {i + 1}: {100 * f:.1f} %" for i, f in enumerate(chosen["test_exit_fractions"]))]
+    best = chosen.get("best_single_member_at_or_below_cost")
+    if best:
+        lines.append(f"- best single member at or below this average cost: {best['name']}, "
+                     f"test {_pct(best['test_accuracy'])}")
+    if report["versus_single_members"]:
+        lines += ["", "## Cascade against each single member at the same budget", "",
+                  "Cascade thresholds chosen on validation for the best accuracy at an average cost "
+                  "no higher than the member's.", "",
+                  f"| member | member cost | member test acc | cascade test acc | cascade test cost |",
+                  "|---|---|---|---|---|"]
+        for v in report["versus_single_members"]:
+            lines.append(f"| {v['member']} | {_cost(v['member_cost'][metric], metric)} | "
+                         f"{_pct(v['member_test_accuracy'])} | {_pct(v['cascade_test_accuracy'])} | "
+                         f"{_cost(v['cascade_test_average_cost'][metric], metric)} |")
+    if report.get("goals"):
+        lines += ["", "## Benchmark goals", ""] + [f"- {g}" for g in report["goals"]]
+    lines += ["", f"Threshold sweep: {report['sweep']['points']} settings on validation, "
+              f"{report['sweep']['pareto_points']} on the Pareto front (plotted on test).", ""]
+    return "\n".join(lines)
+
+
+def plot_png(report: dict) -> bytes:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    metric, unit = report["cost_metric"], report["cost_units"][report["cost_metric"]]
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    curve = report["curve"]
+    ax.plot([c["test_average_cost"][metric] for c in curve], [100 * c["test_accuracy"] for c in curve],
+            "-", color="tab:blue", lw=1.2, label="cascade (val-Pareto thresholds, on test)")
+    for s in report["members"]:
+        ax.plot(s["cost"][metric], 100 * s["test_accuracy"], "s", color="tab:gray")
+        ax.annotate(s["name"], (s["cost"][metric], 100 * s["test_accuracy"]), textcoords="offset points",
+                    xytext=(4, -10), fontsize=7)
+    full = report["full_ensemble"]
+    ax.plot(full["cost"][metric], 100 * full["test_accuracy"], "D", color="tab:green", label="full ensemble")
+    chosen = report["chosen"]
+    ax.plot(chosen["test_average_cost"][metric], 100 * chosen["test_accuracy"], "*", color="tab:red",
+            ms=14, label="chosen operating point")
+    ax.plot([], [], "s", color="tab:gray", label="single members")
+    ax.set_xlabel(f"average cost per input ({metric}, {unit})")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title(f"Early-exit cascade, rule {report['rule']} ({report['dataset']['name']})")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def write_report(report: dict, output_dir, stem: str = "ensemble") -> dict:
+    output_dir = Path(output_dir)
+    report.setdefault("machine", machine())
+    return {
+        "json": str(write_json_atomic(output_dir / f"{stem}.json", report)),
+        "md": str(write_text_atomic(output_dir / f"{stem}.md", markdown(report))),
+        "png": str(write_bytes_atomic(output_dir / f"{stem}.png", plot_png(report))),
+    }

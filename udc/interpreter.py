@@ -30,6 +30,15 @@ class TfliteClassifier:
         return int(self._output["shape"][-1])
 
     @property
+    def input_details(self) -> dict:
+        """LiteRT's details of the input tensor (index, dtype, shape, quantization)."""
+        return self._input
+
+    @property
+    def output_details(self) -> dict:
+        return self._output
+
+    @property
     def input_quantization(self) -> tuple:
         return tuple(float(v) for v in self._input["quantization"])
 

@@ -30,9 +30,9 @@ class DescriptorError(UdcError):
 
 def _quantization(classifier: TfliteClassifier) -> dict:
     return {
-        "input_dtype": np.dtype(classifier._input["dtype"]).name,
+        "input_dtype": np.dtype(classifier.input_details["dtype"]).name,
         "input_quantization": list(classifier.input_quantization),
-        "output_dtype": np.dtype(classifier._output["dtype"]).name,
+        "output_dtype": np.dtype(classifier.output_details["dtype"]).name,
         "output_quantization": list(classifier.output_quantization),
     }
 

@@ -77,10 +77,10 @@ class Member:
 
 def _interval(classifier: TfliteClassifier):
     """The float interval an int8 input can represent (None for a float input)."""
-    if classifier._input["dtype"] == np.float32:
+    if classifier.input_details["dtype"] == np.float32:
         return None
     scale, zero_point = classifier.input_quantization
-    info = np.iinfo(classifier._input["dtype"])
+    info = np.iinfo(classifier.input_details["dtype"])
     return ((info.min - zero_point) * scale, (info.max - zero_point) * scale)
 
 
@@ -103,8 +103,8 @@ def check_compatible(members: list[Member]) -> None:
                 f"members have different class counts: {first.path} has {first.classifier.num_classes}, "
                 f"{m.path} has {c.num_classes}; use members trained on the same classes"
             )
-        for kind, details, quant in (("input", c._input, c.input_quantization),
-                                     ("output", c._output, c.output_quantization)):
+        for kind, details, quant in (("input", c.input_details, c.input_quantization),
+                                     ("output", c.output_details, c.output_quantization)):
             if details["dtype"] not in (np.int8, np.uint8, np.int16, np.float32):
                 raise IncompatibleMembersError(
                     f"{m.path} has a {np.dtype(details['dtype']).name} {kind}; "

@@ -14,4 +14,4 @@ if [ ! -d /usr/share/datasets/fashion-mnist ]; then
          "or point \$UDC_DATA_DIR at its IDX files" >&2
   fi
 fi
-python3 -m pip install -q --disable-pip-version-check -e ".[test]"
+python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore -e ".[test]"

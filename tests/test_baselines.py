@@ -1,0 +1,65 @@
+"""Each tfmot recipe on tiny data: the exported .tflite holds what the recipe claims."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from udc import tflite_file
+from udc.baselines import RECIPES, FineTuning, run_recipe
+from udc.convert import convert_to_int8
+from udc.errors import ConfigError
+from udc.hardware import compile_model, resolve_target
+
+TUNING = FineTuning(epochs=2, batch_size=64, learning_rate=1e-4)
+
+
+@pytest.fixture(scope="module")
+def exported(trained_digits_model, digits_splits):
+    """recipe -> (.tflite bytes, conv weight tensors)."""
+    small = dataclasses.replace(digits_splits, train=digits_splits.train.take(256))
+    results = {}
+    for name in RECIPES:
+        model = run_recipe(name, trained_digits_model, small, TUNING)
+        data = convert_to_int8(model, digits_splits.train.x[:64])
+        convs = [w for w in tflite_file.weight_tensors(tflite_file.parse(data)) if w.op == "CONV_2D"]
+        results[name] = (data, convs)
+    return results
+
+
+def _zero_fraction(convs):
+    return sum(int((w.values == 0).sum()) for w in convs) / sum(w.values.size for w in convs)
+
+
+def _max_codes_per_channel(convs):
+    return max(len(np.unique(channel)) for w in convs for channel in w.values)
+
+
+@pytest.mark.parametrize("recipe, sparsity", [("pqat_50", 0.5), ("pqat_75", 0.75), ("pqat_90", 0.9),
+                                              ("pcqat_75_16", 0.75)])
+def test_pruning_recipes_keep_their_sparsity(exported, recipe, sparsity):
+    assert _zero_fraction(exported[recipe][1]) >= sparsity - 0.01
+
+
+@pytest.mark.parametrize("recipe", ["cqat_16", "pcqat_75_16"])
+def test_clustering_recipes_keep_16_values_per_channel(exported, recipe):
+    assert _max_codes_per_channel(exported[recipe][1]) <= 16
+    assert _max_codes_per_channel(exported["qat_int8"][1]) > 16  # the check can tell them apart
+
+
+def test_int8_recipes_are_dense(exported):
+    for recipe in ("ptq_int8", "qat_int8"):
+        assert _zero_fraction(exported[recipe][1]) < 0.05
+
+
+def test_sizes_come_from_vela(exported):
+    target = resolve_target("ethos-u55-128")
+    sizes = {name: compile_model(data, target, name) for name, (data, _) in exported.items()}
+    assert all(result.npu_fraction == 1.0 for result in sizes.values())
+    assert sizes["pqat_90"].encoded_weight_bytes < 0.5 * sizes["ptq_int8"].encoded_weight_bytes
+    assert sizes["pqat_50"].encoded_weight_bytes < sizes["ptq_int8"].encoded_weight_bytes
+
+
+def test_unknown_recipe():
+    with pytest.raises(ConfigError, match="unknown recipe 'gzip'.*pqat_75"):
+        run_recipe("gzip", None, None)

@@ -1,0 +1,42 @@
+import pytest
+
+from udc.pareto import compare, iso_accuracy_ratio, iso_size_gain, pareto_front, plot
+
+
+def point(name, kind, accuracy, size):
+    return {"name": name, "kind": kind, "accuracy": accuracy, "encoded_bytes": size}
+
+
+POINTS = [
+    point("ptq", "baseline", 0.900, 250_000),
+    point("pqat_75", "baseline", 0.895, 90_000),
+    point("pqat_90", "baseline", 0.880, 40_000),
+    point("dominated", "baseline", 0.870, 100_000),
+    point("udc_12", "udc", 0.893, 12_000),
+    point("udc_6", "udc", 0.870, 6_000),
+]
+
+
+def test_front_keeps_only_undominated_points_by_size():
+    assert [p["name"] for p in pareto_front(POINTS)] == ["udc_6", "udc_12", "pqat_75", "ptq"]
+
+
+def test_iso_accuracy_ratio_uses_the_smallest_baseline_within_tolerance():
+    baselines = [p for p in POINTS if p["kind"] == "baseline"]
+    # 0.893 - 0.003 = 0.890: pqat_75 (90 kB) reaches it, pqat_90 (0.880) does not.
+    assert iso_accuracy_ratio(POINTS[4], baselines) == pytest.approx(90_000 / 12_000)
+    assert iso_accuracy_ratio(point("u", "udc", 0.95, 1000), baselines) is None
+
+
+def test_iso_size_gain_compares_with_baselines_no_larger():
+    baselines = [p for p in POINTS if p["kind"] == "baseline"]
+    assert iso_size_gain(point("u", "udc", 0.89, 50_000), baselines) == pytest.approx(1.0)
+    assert iso_size_gain(POINTS[5], baselines) is None
+
+
+def test_compare_and_plot(tmp_path):
+    summary = compare(POINTS)
+    assert summary["best_iso_accuracy_size_ratio"] == pytest.approx(max(90_000 / 12_000, 40_000 / 6_000))
+    assert [r["name"] for r in summary["udc"]] == ["udc_12", "udc_6"]
+    plot(POINTS, tmp_path / "p.png", "test")
+    assert (tmp_path / "p.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

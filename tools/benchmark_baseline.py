@@ -6,8 +6,6 @@ benchmarks/<dataset>/baseline_int8.{json,md}, with the command, wall time and ma
 
 import argparse
 import json
-import os
-import platform
 import subprocess
 import sys
 import time
@@ -17,13 +15,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from udc.fileio import write_json_atomic, write_text_atomic  # noqa: E402
+from udc.machine import describe_machine  # noqa: E402
 from udc.report import to_markdown  # noqa: E402
-
-
-def machine() -> str:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
-    return f"{os.cpu_count()} cores ({cpu}), no accelerator, {platform.system()} {platform.release()}, Python {platform.python_version()}"
 
 
 def main():
@@ -36,12 +29,12 @@ def main():
     subprocess.run(command, check=True, cwd=ROOT)
     wall = time.time() - start
     report = json.loads((ROOT / args.workdir / "report.json").read_text())
-    report["benchmark"] = {"command": " ".join(command), "wall_time_s": round(wall, 1), "machine": machine()}
+    report["benchmark"] = {"command": " ".join(command), "wall_time_s": round(wall, 1), "machine": describe_machine()}
     out = ROOT / "benchmarks" / report["dataset"]
     write_json_atomic(out / "baseline_int8.json", report)
     write_text_atomic(out / "baseline_int8.md", to_markdown(report) + (
         f"\nMade by `{' '.join(command)}` (via `python tools/benchmark_baseline.py`) in {wall / 60:.1f} min "
-        f"on {machine()}.\n"))
+        f"on {describe_machine()}.\n"))
     print(f"wrote {out}/baseline_int8.json and .md")
 
 

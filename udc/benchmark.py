@@ -1,0 +1,98 @@
+"""The Pareto benchmark: tfmot baselines and UDC searches on one backbone, measured by Vela.
+
+Every point is exported by udc's export path and measured the same way (int8 .tflite
+test accuracy, Vela encoded weight bytes, flash, cycles, wall time). Each finished
+point is kept in WORKDIR/points/<name>.json, so an interrupted run resumes where it
+stopped. The shared float model is WORKDIR/float/model.keras.
+"""
+
+import copy
+import json
+import time
+from pathlib import Path
+
+from udc.baselines import RECIPES, FineTuning, run_recipe
+from udc.data import load_splits
+from udc.errors import ConfigError
+from udc.export import export_model
+from udc.fileio import ensure_writable_dir, write_json_atomic
+from udc.model_io import load_model
+from udc.pipeline import target_of, train_and_save
+
+
+def check_plan(recipes, budgets_kb):
+    unknown = [r for r in recipes if r not in RECIPES]
+    if unknown:
+        raise ConfigError(f"unknown recipe(s) {', '.join(unknown)}; choose from: {', '.join(RECIPES)}")
+    if not budgets_kb:
+        raise ConfigError("the budget list is empty; give UDC budgets such as --budgets_kb=6,12,24,48")
+    if any(b <= 0 for b in budgets_kb):
+        raise ConfigError(f"budgets must be positive KiB values, got {budgets_kb}")
+
+
+def _point(name, kind, report, seconds):
+    v = report["vela"]
+    return {"name": name, "kind": kind, "accuracy": report["accuracy"]["int8_tflite"],
+            "keras_accuracy": report["accuracy"]["keras"], "encoded_bytes": v["encoded_weight_bytes"],
+            "flash_kib": v["flash_kib"], "cycles": v["cycles"], "npu_fraction": v["npu_fraction"],
+            "wall_seconds": round(seconds, 1)}
+
+
+def float_model(config, splits, workdir, log):
+    path = Path(workdir) / "float" / "model.keras"
+    if path.exists():
+        model = load_model(path)
+    else:
+        model, _ = train_and_save(config, Path(workdir) / "float", log=log)
+    classes = int(model.output_shape[-1])
+    if classes != splits.num_classes or tuple(model.input_shape[1:]) != splits.input_shape:
+        raise ConfigError(
+            f"{path} takes {tuple(model.input_shape[1:])} and gives {classes} classes, but dataset "
+            f"'{splits.name}' has {splits.input_shape} images and {splits.num_classes} classes; "
+            "use a fresh --workdir for another dataset")
+    return model
+
+
+def run_benchmark(config, workdir, recipes, budgets_kb, tuning: FineTuning, log=print) -> list[dict]:
+    check_plan(recipes, budgets_kb)
+    workdir = ensure_writable_dir(workdir)
+    points_dir = ensure_writable_dir(workdir / "points")
+    target = target_of(config)
+    splits = load_splits(config)
+
+    def done(name):
+        path = points_dir / f"{name}.json"
+        return json.loads(path.read_text()) if path.exists() else None
+
+    points = []
+    model = None
+    for recipe in recipes:
+        point = done(recipe)
+        if point is None:
+            model = model or float_model(config, splits, workdir, log)
+            log(f"== baseline {recipe}")
+            start = time.perf_counter()
+            tuned = run_recipe(recipe, model, splits, tuning)
+            report = export_model(tuned, splits, target, workdir / recipe, name=recipe, config=config,
+                                  num_calibration=config.export.num_calibration,
+                                  tflm_samples=config.export.tflm_samples, log=log)
+            point = _point(recipe, "baseline", report, time.perf_counter() - start)
+            write_json_atomic(points_dir / f"{recipe}.json", point)
+        points.append(point)
+    for kb in budgets_kb:
+        name = f"udc_{kb:g}kb"
+        point = done(name)
+        if point is None:
+            from udc.pipeline import search_and_export
+
+            log(f"== UDC search at {kb:g} KiB")
+            budget_config = copy.deepcopy(config)
+            budget_config.budget_kb = float(kb)
+            start = time.perf_counter()
+            report = search_and_export(budget_config, workdir / name, log=log)
+            point = _point(name, "udc", report, time.perf_counter() - start)
+            point["budget_bytes"] = report["search"]["budget_bytes"]
+            point["estimate_error"] = report["search"]["estimate_error"]
+            write_json_atomic(points_dir / f"{name}.json", point)
+        points.append(point)
+    return points

@@ -1,0 +1,83 @@
+"""udc-benchmark: tfmot baselines and UDC searches on one backbone, as accuracy vs Vela size.
+
+    udc-benchmark --config=configs/fashion_mnist.py --budgets_kb=6,12,24,48 --workdir=runs/benchmark
+
+Writes pareto.json, pareto.md and pareto.png (in --output_dir, default
+benchmarks/<dataset>); a rerun with the same --workdir resumes after the last finished point.
+"""
+
+import sys
+
+from absl import flags
+
+from udc.cli.common import loaded_config, run_binary
+from udc.cli.flags import define_config_flag, define_workdir_flag
+
+_CONFIG = define_config_flag()
+_WORKDIR = define_workdir_flag("runs/benchmark")
+_RECIPES = flags.DEFINE_list("recipes", "ptq_int8,qat_int8,pqat_50,pqat_75,pqat_90,cqat_16,pcqat_75_16",
+                             "tfmot baseline recipes to run (see udc.baselines).")
+_BUDGETS = flags.DEFINE_list("budgets_kb", "6,12,24,48", "UDC budgets in KiB of Vela-encoded weights.")
+_EPOCHS = flags.DEFINE_integer("finetune_epochs", 2, "Fine-tuning epochs every baseline recipe gets.")
+_OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Where pareto.* go (default: benchmarks/<dataset>).")
+flags.mark_flags_as_required(["config"])
+
+
+def _fmt(value, spec, none="–"):
+    return none if value is None else format(value, spec)
+
+
+def markdown(points, summary, command, machine) -> str:
+    lines = ["# Pareto benchmark: UDC against tfmot recipes, measured by Vela", "",
+             f"Made with `{command}` on {machine}.", "",
+             "| point | kind | int8 test accuracy | Vela encoded bytes | flash KiB | cycles | wall s |",
+             "|---|---|---|---|---|---|---|"]
+    for p in sorted(points, key=lambda p: p["encoded_bytes"]):
+        front = " (front)" if p["name"] in summary["front"] else ""
+        lines.append(f"| {p['name']}{front} | {p['kind']} | {100 * p['accuracy']:.2f} % | "
+                     f"{p['encoded_bytes']:,} | {p['flash_kib']:.1f} | {p['cycles']:,} | {p['wall_seconds']:.0f} |")
+    lines += ["", "| UDC point | size ratio at iso-accuracy | accuracy gain at iso-size (points) |", "|---|---|---|"]
+    for r in summary["udc"]:
+        lines.append(f"| {r['name']} | {_fmt(r['iso_accuracy_size_ratio'], '.2f')}x | "
+                     f"{_fmt(r['iso_size_accuracy_gain_points'], '+.2f')} |")
+    best = summary["best_iso_accuracy_size_ratio"]
+    verdict = ("no UDC point was matched by a baseline within 0.3 points" if best is None else
+               f"best size ratio at iso-accuracy: {best:.2f}x; goal (at least 4x) "
+               + ("met" if best >= 4 else "NOT met"))
+    lines += ["", f"**{verdict}.** Size ratio: encoded bytes of the smallest baseline at or above the UDC "
+              "model's accuracy minus 0.3 points, divided by the UDC model's. Gain: UDC accuracy minus the "
+              "best baseline no larger than it.", "", "![accuracy vs encoded size](pareto.png)"]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv):
+    del argv
+    from pathlib import Path
+
+    from udc.baselines import FineTuning
+    from udc.benchmark import run_benchmark
+    from udc.errors import ConfigError
+    from udc.fileio import ensure_writable_dir, write_json_atomic, write_text_atomic
+    from udc.pareto import compare, plot
+    from udc.machine import describe_machine
+
+    config = loaded_config(_CONFIG)
+    try:
+        budgets = [float(b) for b in _BUDGETS.value]
+    except ValueError:
+        raise ConfigError(f"--budgets_kb must be numbers in KiB, got {','.join(_BUDGETS.value)}") from None
+    tuning = FineTuning(epochs=_EPOCHS.value, batch_size=config.train.batch_size, seed=config.seed)
+    points = run_benchmark(config, Path(_WORKDIR.value), _RECIPES.value, budgets, tuning)
+    summary = compare(points)
+    out = ensure_writable_dir(_OUTPUT_DIR.value or f"benchmarks/{config.dataset}")
+    command = " ".join(["udc-benchmark", *sys.argv[1:]])
+    machine = describe_machine()
+    write_json_atomic(out / "pareto.json", {"command": command, "machine": machine, "finetune_epochs": _EPOCHS.value,
+                                            "points": points, "summary": summary})
+    plot(points, out / "pareto.png", f"{config.dataset}, {config.backbone}, {config.export.accelerator}")
+    write_text_atomic(out / "pareto.md", markdown(points, summary, command, machine))
+    print(markdown(points, summary, command, machine))
+
+
+def run():
+    run_binary("udc-benchmark", main)

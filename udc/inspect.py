@@ -7,6 +7,7 @@ import numpy as np
 
 from udc import tflite_file
 from udc.hardware.codec import encoded_bytes
+from udc.hardware.size_model import codes_bytes
 
 
 @dataclasses.dataclass(frozen=True)
@@ -20,10 +21,18 @@ class TensorStats:
     effective_bits: int  # bits needed to index the distinct values
     stored_bytes: int
     encoded_bytes: int  # Ethos-U55/U65 weight codec, stored (OHWI) order
+    vela_order_bytes: int | None = None  # the same codec in Vela's brick order for an accelerator
 
 
-def tensor_stats(w: tflite_file.WeightTensor) -> TensorStats:
+_KINDS = {"CONV_2D": "conv", "DEPTHWISE_CONV_2D": "depthwise", "FULLY_CONNECTED": "dense"}
+
+
+def tensor_stats(w: tflite_file.WeightTensor, accelerator=None) -> TensorStats:
+    """`accelerator` (an Ethos-U55/U65 name) adds the codec's bytes in that target's brick order."""
     values = w.values
+    vela_order = None
+    if accelerator and values.dtype == np.int8 and w.op in _KINDS:
+        vela_order = codes_bytes(values, _KINDS[w.op], accelerator, order="vela")
     distinct = int(np.unique(values).size)
     return TensorStats(
         op=w.op,
@@ -35,20 +44,25 @@ def tensor_stats(w: tflite_file.WeightTensor) -> TensorStats:
         effective_bits=max(1, math.ceil(math.log2(distinct))) if distinct > 1 else 0,
         stored_bytes=int(values.nbytes),
         encoded_bytes=encoded_bytes(values) if values.dtype == np.int8 else 0,
+        vela_order_bytes=vela_order,
     )
 
 
-def inspect_model(data: bytes) -> list[TensorStats]:
-    return [tensor_stats(w) for w in tflite_file.weight_tensors(tflite_file.parse(data))]
+def inspect_model(data: bytes, accelerator=None) -> list[TensorStats]:
+    return [tensor_stats(w, accelerator) for w in tflite_file.weight_tensors(tflite_file.parse(data))]
 
 
 def format_table(stats: list[TensorStats]) -> str:
-    header = f"{'op':<18} {'shape':<18} {'dtype':<6} {'distinct':>8} {'zeros':>7} {'bits':>4} {'stored B':>9} {'encoded B':>9}  name"
+    bricks = any(s.vela_order_bytes is not None for s in stats)
+    header = (f"{'op':<18} {'shape':<18} {'dtype':<6} {'distinct':>8} {'zeros':>7} {'bits':>4} {'stored B':>9} "
+              f"{'encoded B':>9}{'bricks B' if bricks else '':>{10 if bricks else 0}}  name")
     lines = [header, "-" * len(header)]
     for s in stats:
+        brick_column = f"{s.vela_order_bytes if s.vela_order_bytes is not None else '-':>10}" if bricks else ""
         lines.append(
             f"{s.op:<18} {'x'.join(map(str, s.shape)):<18} {s.dtype:<6} {s.distinct_values:>8} "
-            f"{s.zero_fraction:>7.1%} {s.effective_bits:>4} {s.stored_bytes:>9} {s.encoded_bytes:>9}  {s.name}"
+            f"{s.zero_fraction:>7.1%} {s.effective_bits:>4} {s.stored_bytes:>9} {s.encoded_bytes:>9}"
+            f"{brick_column}  {s.name}"
         )
     stored = sum(s.stored_bytes for s in stats)
     encoded = sum(s.encoded_bytes for s in stats)
@@ -58,5 +72,6 @@ def format_table(stats: list[TensorStats]) -> str:
     lines.append(
         f"total: {len(stats)} weight tensors, {weights} weights, {zeros / max(weights, 1):.1%} zeros, "
         f"{stored} stored bytes, {encoded} codec bytes ({encoded / max(stored, 1):.1%} of stored)"
+        + (f", {sum(s.vela_order_bytes or 0 for s in stats)} in Vela's brick order" if bricks else "")
     )
     return "\n".join(lines)

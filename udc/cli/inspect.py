@@ -8,6 +8,9 @@ from absl import flags
 from udc.cli.common import fail, run_binary
 
 _JSON = flags.DEFINE_bool("json", False, "Print JSON instead of a table.")
+_ACCELERATOR = flags.DEFINE_string(
+    "accelerator", None, "An Ethos-U55/U65 configuration: also show the codec's bytes in its brick order "
+    "(what Vela encodes, before its own padding and stripes).")
 
 
 def main(argv):
@@ -16,7 +19,7 @@ def main(argv):
     from udc import tflite_file
     from udc.inspect import format_table, inspect_model
 
-    stats = inspect_model(tflite_file.read_bytes(argv[1]))
+    stats = inspect_model(tflite_file.read_bytes(argv[1]), _ACCELERATOR.value)
     if _JSON.value:
         print(json.dumps([dataclasses.asdict(s) for s in stats], indent=2))
     else:

@@ -17,11 +17,11 @@ How the choices are made differentiable (the pick, and why):
 * **Width**: FBNetV2 channel masks. Option i owns the mask `[c < width_i]`; the layer's
   output (after its own BatchNorm and activation, so that masked channels are exactly 0
   and the next layer sees only the chosen width) is multiplied by `sum_i g_i * mask_i`.
-* **Sparsity**: magnitude masks. Rate r zeroes the `floor(r * n)` smallest |w| of the
+* **Sparsity**: magnitude masks. Rate r zeroes the `ceil(r * n)` smallest |w| of the
   whole kernel; the kernel becomes `sum_j g_j * (w * mask_j)`. Gradients reach the
   surviving weights (the threshold is not differentiated). In hard mode the rule is the
   one of the exported model (and of `size_model.layer_codes`): the kernel is first cut to
-  the chosen (input width, output width) sub-kernel, and the `floor(r * n_sub)` smallest
+  the chosen (input width, output width) sub-kernel, and the `ceil(r * n_sub)` smallest
   |w| *of that sub-kernel* are zeroed; the grid scale is then taken over the sub-kernel
   too, so a hard supernet computes exactly what `udc.strip` builds.
 * **Bits**: straight-through rounding to each grid, mixed: `sum_k g_k * grid_k(w_sparse)`
@@ -83,14 +83,19 @@ def _gumbel_softmax(logits, temperature):
     return tf.nn.softmax((logits + gumbel) / temperature)
 
 
+def pruned_count(rate: float, n: int) -> int:
+    """Weights a rate prunes out of n: ceil(rate * n), so a tensor has at least the chosen sparsity."""
+    return int(np.ceil(rate * n - 1e-6))
+
+
 def _magnitude_masks(w, rates):
-    """One 0/1 mask per sparsity rate, zeroing the floor(rate*n) smallest |w| (no gradient)."""
+    """One 0/1 mask per sparsity rate, zeroing the ceil(rate*n) smallest |w| (no gradient)."""
     magnitude = tf.stop_gradient(tf.abs(w))
     flat = tf.sort(tf.reshape(magnitude, [-1]))
     n = int(np.prod(w.shape))
     masks = []
     for rate in rates:
-        k = int(np.floor(rate * n))
+        k = pruned_count(rate, n)
         if k == 0:
             masks.append(tf.ones_like(w))
         else:
@@ -224,7 +229,7 @@ class _Searchable(keras.layers.Layer):
             area = int(np.prod(self.kernel.shape)) // (int(self.kernel.shape[self._in_axis]) *
                                                         (self.max_width if self.has_width_choice else 1))
             self._prune_counts = np.array(
-                [[[int(np.floor(r * area * i * o)) for r in self.sparsities] for o in out_options]
+                [[[pruned_count(r, area * i * o) for r in self.sparsities] for o in out_options]
                  for i in in_options], np.int32)
         zero = tf.constant(0, tf.int64)
         if source is None:

@@ -42,7 +42,7 @@ def search_and_export(config, workdir, log=print, stop_after_epochs=None, export
     from udc.errors import UdcError
     from udc.finetune import finetune
     from udc.report import to_markdown, write_report
-    from udc.search import KIB, SupernetSearch, budget_bytes, search_options
+    from udc.search import KIB, SupernetSearch, budget_bytes, check_resumable, search_options
     from udc.strip import arch_spec, strip
 
     started = time.perf_counter()
@@ -50,6 +50,7 @@ def search_and_export(config, workdir, log=print, stop_after_epochs=None, export
     target = target_of(config)  # an unknown accelerator fails before any slow work
     search_options(config)  # bad option lists too
     budget = budget_bytes(config)
+    check_resumable(config, workdir)  # a checkpoint of another config is refused before any slow work
     splits = load_splits(config)
     search = SupernetSearch(config, splits, workdir, log=log)
     smallest = search.check_feasible()

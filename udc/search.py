@@ -259,8 +259,7 @@ class SupernetSearch:
         self.manager = tf.train.CheckpointManager(self.checkpoint, str(self.workdir / "checkpoints"), max_to_keep=2)
         self.state = {"epochs_done": 0, "history": [], "config": config_fingerprint(config)}
         self._loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-        self.warm_step = tf.function(self._warm_step)
-        self.search_step = tf.function(self._search_step)
+        self.step = tf.function(self._step)
         self.writer = (tf.summary.create_file_writer(str(self.workdir / "tensorboard"))
                        if s.tensorboard else None)
 
@@ -269,26 +268,23 @@ class SupernetSearch:
         return tf.reduce_mean(tf.cast(tf.equal(tf.argmax(logits, axis=1, output_type=tf.int32),
                                                tf.cast(y, tf.int32)), tf.float32))
 
-    def _warm_step(self, x, y):
-        with tf.GradientTape() as tape:
-            logits = self.model(x, training=True)
-            loss = self._loss(y, logits)
-        grads = tape.gradient(loss, self.weight_vars)
-        self.weight_opt.apply_gradients(zip(grads, self.weight_vars))
-        return loss, self._accuracy(y, logits), self.sizes.expected()
+    def _step(self, x, y, searching):
+        """One step of either stage (one traced function: `searching` is 0. in warm-up, 1. in search).
 
-    def _search_step(self, x, y):
+        In warm-up the choice logits get zero gradients (Adam leaves them where they are)
+        and the multiplier does not move.
+        """
         with tf.GradientTape() as tape:
             logits = self.model(x, training=True)
             task = self._loss(y, logits)
             size = self.sizes.expected()
-            loss = task + self.lam * size / self.target
+            loss = task + searching * self.lam * size / self.target
         variables = self.weight_vars + self.arch_vars
         grads = tape.gradient(loss, variables)
         n = len(self.weight_vars)
         self.weight_opt.apply_gradients(zip(grads[:n], self.weight_vars))
-        self.arch_opt.apply_gradients(zip(grads[n:], self.arch_vars))
-        self.lam.assign(tf.maximum(0.0, self.lam + self.eta * (size / self.target - 1.0)))
+        self.arch_opt.apply_gradients(zip([g * searching for g in grads[n:]], self.arch_vars))
+        self.lam.assign(tf.maximum(0.0, self.lam + searching * self.eta * (size / self.target - 1.0)))
         return task, self._accuracy(y, logits), size
 
     # --- checks ------------------------------------------------------------
@@ -299,7 +295,7 @@ class SupernetSearch:
         self.smallest_bytes = smallest
         if smallest > self.budget:
             raise ConfigError(
-                f"budget {self.budget / KIB:g} KiB ({self.budget} B) is below the smallest network this search "
+                f"budget {float(self.config.search.budget_kb):g} KiB ({self.budget} B) is below the smallest network this search "
                 f"space allows: {smallest} B ({smallest / KIB:.2f} KiB encoded, narrowest widths, "
                 f"{self.options.sparsities[-1]:.0%} sparsity, {self.options.bits[0]} bits); "
                 f"raise --config.budget_kb to at least {math.ceil(smallest / KIB * 100) / 100:g}")
@@ -307,15 +303,10 @@ class SupernetSearch:
 
     def restore(self) -> bool:
         """Resumes from WORKDIR if it holds a checkpoint of the same config; False if none."""
-        state_path = self.workdir / STATE_FILE
-        if not state_path.exists():
+        saved = check_resumable(self.config, self.workdir)
+        if saved is None:
             return False
-        saved = json.loads(state_path.read_text())
-        differences = config_differences(saved["config"], self.state["config"])
-        if differences:
-            raise ConfigError(
-                f"{self.workdir} holds a search made with a different config ({'; '.join(differences)}); "
-                "use another --workdir or the same config to resume")
+        state_path = self.workdir / STATE_FILE
         if saved["epochs_done"]:
             path = self.manager.latest_checkpoint
             if path is None:
@@ -351,7 +342,7 @@ class SupernetSearch:
                     t = float(s.start_temperature)
                 search_layers.set_temperature(self.model, t)
                 t0 = time.perf_counter()
-                loss, acc, size = (self.search_step if searching else self.warm_step)(x, y)
+                loss, acc, size = self.step(x, y, tf.constant(1.0 if searching else 0.0))
                 loss = float(loss)
                 step_times.append(time.perf_counter() - t0)
                 if not math.isfinite(loss):
@@ -410,6 +401,19 @@ def step_time_ratio_note(history) -> float:
     """Median search-step seconds over the epochs of the search stage."""
     times = [h["step_seconds"] for h in history if h["stage"] == "search"]
     return float(np.median(times)) if times else float("nan")
+
+
+def check_resumable(config, workdir):
+    """The saved state of WORKDIR (None if none); ConfigError if it was made with another config."""
+    saved = read_state(workdir)
+    if saved is None:
+        return None
+    differences = config_differences(saved["config"], config_fingerprint(config))
+    if differences:
+        raise ConfigError(
+            f"{workdir} holds a search made with a different config ({'; '.join(differences)}); "
+            "use another --workdir or the same config to resume")
+    return saved
 
 
 def read_state(workdir):

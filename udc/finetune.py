@@ -94,7 +94,7 @@ class KeepPruned(keras.callbacks.Callback):
 
 
 def finetune(plain, arch, masks, splits, *, epochs, learning_rate, batch_size, seed=0, backup_dir=None,
-             log=print):
+             steps_per_epoch=None, log=print):
     """QAT fine-tuning; returns the QAT model (ready for `udc.export.export_model`)."""
     keras.utils.set_random_seed(seed)
     qat = quantize_model(plain, arch)
@@ -107,9 +107,11 @@ def finetune(plain, arch, masks, splits, *, epochs, learning_rate, batch_size, s
         callbacks.append(keras.callbacks.BackupAndRestore(str(backup_dir)))
     if epochs > 0:
         log(f"QAT fine-tuning for {epochs} epochs ...")
-        history = qat.fit(splits.train.tf_dataset(batch_size, shuffle=True, seed=seed),
-                          validation_data=splits.val.tf_dataset(256) if len(splits.val) else None,
-                          epochs=epochs, callbacks=callbacks, verbose=0)
+        data = splits.train.tf_dataset(batch_size, shuffle=True, seed=seed)
+        if steps_per_epoch:  # epochs of `steps_per_epoch` batches from an endless shuffled stream
+            data = data.repeat()
+        history = qat.fit(data, validation_data=splits.val.tf_dataset(256) if len(splits.val) else None,
+                          epochs=epochs, steps_per_epoch=steps_per_epoch or None, callbacks=callbacks, verbose=0)
         for i in range(len(history.history.get("loss", []))):
             h = {k: v[i] for k, v in history.history.items()}
             log(f"fine-tune epoch {i + 1}/{epochs}: loss {h['loss']:.4f} acc {h['accuracy']:.2%}"

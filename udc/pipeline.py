@@ -77,7 +77,8 @@ def search_and_export(config, workdir, log=print, stop_after_epochs=None, export
             return spec
         qat = finetune(plain, spec, masks, splits, epochs=int(s.finetune_epochs),
                        learning_rate=float(s.finetune_learning_rate), batch_size=int(s.batch_size),
-                       seed=config.seed, backup_dir=workdir / "finetune_backup", log=log)
+                       seed=config.seed, backup_dir=workdir / "finetune_backup",
+                       steps_per_epoch=int(s.steps_per_epoch) or None, log=log)
         report = export_model(qat, splits, target, workdir, name="model", config=config, arch_spec=spec,
                               num_calibration=config.export.num_calibration,
                               tflm_samples=config.export.tflm_samples, log=log)

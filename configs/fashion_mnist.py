@@ -54,6 +54,7 @@ def get_config():
     config.search.learning_rate = 2e-3
     config.search.arch_learning_rate = 0.02
     config.search.dual_learning_rate = 1.0  # multiplier change per epoch per unit of relative excess
+    config.search.fill_budget = True  # grow an argmax choice far under the budget (see udc.search)
     config.search.budget_margin = 0.03  # the search aims at (1 - margin) * budget
     config.search.start_temperature = 5.0
     config.search.end_temperature = 0.5

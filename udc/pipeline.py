@@ -71,6 +71,7 @@ def search_and_export(config, workdir, log=print, stop_after_epochs=None, export
         write_json_atomic(workdir / "arch_spec.json", spec)
         log(f"arch spec: {spec['codec_bytes']} B by the codec, {spec['estimated_bytes']:.0f} B estimated "
             f"-> {workdir / 'arch_spec.json'}")
+        search.recalibrate_batch_norm(choices)  # the stripped model folds these statistics
         plain, masks = strip(search.model, choices)
         save_model(plain, workdir / "stripped.keras")
         if not export:

@@ -21,6 +21,10 @@ Stages (one call of `run_search`, resumable from WORKDIR at every epoch):
    weights through Vela's encoder, plus the pooling weights) must be within the target,
    else **repair**: repeatedly take the single move (one layer one step narrower, sparser
    or fewer bits) that loses the least log-probability per byte saved, until it fits.
+   A choice under the target is **filled** the same way in reverse (wider, denser, more
+   bits, least log-probability lost per byte added) while it still fits
+   (`search.fill_budget`, default on): the per-layer argmax of a search steered by the
+   expected size can land far below the budget.
 
 `udc.cli.search` then strips, fine-tunes (QAT) and exports, and checks the guarantee with
 Vela itself: if Vela's `total_npu_encoded_weights` exceeds the budget, the limit is
@@ -164,11 +168,7 @@ def _moves(layer):
 def repair(sizes: Sizes, choices: dict, limit: int, log=print) -> dict:
     """Smallest-regret moves until the exact bytes fit `limit` (see module doc); returns new choices."""
     choices = {k: dict(v) for k, v in choices.items()}
-    log_probs = {}
-    for layer in sizes.layers:
-        for dim, logits in (("width", layer.width_logits), ("sparsity", layer.sparsity_logits),
-                            ("bits", layer.bits_logits)):
-            log_probs[layer.name, dim] = tf.nn.log_softmax(logits).numpy()
+    log_probs = _log_probs(sizes)
     total = sizes.exact(choices)
     while total > limit:
         best = None
@@ -194,6 +194,48 @@ def repair(sizes: Sizes, choices: dict, limit: int, log=print) -> dict:
     return choices
 
 
+def fill(sizes: Sizes, choices: dict, limit: int, log=print) -> dict:
+    """The mirror of `repair` for a choice well under `limit`: repeatedly take the single move
+    (one layer one step wider, denser or more bits) that loses the least log-probability per
+    byte added, as long as the exact bytes stay within `limit`. The expected size the search
+    steers is E[c_in] E[c_out]-based, so the per-layer argmax can land far below the budget
+    (measured on Fashion-MNIST: 3.6 kB for a 12 KiB budget); the bytes left are accuracy left."""
+    choices = {k: dict(v) for k, v in choices.items()}
+    log_probs = _log_probs(sizes)
+    total = sizes.exact(choices)
+    moves = 0
+    while True:
+        best = None
+        for layer in sizes.layers:
+            for dim, options, step in _moves(layer):
+                i = list(options).index(choices[layer.name][dim])
+                j = i - step
+                if not 0 <= j < len(options):
+                    continue
+                trial = {**choices, layer.name: {**choices[layer.name], dim: options[j]}}
+                new_total = sizes.exact(trial)
+                if new_total > limit:
+                    continue
+                regret = max(float(log_probs[layer.name, dim][i] - log_probs[layer.name, dim][j]), 1e-6)
+                score = regret / max(new_total - total, 1)
+                if best is None or score < best[0]:
+                    best = (score, trial, f"{layer.name}.{dim} {options[i]} -> {options[j]}", new_total)
+        if best is None:
+            break
+        _, choices, what, total = best
+        moves += 1
+    if moves:
+        log(f"  fill: {moves} moves up to {total} B (limit {limit} B): {format_choices(choices)}")
+    return choices
+
+
+def _log_probs(sizes):
+    return {(layer.name, dim): tf.nn.log_softmax(logits).numpy()
+            for layer in sizes.layers
+            for dim, logits in (("width", layer.width_logits), ("sparsity", layer.sparsity_logits),
+                                ("bits", layer.bits_logits))}
+
+
 def format_choices(choices: dict) -> str:
     return " ".join(f"{name} {c['width']}/{c['sparsity']:.0%}/{c['bits']}b" for name, c in choices.items())
 
@@ -208,6 +250,28 @@ def _batches(split, batch_size, seed, epoch, steps):
     for i in range(n):
         idx = np.sort(order[i * batch_size:(i + 1) * batch_size])
         yield split.x[idx], split.y[idx]
+
+
+def recalibrate_batch_norm(model, split, batch_size, batches=20, seed=0):
+    """Moving BatchNorm statistics of the current hard sub-network (leaves the model in hard mode).
+
+    The statistics gathered while training on soft mixtures do not fit one hard choice
+    (its inputs are not scaled by fractional width masks), which leaves the argmax net
+    near chance in inference; a cumulative average over a few training batches run
+    through the hard net fixes that (the usual one-shot NAS recalibration). Only moving
+    statistics change; weights and choices do not.
+    """
+    search_layers.set_hard(model, True)
+    norms = [layer.bn for layer in search_layers.searchable_layers(model) if layer.bn is not None]
+    momenta = [bn.momentum for bn in norms]
+    try:
+        for i, (x, _) in enumerate(_batches(split, batch_size, seed, 10**6, batches)):
+            for bn in norms:
+                bn.momentum = i / (i + 1.0)  # batch i gets weight 1/(i+1): a plain average
+            model(x, training=True)
+    finally:
+        for bn, momentum in zip(norms, momenta):
+            bn.momentum = momentum
 
 
 def _hard_accuracy(model, split, batch_size=512):
@@ -357,7 +421,8 @@ class SupernetSearch:
         return True
 
     def _end_epoch(self, epoch, searching, losses, accs, sizes_seen, step_times, seconds, temperature):
-        search_layers.set_hard(self.model, searching)
+        if searching:
+            self.recalibrate_batch_norm()
         val = _hard_accuracy(self.model, self.splits.val)
         search_layers.set_hard(self.model, False)
         expected = float(self.sizes.expected())
@@ -384,6 +449,18 @@ class SupernetSearch:
         self.state["history"].append(record)
         write_json_atomic(self.workdir / STATE_FILE, self.state)
 
+    def recalibrate_batch_norm(self, choices=None):
+        """BatchNorm statistics of `choices` (default: the argmax); the choice logits are left as they were."""
+        saved = [v.numpy() for v in self.arch_vars]
+        if choices is not None:
+            from udc.strip import set_choices
+
+            set_choices(self.model, choices)
+        recalibrate_batch_norm(self.model, self.splits.train, int(self.config.search.batch_size),
+                               seed=self.config.seed)
+        for v, value in zip(self.arch_vars, saved):
+            v.assign(value)
+
     # --- selection -----------------------------------------------------------
     def select(self, limit=None) -> dict:
         """The argmax choices, repaired until their exact bytes fit `limit` (default: the target)."""
@@ -394,6 +471,8 @@ class SupernetSearch:
         self.log(f"selection: {format_choices(choices)}: {exact} B by the codec (limit {limit} B)")
         if exact > limit:
             choices = repair(self.sizes, choices, limit, self.log)
+        if self.config.search.get("fill_budget", True):  # also takes back what a repair overshot
+            choices = fill(self.sizes, choices, limit, self.log)
         return choices
 
 

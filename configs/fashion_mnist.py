@@ -1,9 +1,15 @@
 """Fashion-MNIST with the fmnist_cnn backbone, exported for an Ethos-U55-128.
 
 Override any key from the command line, e.g. --config.train.epochs=2.
+
+`budget_kb` (KiB = 1024 bytes of Vela-encoded weights, `total_npu_encoded_weights`) and
+`accelerator` are top-level for `udc-search --config.budget_kb=12
+--config.accelerator=ethos-u55-128`; `search.budget_kb` and `export.accelerator` are
+the same values (field references: setting either sets both).
 """
 
 import ml_collections
+from ml_collections import config_dict
 
 
 def get_config():
@@ -16,6 +22,8 @@ def get_config():
     config.max_test_examples = 0
     config.seed = 0
     config.backbone = "fmnist_cnn"
+    config.accelerator = ml_collections.FieldReference("ethos-u55-128")
+    config.budget_kb = ml_collections.FieldReference(24.0)
 
     config.train = ml_collections.ConfigDict()
     config.train.epochs = 5
@@ -23,9 +31,33 @@ def get_config():
     config.train.learning_rate = 2e-3
 
     config.export = ml_collections.ConfigDict()
-    config.export.accelerator = "ethos-u55-128"
+    config.export.accelerator = config.get_ref("accelerator")
     config.export.system_config = ""  # empty: the family's default (see udc.hardware)
     config.export.memory_mode = ""
     config.export.num_calibration = 256  # training images that set activation ranges
     config.export.tflm_samples = 16  # test images also run through TFLite Micro
+
+    # udc-search: supernet warm-up, search under the budget, selection, strip, QAT fine-tune, export.
+    config.search = ml_collections.ConfigDict()
+    config.search.budget_kb = config.get_ref("budget_kb")
+    config.search.widths = config_dict.placeholder(tuple)  # None: every multiple of the target's alignment
+    config.search.sparsities = (0.0, 0.25, 0.5, 0.75, 0.9)
+    config.search.bits = (2, 3, 4, 5, 6, 8)
+    config.search.max_widths = config_dict.placeholder(tuple)  # None: the backbone's own widths
+    config.search.batch_size = 128
+    config.search.warmup_epochs = 2  # weights only, uniform choices
+    config.search.search_epochs = 3  # weights + choices, budget term, temperature annealed
+    config.search.finetune_epochs = 2  # QAT of the stripped model
+    # Batches per epoch (0 = the whole training split). 100 keeps the default pipeline near
+    # 12 minutes on 2 shared cores (a full Fashion-MNIST epoch is 421 batches, ~5 min there).
+    config.search.steps_per_epoch = 100
+    config.search.learning_rate = 2e-3
+    config.search.arch_learning_rate = 0.02
+    config.search.dual_learning_rate = 1.0  # multiplier change per epoch per unit of relative excess
+    config.search.fill_budget = True  # grow an argmax choice far under the budget (see udc.search)
+    config.search.budget_margin = 0.03  # the search aims at (1 - margin) * budget
+    config.search.start_temperature = 5.0
+    config.search.end_temperature = 0.5
+    config.search.finetune_learning_rate = 5e-4
+    config.search.tensorboard = False  # scalars in WORKDIR/tensorboard
     return config

@@ -2,7 +2,7 @@
 
 from udc.data import load_splits
 from udc.export import export_model
-from udc.fileio import ensure_writable_dir
+from udc.fileio import ensure_writable_dir, write_json_atomic
 from udc.hardware import resolve_target
 from udc.model_io import save_model
 from udc.train import train_float_model
@@ -29,3 +29,95 @@ def export_from_config(model, splits, config, output_dir, name="model", accelera
     return export_model(model, splits, target_of(config, accelerator), output_dir, name=name,
                         config=config, num_calibration=config.export.num_calibration,
                         tflm_samples=config.export.tflm_samples, log=log)
+
+
+def search_and_export(config, workdir, log=print, stop_after_epochs=None, export=True):
+    """udc-search: supernet search under the budget -> strip -> QAT fine-tune -> export, checked by Vela.
+
+    Resumes from WORKDIR. Returns the report (with a "search" section), the arch spec if
+    `export` is False, or None if `stop_after_epochs` interrupted the search.
+    """
+    import time
+
+    from udc.errors import UdcError
+    from udc.finetune import finetune
+    from udc.report import to_markdown, write_report
+    from udc.search import KIB, SupernetSearch, budget_bytes, check_resumable, search_options
+    from udc.strip import arch_spec, strip
+
+    started = time.perf_counter()
+    workdir = ensure_writable_dir(workdir)
+    target = target_of(config)  # an unknown accelerator fails before any slow work
+    search_options(config)  # bad option lists too
+    budget = budget_bytes(config)
+    check_resumable(config, workdir)  # a checkpoint of another config is refused before any slow work
+    splits = load_splits(config)
+    search = SupernetSearch(config, splits, workdir, log=log)
+    smallest = search.check_feasible()
+    log(f"search space: {len(search.layers)} layers; smallest network {smallest} B, budget {budget} B "
+        f"({budget / KIB:g} KiB) on {target.accelerator}")
+    if search.restore():
+        log(f"resuming from {workdir} after epoch {search.state['epochs_done']} of {search.epochs}")
+    if not search.run(stop_after_epochs):
+        log(f"stopped after epoch {search.state['epochs_done']} as asked; rerun to resume")
+        return None
+    search_seconds = time.perf_counter() - started
+    s = config.search
+    limit = int(search.target)
+    for attempt in range(1, 5):
+        choices = search.select(limit)
+        spec = arch_spec(search.model, choices, target.accelerator, extra_bytes=search.sizes.pool_bytes(choices),
+                         backbone=config.backbone, dataset=splits.name, budget_bytes=budget, limit_bytes=limit)
+        write_json_atomic(workdir / "arch_spec.json", spec)
+        log(f"arch spec: {spec['codec_bytes']} B by the codec, {spec['estimated_bytes']:.0f} B estimated "
+            f"-> {workdir / 'arch_spec.json'}")
+        search.recalibrate_batch_norm(choices)  # the stripped model folds these statistics
+        plain, masks = strip(search.model, choices)
+        save_model(plain, workdir / "stripped.keras")
+        if not export:
+            return spec
+        qat = finetune(plain, spec, masks, splits, epochs=int(s.finetune_epochs),
+                       learning_rate=float(s.finetune_learning_rate), batch_size=int(s.batch_size),
+                       seed=config.seed, backup_dir=workdir / "finetune_backup",
+                       steps_per_epoch=int(s.steps_per_epoch) or None, log=log)
+        report = export_model(qat, splits, target, workdir, name="model", config=config, arch_spec=spec,
+                              num_calibration=config.export.num_calibration,
+                              tflm_samples=config.export.tflm_samples, log=log)
+        vela_bytes = report["vela"]["encoded_weight_bytes"]
+        log(f"Vela: {vela_bytes} B encoded weights, budget {budget} B")
+        if vela_bytes <= budget:
+            break
+        limit = min(limit - (vela_bytes - budget), int(limit * budget / vela_bytes)) - 16
+        log(f"over budget by {vela_bytes - budget} B: repairing to {limit} B and exporting again")
+    else:
+        raise UdcError(f"Vela still measures {vela_bytes} B > budget {budget} B after {attempt} repairs")
+    history = search.state["history"]
+    report["search"] = {
+        "budget_bytes": budget, "vela_encoded_bytes": vela_bytes, "within_budget": vela_bytes <= budget,
+        "estimated_bytes": spec["estimated_bytes"], "codec_bytes": spec["codec_bytes"],
+        "estimate_error": spec["estimated_bytes"] / vela_bytes - 1.0,
+        "codec_error": spec["codec_bytes"] / vela_bytes - 1.0,
+        "smallest_network_bytes": smallest, "export_attempts": attempt,
+        "search_seconds": search_seconds, "total_seconds": time.perf_counter() - started,
+        "search_step_seconds": float(sorted(h["step_seconds"] for h in history if h["stage"] == "search")[
+            len([h for h in history if h["stage"] == "search"]) // 2]) if s.search_epochs else None,
+        "arch_spec": spec, "history": history,
+    }
+    write_report(report, workdir)
+    with open(workdir / "report.md", "a") as f:
+        f.write(search_markdown(report["search"]))
+    log(to_markdown(report) + search_markdown(report["search"]))
+    return report
+
+
+def search_markdown(search) -> str:
+    lines = ["", "## Search", "",
+             f"Budget {search['budget_bytes']:,} B; Vela {search['vela_encoded_bytes']:,} B "
+             f"({'within' if search['within_budget'] else 'OVER'} budget); size-model estimate "
+             f"{search['estimated_bytes']:,.0f} B ({search['estimate_error']:+.2%} vs Vela); "
+             f"{search['export_attempts']} export(s); {search['total_seconds']:.0f} s in all.", "",
+             "| layer | width | input | sparsity | bits | estimated B | codec B |", "|---|---|---|---|---|---|---|"]
+    for layer in search["arch_spec"]["layers"]:
+        lines.append(f"| {layer['name']} | {layer['width']} | {layer['input_width']} | {layer['sparsity']:.0%} | "
+                     f"{layer['bits']} | {layer['estimated_bytes']:.0f} | {layer['codec_bytes']} |")
+    return "\n".join(lines) + "\n"

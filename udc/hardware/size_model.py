@@ -75,9 +75,9 @@ def _kind(layer):
 
 
 def magnitude_prune(w: np.ndarray, sparsity: float) -> np.ndarray:
-    """Zeroes the floor(sparsity * n) smallest |w| (as the searchable layers do)."""
+    """Zeroes the ceil(sparsity * n) smallest |w| (as the searchable layers do)."""
     w = np.array(w, np.float32, copy=True)
-    k = int(np.floor(sparsity * w.size))
+    k = search_layers.pruned_count(sparsity, w.size)
     if k:
         threshold = np.sort(np.abs(w), axis=None)[k - 1]
         w[np.abs(w) <= threshold] = 0.0

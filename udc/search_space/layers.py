@@ -17,9 +17,13 @@ How the choices are made differentiable (the pick, and why):
 * **Width**: FBNetV2 channel masks. Option i owns the mask `[c < width_i]`; the layer's
   output (after its own BatchNorm and activation, so that masked channels are exactly 0
   and the next layer sees only the chosen width) is multiplied by `sum_i g_i * mask_i`.
-* **Sparsity**: magnitude masks. Rate r zeroes the `floor(r * n)` smallest |w| of the
+* **Sparsity**: magnitude masks. Rate r zeroes the `ceil(r * n)` smallest |w| of the
   whole kernel; the kernel becomes `sum_j g_j * (w * mask_j)`. Gradients reach the
-  surviving weights (the threshold is not differentiated).
+  surviving weights (the threshold is not differentiated). In hard mode the rule is the
+  one of the exported model (and of `size_model.layer_codes`): the kernel is first cut to
+  the chosen (input width, output width) sub-kernel, and the `ceil(r * n_sub)` smallest
+  |w| *of that sub-kernel* are zeroed; the grid scale is then taken over the sub-kernel
+  too, so a hard supernet computes exactly what `udc.strip` builds.
 * **Bits**: straight-through rounding to each grid, mixed: `sum_k g_k * grid_k(w_sparse)`
   (per output channel for convolutions, per tensor for Dense, as exported).
 * **hard mode** (`set_hard(model, True)` or `layer.hard.assign(1.)`): every g becomes the
@@ -57,20 +61,41 @@ DEFAULT_START_TEMPERATURE = 5.0
 DEFAULT_END_TEMPERATURE = 0.5
 
 
+_NOISE = {"generator": None}
+
+
+def use_noise_generator(generator) -> None:
+    """Draw the Gumbel noise from `generator` (a tf.random.Generator; None: tf.random's global state).
+
+    The search reseeds its generator every epoch, so a resumed run draws the same noise
+    as an uninterrupted one.
+    """
+    _NOISE["generator"] = generator
+
+
 def _gumbel_softmax(logits, temperature):
-    u = tf.random.uniform(tf.shape(logits), minval=1e-6, maxval=1.0 - 1e-6)
+    generator = _NOISE["generator"]
+    if generator is not None:
+        u = generator.uniform(tf.shape(logits), minval=1e-6, maxval=1.0 - 1e-6)
+    else:
+        u = tf.random.uniform(tf.shape(logits), minval=1e-6, maxval=1.0 - 1e-6)
     gumbel = -tf.math.log(-tf.math.log(u))
     return tf.nn.softmax((logits + gumbel) / temperature)
 
 
+def pruned_count(rate: float, n: int) -> int:
+    """Weights a rate prunes out of n: ceil(rate * n), so a tensor has at least the chosen sparsity."""
+    return int(np.ceil(rate * n - 1e-6))
+
+
 def _magnitude_masks(w, rates):
-    """One 0/1 mask per sparsity rate, zeroing the floor(rate*n) smallest |w| (no gradient)."""
+    """One 0/1 mask per sparsity rate, zeroing the ceil(rate*n) smallest |w| (no gradient)."""
     magnitude = tf.stop_gradient(tf.abs(w))
     flat = tf.sort(tf.reshape(magnitude, [-1]))
     n = int(np.prod(w.shape))
     masks = []
     for rate in rates:
-        k = int(np.floor(rate * n))
+        k = pruned_count(rate, n)
         if k == 0:
             masks.append(tf.ones_like(w))
         else:
@@ -89,6 +114,7 @@ class _Searchable(keras.layers.Layer):
     """Shared choice machinery; subclasses define the kernel and the operation."""
 
     channel_axis = -1  # grid scale axis of the kernel (None: per tensor)
+    _in_axis = -2  # input-channel axis of the kernel
     has_width_choice = True
 
     def __init__(self, widths=None, sparsities=opts.DEFAULT_SPARSITIES, bits=opts.DEFAULT_BITS,
@@ -194,11 +220,55 @@ class _Searchable(keras.layers.Layer):
             "bits": int(self.bits[int(np.argmax(self.bits_logits.numpy()))]),
         }
 
+    def _hard_slice(self):
+        """(0/1 mask of the argmax sub-kernel, its prune counts per sparsity rate) as tensors."""
+        source = width_source(self)
+        in_options = (int(self.kernel.shape[self._in_axis]),) if source is None else source.widths
+        out_options = self.widths if self.has_width_choice else (1,)
+        if getattr(self, "_prune_counts", None) is None:  # numpy: usable in any graph
+            area = int(np.prod(self.kernel.shape)) // (int(self.kernel.shape[self._in_axis]) *
+                                                        (self.max_width if self.has_width_choice else 1))
+            self._prune_counts = np.array(
+                [[[pruned_count(r, area * i * o) for r in self.sparsities] for o in out_options]
+                 for i in in_options], np.int32)
+        zero = tf.constant(0, tf.int64)
+        if source is None:
+            in_index, in_mask = zero, tf.ones([self.kernel.shape[self._in_axis]])
+        else:
+            in_index = tf.argmax(source.width_logits)
+            in_mask = tf.gather(source._width_masks, in_index)
+        shape = [1] * len(self.kernel.shape)
+        shape[self._in_axis] = -1
+        mask = tf.reshape(in_mask, shape)
+        out_index = zero
+        if self.has_width_choice:
+            out_index = tf.argmax(self.width_logits)
+            mask = mask * tf.gather(self._width_masks, out_index)  # last axis
+        counts = tf.gather_nd(tf.constant(self._prune_counts), tf.stack([in_index, out_index]))
+        return mask, counts
+
+    def _hard_sparse_kernel(self, g_s):
+        """Hard mode: prune the chosen sub-kernel by its own magnitudes (as layer_codes does)."""
+        slice_mask, counts = self._hard_slice()
+        w = self.kernel * slice_mask
+        magnitude = tf.where(slice_mask > 0, tf.stop_gradient(tf.abs(w)), np.inf)
+        flat = tf.sort(tf.reshape(magnitude, [-1]))
+        out = []
+        for j in range(len(self.sparsities)):
+            k = counts[j]
+            threshold = tf.where(k > 0, tf.gather(flat, tf.maximum(k - 1, 0)), -1.0)
+            out.append(g_s[j] * (w * tf.cast(magnitude > threshold, w.dtype)))
+        return tf.add_n(out)
+
     def effective_kernel(self, training=False):
         """The kernel after the (relaxed or hard) sparsity and bit choices."""
         w = self.kernel
         g_s = self._weights_for(self.sparsity_logits, training)
-        sparse = tf.add_n([g_s[j] * (w * m) for j, m in enumerate(_magnitude_masks(w, self.sparsities))])
+
+        def soft():
+            return tf.add_n([g_s[j] * (w * m) for j, m in enumerate(_magnitude_masks(w, self.sparsities))])
+
+        sparse = tf.cond(self.hard > 0.5, lambda: self._hard_sparse_kernel(g_s), soft)
         g_b = self._weights_for(self.bits_logits, training)
         return tf.add_n([g_b[k] * grid_quantize(sparse, b, self.channel_axis) for k, b in enumerate(self.bits)])
 
@@ -269,6 +339,7 @@ class SearchableDepthwiseConv2D(_Searchable):
     """
 
     channel_axis = 2  # kernel HWC1: one grid scale per channel
+    _in_axis = 2
     has_width_choice = False
 
     def __init__(self, kernel_size, strides=1, padding="same", **kwargs):
@@ -334,6 +405,14 @@ class SearchableDense(_Searchable):
 
 SEARCHABLE_LAYERS = (SearchableConv2D, SearchableDepthwiseConv2D, SearchableDense)
 CUSTOM_OBJECTS = {cls.__name__: cls for cls in SEARCHABLE_LAYERS}
+
+
+def width_source(layer):
+    """The layer whose width choice sets `layer`'s input channels (through depthwise layers), or None."""
+    source = layer.input_from
+    while source is not None and not source.has_width_choice:
+        source = source.input_from
+    return source
 
 
 def searchable_layers(model):

@@ -1,0 +1,102 @@
+"""QAT fine-tuning of a stripped model: grid configs kept, pruned weights kept at zero, dead channels exported."""
+
+import numpy as np
+import pytest
+
+from udc import tflite_file
+from udc.compat import keras
+from udc.convert import convert_to_int8, saturated_biases
+from udc.errors import UdcError
+from udc.finetune import check_quantize_configs, finetune, quantize_model
+from udc.interpreter import TfliteClassifier
+from udc.search_space.quantizers import GridQuantizeConfig, code_step
+from udc.train import keras_accuracy
+
+BITS = {"conv0": 4, "conv1": 3, "logits": 5}
+SPARSITY = {"conv0": 0.25, "conv1": 0.75, "logits": 0.5}
+
+
+@pytest.fixture(scope="module")
+def trained(digits_splits):
+    """A float model trained briefly (the stripped model of a trained supernet has trained weights too)."""
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((8, 8, 1))
+    x = keras.layers.Conv2D(16, 3, padding="same", activation="relu", name="conv0")(inputs)
+    x = keras.layers.Conv2D(32, 3, strides=2, padding="same", activation="relu", name="conv1")(x)
+    x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    model = keras.Model(inputs, keras.layers.Dense(10, name="logits")(x))
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(digits_splits.train.x, digits_splits.train.y, batch_size=32, epochs=6, verbose=0)
+    return model.get_weights()
+
+
+def _stripped(weights):
+    """A stripped-style model: activations inside the layers, kernels pruned, one dead channel with a positive bias."""
+    inputs = keras.Input((8, 8, 1))
+    x = keras.layers.Conv2D(16, 3, padding="same", activation="relu", name="conv0")(inputs)
+    x = keras.layers.Conv2D(32, 3, strides=2, padding="same", activation="relu", name="conv1")(x)
+    x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    model = keras.Model(inputs, keras.layers.Dense(10, name="logits")(x))
+    model.set_weights(weights)
+    masks = {}
+    for name, rate in SPARSITY.items():
+        layer = model.get_layer(name)
+        kernel, bias = layer.get_weights()
+        mask = (np.abs(kernel) > np.quantile(np.abs(kernel), rate)).astype(np.float32)
+        if name == "conv1":
+            mask[..., 5] = 0.0  # a fully pruned output channel ...
+            bias[5] = 0.5  # ... whose output is a positive constant
+        masks[name] = mask
+        layer.set_weights([kernel * mask, bias])
+    arch = {"layers": [{"name": n, "bits": b, "sparsity": SPARSITY[n]} for n, b in BITS.items()]}
+    return model, masks, arch
+
+
+def test_every_layer_keeps_its_grid_config_after_quantize_apply(trained):
+    model, _, arch = _stripped(trained)
+    qat = quantize_model(model, arch)
+    wrapped = {l.layer.name: l.quantize_config for l in qat.layers if hasattr(l, "quantize_config")}
+    for name, bits in BITS.items():
+        assert isinstance(wrapped[name], GridQuantizeConfig) and wrapped[name].bits == bits
+    assert wrapped["conv0"].per_axis and not wrapped["logits"].per_axis
+
+
+def test_a_conv_followed_by_a_separate_relu_is_caught():
+    """The DESIGN.md trap: tfmot's layout transform swaps the custom config; check_quantize_configs says so."""
+    import tensorflow_model_optimization as tfmot
+
+    from udc.search_space.quantizers import CUSTOM_OBJECTS
+
+    annotate = tfmot.quantization.keras.quantize_annotate_layer
+    inputs = keras.Input((8, 8, 1))
+    x = annotate(keras.layers.Conv2D(8, 3, name="conv0"), GridQuantizeConfig(4))(inputs)
+    x = annotate(keras.layers.ReLU())(x)  # the default scheme fuses Conv + ReLU ...
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    model = keras.Model(inputs, keras.layers.Dense(10, name="logits")(x))
+    with tfmot.quantization.keras.quantize_scope(CUSTOM_OBJECTS):
+        qat = tfmot.quantization.keras.quantize_apply(model)
+    assert type(qat.get_layer("quant_conv0").quantize_config).__name__ == "NoOpQuantizeConfig"  # ... and drops ours
+    with pytest.raises(UdcError, match="replaced the 4-bit grid config of layer conv0"):
+        check_quantize_configs(qat, {"layers": [{"name": "conv0", "bits": 4}]})
+
+
+def test_finetune_keeps_sparsity_and_grid_and_the_dead_channel_exports_cleanly(trained, digits_splits):
+    model, masks, arch = _stripped(trained)
+    qat = finetune(model, arch, masks, digits_splits, epochs=2, learning_rate=1e-3, batch_size=32,
+                   log=lambda _: None)
+    data = convert_to_int8(qat, digits_splits.train.x[:128])
+    assert saturated_biases(data) == 0
+    stored = tflite_file.weight_tensors(tflite_file.parse(data))
+    assert len(stored) == 3
+    for tensor, name in zip(stored, BITS):
+        values = tensor.values
+        assert tensor.dtype == "INT8"
+        assert len(np.unique(values)) <= 2 ** BITS[name] - 1
+        assert set(np.unique(values) % code_step(BITS[name])) == {0}
+        assert np.mean(values == 0) >= SPARSITY[name]
+    conv1 = stored[1].values  # OHWI
+    assert np.all(conv1[5] == 0)
+    keras_acc = keras_accuracy(qat, digits_splits.test)
+    tflite_acc = TfliteClassifier(data).accuracy(digits_splits.test.x, digits_splits.test.y)
+    assert keras_acc > 0.8
+    assert abs(keras_acc - tflite_acc) <= 0.003 + 1e-9, (keras_acc, tflite_acc)

@@ -1,0 +1,62 @@
+"""Checkpoints: an interrupted search resumes to the same architecture; other configs and NaN losses."""
+
+import dataclasses
+import shutil
+
+import numpy as np
+import pytest
+
+from search_helpers import digits_config
+from udc.data import Split, load_splits
+from udc.errors import ConfigError, UdcError
+from udc.pipeline import search_and_export
+from udc.search import SupernetSearch, read_state
+
+FAST = {"steps_per_epoch": 12}
+
+
+def _choices(spec):
+    return [(l["name"], l["width"], l["sparsity"], l["bits"], l["codec_bytes"]) for l in spec["layers"]]
+
+
+@pytest.fixture(scope="module")
+def interrupted(tmp_path_factory):
+    """A search stopped after 2 of its 3 epochs (as if interrupted)."""
+    workdir = tmp_path_factory.mktemp("interrupted")
+    assert search_and_export(digits_config(**FAST), workdir, log=lambda _: None, stop_after_epochs=2) is None
+    assert read_state(workdir)["epochs_done"] == 2
+    return workdir
+
+
+def test_resume_after_interruption_gives_the_same_arch_spec(tmp_path, interrupted):
+    config = digits_config(**FAST)
+    straight = search_and_export(config, tmp_path / "straight", log=lambda _: None, export=False)
+    shutil.copytree(interrupted, tmp_path / "resumed")
+    lines = []
+    resumed = search_and_export(config, tmp_path / "resumed", log=lines.append, export=False)
+    assert any("resuming from" in line and "after epoch 2 of 3" in line for line in lines)
+    assert sum(line.startswith("epoch ") for line in lines) == 1
+    assert _choices(resumed) == _choices(straight)
+    assert read_state(tmp_path / "resumed")["history"][-1] == read_state(tmp_path / "straight")["history"][-1] | {
+        "seconds": read_state(tmp_path / "resumed")["history"][-1]["seconds"],
+        "step_seconds": read_state(tmp_path / "resumed")["history"][-1]["step_seconds"]}
+
+    other = digits_config(**FAST, arch_learning_rate=0.1)
+    with pytest.raises(ConfigError, match=r"different config \(search.arch_learning_rate: 0.05 -> 0.1\)"):
+        search_and_export(other, tmp_path / "resumed", log=lambda _: None, export=False)
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, interrupted):
+    config = digits_config(**FAST)
+    splits = load_splits(config)
+    shutil.copytree(interrupted, tmp_path, dirs_exist_ok=True)
+    x = splits.train.x.copy()
+    x[:] = np.nan
+    broken = dataclasses.replace(splits, train=Split(x, splits.train.y))
+    search = SupernetSearch(config, broken, tmp_path, log=lambda _: None)
+    assert search.restore()
+    with pytest.raises(UdcError, match=r"loss became nan at epoch 3 step 1; stopped and kept the last good "
+                                       r"checkpoint \(after epoch 2\)"):
+        search.run()
+    assert read_state(tmp_path)["epochs_done"] == 2
+    assert (tmp_path / "checkpoints" / "checkpoint").is_file()

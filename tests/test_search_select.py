@@ -1,0 +1,52 @@
+"""Selection without training: repair shrinks an over-budget choice, fill grows an under-budget one."""
+
+import numpy as np
+import pytest
+
+from udc.compat import keras
+from udc.models.supernet import fmnist_supernet
+from udc.search import Sizes, fill, repair
+from udc.search_space import SearchOptions
+from udc.strip import choices_of
+
+ACCELERATOR = "ethos-u55-128"
+
+
+@pytest.fixture(scope="module")
+def sizes():
+    keras.utils.set_random_seed(0)
+    model = fmnist_supernet((8, 8, 1), 10, SearchOptions(), widths=(16, 16, 32, 32, 32))
+    sizes = Sizes(model, ACCELERATOR)
+    sizes.calibrate()
+    rng = np.random.default_rng(0)
+    for layer in sizes.layers:
+        for v in layer.architecture_variables():
+            v.assign(rng.normal(size=v.shape).astype(np.float32))
+    return sizes
+
+
+def test_repair_fits_the_limit_with_single_steps(sizes):
+    start = choices_of(sizes.supernet)
+    largest = {name: {"width": l.widths[-1], "sparsity": 0.0, "bits": 8}
+               for name, l in ((l.name, l) for l in sizes.layers)}
+    limit = sizes.exact(largest) // 3
+    lines = []
+    repaired = repair(sizes, largest, limit, lines.append)
+    assert sizes.exact(repaired) <= limit and lines
+    assert all("saves" in line for line in lines)
+    with pytest.raises(Exception, match="smallest choices still take"):
+        repair(sizes, largest, 10, lambda _: None)
+    assert choices_of(sizes.supernet) == start  # the logits are only read
+
+
+def test_fill_grows_a_small_choice_up_to_the_limit(sizes):
+    smallest = sizes.smallest_choices()
+    low = sizes.exact(smallest)
+    limit = low + 3000
+    lines = []
+    filled = fill(sizes, smallest, limit, lines.append)
+    total = sizes.exact(filled)
+    assert low < total <= limit and "fill:" in lines[0]
+    # No single further move fits: the budget is used up to the size of the next step.
+    grown = fill(sizes, filled, limit, lines.append)
+    assert grown == filled

@@ -1,0 +1,34 @@
+"""udc-search: from a config to a searched, fine-tuned int8 .tflite and its report, in one command.
+
+    udc-search --config=configs/fashion_mnist.py --config.budget_kb=12 --config.accelerator=ethos-u55-128
+
+Trains the supernet (warm-up, then search with the budget term), selects and repairs
+the architecture until Vela's encoded weight bytes fit the budget, strips it, fine-tunes
+it with QAT and exports it (LiteRT, Vela, TFLite Micro). Progress per epoch; checkpoints
+in --workdir each epoch, and a rerun with the same --workdir resumes.
+"""
+
+from absl import flags
+
+from udc.cli.common import loaded_config, run_binary
+from udc.cli.flags import define_config_flag, define_workdir_flag
+
+_CONFIG = define_config_flag()
+_WORKDIR = define_workdir_flag("runs/search")
+flags.mark_flags_as_required(["config"])
+
+
+def main(argv):
+    del argv
+    from udc.errors import ConfigError
+    from udc.pipeline import search_and_export
+
+    config = loaded_config(_CONFIG)
+    if "search" not in config:
+        raise ConfigError("the config has no 'search' section; start from configs/fashion_mnist.py")
+    search_and_export(config, _WORKDIR.value)
+    print(f"wrote {_WORKDIR.value}/model.tflite, arch_spec.json and report.md")
+
+
+def run():
+    run_binary("udc-search", main)

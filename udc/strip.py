@@ -1,0 +1,149 @@
+"""Strip: a supernet with chosen options -> a plain tf_keras model and its arch spec.
+
+For each searchable layer the kernel is cut to the chosen (input width, output width),
+magnitude-pruned *over that sub-kernel* to the chosen rate (the rule of the hard
+supernet and of `size_model.layer_codes`), rounded to its b-bit grid, and the layer's
+BatchNorm is folded in (a per-output-channel factor: zeros stay zeros and each channel's
+grid levels stay the same). The plain layer holds its activation inside (what tfmot
+needs, see DESIGN.md). The result computes what the hard supernet computes in inference.
+
+The arch spec (JSON) lists per layer: width, input width, sparsity, bits, the size
+model's estimate (calibrated tables) and the codec-measured bytes (Vela's brick order
+where its API knows the accelerator) of exactly the weights the plain model holds.
+"""
+
+import numpy as np
+
+from udc.compat import keras
+from udc.errors import UdcError
+from udc.hardware import size_model as sm
+from udc.search_space import layers as search_layers
+from udc.search_space.quantizers import grid_quantize
+
+
+def choices_of(supernet) -> dict:
+    """The argmax choices {layer name: {width, sparsity, bits}} of every searchable layer."""
+    return {layer.name: layer.hard_choice() for layer in search_layers.searchable_layers(supernet)}
+
+
+def set_choices(supernet, choices) -> None:
+    """Sets every searchable layer's logits so that its argmax is `choices` (keeps the order of the rest)."""
+    for layer in search_layers.searchable_layers(supernet):
+        c = choices[layer.name]
+        for logits, options, value in ((layer.width_logits, layer.widths, c["width"]),
+                                       (layer.sparsity_logits, layer.sparsities, c["sparsity"]),
+                                       (layer.bits_logits, layer.bits, c["bits"])):
+            if logits is layer.width_logits and not layer.has_width_choice:
+                continue
+            v = logits.numpy()
+            index = list(options).index(value)
+            if int(np.argmax(v)) != index:
+                v[index] = v.max() + 1.0
+                logits.assign(v)
+
+
+def _sub_kernel(layer, c, input_width):
+    kernel = layer.kernel.numpy()
+    if isinstance(layer, search_layers.SearchableDepthwiseConv2D):
+        sub = kernel[:, :, :input_width, :]
+        axis = 2
+    elif isinstance(layer, search_layers.SearchableDense):
+        sub = kernel[:input_width, :c["width"]]
+        axis = None
+    else:
+        sub = kernel[:, :, :input_width, :c["width"]]
+        axis = -1
+    pruned = sm.magnitude_prune(sub, c["sparsity"])
+    return pruned, grid_quantize(pruned, c["bits"], axis).numpy()
+
+
+def _fold(layer, kernel, width):
+    """Folds the layer's bias and inference BatchNorm into (kernel, bias) per output channel."""
+    bias = layer.bias.numpy()[:width] if layer.bias is not None else np.zeros(width, np.float32)
+    if layer.bn is None:
+        return kernel, bias
+    bn = layer.bn
+    gamma = bn.gamma.numpy()[:width] if bn.scale else np.ones(width, np.float32)
+    beta = bn.beta.numpy()[:width] if bn.center else np.zeros(width, np.float32)
+    factor = gamma / np.sqrt(bn.moving_variance.numpy()[:width] + bn.epsilon)
+    shape = [1] * kernel.ndim
+    shape[2 if isinstance(layer, search_layers.SearchableDepthwiseConv2D) else -1] = width
+    kernel = kernel * factor.reshape(shape)
+    return kernel.astype(np.float32), (beta + (bias - bn.moving_mean.numpy()[:width]) * factor).astype(np.float32)
+
+
+def _plain_layer(layer, c, width):
+    activation = keras.activations.serialize(layer.activation) if layer.activation is not None else None
+    if isinstance(layer, search_layers.SearchableDense):
+        return keras.layers.Dense(width, activation=activation, name=layer.name)
+    if isinstance(layer, search_layers.SearchableDepthwiseConv2D):
+        return keras.layers.DepthwiseConv2D(layer.kernel_size, strides=layer.strides, padding=layer.padding.lower(),
+                                            activation=activation, name=layer.name)
+    return keras.layers.Conv2D(width, layer.kernel_size, strides=layer.strides, padding=layer.padding.lower(),
+                               activation=activation, name=layer.name)
+
+
+def strip(supernet, choices=None, name=None):
+    """(plain model, sparsity masks {layer name: 0/1 kernel mask}) for `choices` (default: the argmax).
+
+    The supernet must be a chain of layers (every searchable backbone here is).
+    """
+    layers = search_layers.searchable_layers(supernet)
+    choices = choices or choices_of(supernet)
+    inputs = keras.Input(shape=supernet.input_shape[1:], name=supernet.layers[0].name)
+    x = inputs
+    weights, masks = {}, {}
+    for layer in supernet.layers[1:]:
+        inbound = layer._inbound_nodes[0].inbound_layers if len(layer._inbound_nodes) == 1 else [0, 0]
+        if isinstance(inbound, (list, tuple)) and len(inbound) != 1:
+            raise UdcError(f"strip handles chains of layers; layer {layer.name} has several inputs")
+        if isinstance(layer, search_layers._Searchable):
+            c = choices[layer.name]
+            input_width = sm.input_width_of(layer, choices) or int(layer.kernel.shape[layer._in_axis])
+            depthwise = isinstance(layer, search_layers.SearchableDepthwiseConv2D)
+            width = input_width if depthwise else c["width"]
+            pruned, gridded = _sub_kernel(layer, c, input_width)
+            kernel, bias = _fold(layer, gridded, width)
+            plain = _plain_layer(layer, c, width)
+            x = plain(x)
+            weights[plain] = [kernel, bias]
+            masks[layer.name] = (pruned != 0).astype(np.float32)
+        else:
+            x = layer.__class__.from_config(layer.get_config())(x)
+    model = keras.Model(inputs, x, name=name or supernet.name.replace("supernet", "stripped"))
+    for plain, w in weights.items():
+        plain.set_weights(w)
+    return model, masks
+
+
+def arch_spec(supernet, choices=None, accelerator=None, extra_bytes=0, **fields) -> dict:
+    """Per layer: width, input width, sparsity, bits, estimated and codec-measured bytes (JSON-ready)."""
+    layers = search_layers.searchable_layers(supernet)
+    choices = choices or choices_of(supernet)
+    codec = sm.network_codec_bytes(layers, choices, accelerator=accelerator)
+    saved = {layer.name: [v.numpy() for v in layer.architecture_variables()] + [layer.hard.numpy()]
+             for layer in layers}
+    set_choices(supernet, choices)
+    for layer in layers:
+        layer.hard.assign(1.0)
+    estimated = {layer.name: float(sm.layer_expected_bytes(layer)) for layer in layers}
+    for layer in layers:  # leave the supernet as it was
+        for v, value in zip(layer.architecture_variables() + [layer.hard], saved[layer.name]):
+            v.assign(value)
+    spec_layers = []
+    for layer in layers:
+        c = choices[layer.name]
+        spec_layers.append({
+            "name": layer.name, "kind": sm._kind(layer), "width": int(c["width"]),
+            "input_width": int(sm.input_width_of(layer, choices) or layer.kernel.shape[layer._in_axis]),
+            "sparsity": float(c["sparsity"]), "bits": int(c["bits"]),
+            "estimated_bytes": round(estimated[layer.name], 1), "codec_bytes": int(codec[layer.name]),
+        })
+    return {
+        **fields,
+        "accelerator": accelerator,
+        "layers": spec_layers,
+        "extra_bytes": int(round(extra_bytes)),
+        "estimated_bytes": round(sum(estimated.values()) + extra_bytes, 1),
+        "codec_bytes": int(codec["total"] + round(extra_bytes)),
+    }

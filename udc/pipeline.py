@@ -2,7 +2,7 @@
 
 from udc.data import load_splits
 from udc.export import export_model
-from udc.fileio import ensure_writable_dir, write_json_atomic
+from udc.fileio import ensure_writable_dir, write_json_atomic, write_text_atomic
 from udc.hardware import resolve_target
 from udc.model_io import save_model
 from udc.train import train_float_model
@@ -104,9 +104,9 @@ def search_and_export(config, workdir, log=print, stop_after_epochs=None, export
         "arch_spec": spec, "history": history,
     }
     write_report(report, workdir)
-    with open(workdir / "report.md", "a") as f:
-        f.write(search_markdown(report["search"]))
-    log(to_markdown(report) + search_markdown(report["search"]))
+    markdown = to_markdown(report) + search_markdown(report["search"])
+    write_text_atomic(workdir / "report.md", markdown)  # replaces the plain report with the searched one
+    log(markdown)
     return report
 
 

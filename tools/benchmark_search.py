@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tools"))
 
-from benchmark_baseline import machine  # noqa: E402
+from udc.machine import describe_machine as machine  # noqa: E402
 from udc.fileio import write_json_atomic, write_text_atomic  # noqa: E402
 
 

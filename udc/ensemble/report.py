@@ -1,15 +1,10 @@
 """The cascade's report: JSON, markdown and a PNG plot of accuracy against average cost."""
 
 import io
-import os
-import platform
 from pathlib import Path
 
 from udc.fileio import write_bytes_atomic, write_json_atomic, write_text_atomic
-
-
-def machine() -> str:
-    return f"{platform.machine()} {platform.system()}, {os.cpu_count()} cores, CPU only ({platform.python_version()})"
+from udc.machine import describe_machine
 
 
 def _pct(x) -> str:
@@ -26,7 +21,7 @@ def markdown(report: dict, title: str = "Flexible ensemble with early exit") -> 
     lines = [f"# {title}", ""]
     if report.get("command"):
         lines += ["Made with:", "", "```", report["command"], "```", ""]
-    lines += [f"Machine: {report.get('machine', machine())}.", "",
+    lines += [f"Machine: {report.get('machine', describe_machine())}.", "",
               f"Dataset `{report['dataset']['name']}`: {report['dataset']['val_size']} validation images "
               f"(thresholds chosen here), {report['dataset']['test_size']} test images (reported here). "
               f"Exit rule `{report['rule']}`, members ordered by `{metric}`"
@@ -110,7 +105,7 @@ def plot_png(report: dict) -> bytes:
 
 def write_report(report: dict, output_dir, stem: str = "ensemble") -> dict:
     output_dir = Path(output_dir)
-    report.setdefault("machine", machine())
+    report.setdefault("machine", describe_machine())
     return {
         "json": str(write_json_atomic(output_dir / f"{stem}.json", report)),
         "md": str(write_text_atomic(output_dir / f"{stem}.md", markdown(report))),

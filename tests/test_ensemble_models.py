@@ -93,7 +93,7 @@ class _FakeClassifier:
                  output_quantization=None):
         self.input_shape = input_shape or real.input_shape
         self.num_classes = num_classes or real.num_classes
-        self._input, self._output = real._input, real._output
+        self.input_details, self.output_details = real.input_details, real.output_details
         self.input_quantization = input_quantization or real.input_quantization
         self.output_quantization = output_quantization or real.output_quantization
 

@@ -46,4 +46,4 @@ def write_text_atomic(path, text: str) -> Path:
 
 
 def write_json_atomic(path, obj) -> Path:
-    return write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+    return write_text_atomic(path, json.dumps(obj, indent=2) + "\n")

@@ -81,13 +81,6 @@ def buffer_array(model: schema.ModelT, tensor) -> np.ndarray | None:
     return np.frombuffer(np.asarray(data, dtype=np.uint8).tobytes(), dtype=dtype).reshape(tensor.shape)
 
 
-def set_buffer_array(model: schema.ModelT, tensor, values: np.ndarray) -> None:
-    dtype = _NUMPY_TYPES[_TYPE_NAMES[tensor.type]]
-    model.buffers[tensor.buffer].data = np.frombuffer(
-        np.ascontiguousarray(values, dtype=dtype).tobytes(), dtype=np.uint8
-    )
-
-
 @dataclasses.dataclass
 class WeightTensor:
     """The weights of one conv/dense operator, as stored in the file."""
@@ -100,13 +93,12 @@ class WeightTensor:
     tensor: object  # schema TensorT, for rewriting
     bias_tensor: object | None
     input_tensor: object
-    op_index: int
 
 
 def weight_tensors(model: schema.ModelT) -> list[WeightTensor]:
     found = []
     for sg in model.subgraphs:
-        for index, op in enumerate(sg.operators):
+        for op in sg.operators:
             name = op_name(model, op)
             if name not in WEIGHT_OPS:
                 continue
@@ -125,7 +117,7 @@ def weight_tensors(model: schema.ModelT) -> list[WeightTensor]:
             found.append(WeightTensor(
                 op=name, name=_name(weights.name), dtype=_TYPE_NAMES[weights.type],
                 values=values, scales=scales, tensor=weights, bias_tensor=bias,
-                input_tensor=sg.tensors[op.inputs[in_pos]], op_index=index,
+                input_tensor=sg.tensors[op.inputs[in_pos]],
             ))
     return found
 

@@ -16,6 +16,7 @@ import numpy as np
 
 from udc.compat import keras
 from udc.errors import UdcError
+from udc.fold import batch_norm_params, fold_into
 from udc.hardware import size_model as sm
 from udc.search_space import layers as search_layers
 from udc.search_space.quantizers import grid_quantize
@@ -62,14 +63,9 @@ def _fold(layer, kernel, width):
     bias = layer.bias.numpy()[:width] if layer.bias is not None else np.zeros(width, np.float32)
     if layer.bn is None:
         return kernel, bias
-    bn = layer.bn
-    gamma = bn.gamma.numpy()[:width] if bn.scale else np.ones(width, np.float32)
-    beta = bn.beta.numpy()[:width] if bn.center else np.zeros(width, np.float32)
-    factor = gamma / np.sqrt(bn.moving_variance.numpy()[:width] + bn.epsilon)
-    shape = [1] * kernel.ndim
-    shape[2 if isinstance(layer, search_layers.SearchableDepthwiseConv2D) else -1] = width
-    kernel = kernel * factor.reshape(shape)
-    return kernel.astype(np.float32), (beta + (bias - bn.moving_mean.numpy()[:width]) * factor).astype(np.float32)
+    params = {k: v if k == "epsilon" else v[:width] for k, v in batch_norm_params(layer.bn).items()}
+    axis = 2 if isinstance(layer, search_layers.SearchableDepthwiseConv2D) else -1
+    return fold_into(kernel, bias, params, axis)
 
 
 def _plain_layer(layer, c, width):

@@ -36,7 +36,7 @@ def _max_codes_per_channel(convs):
 
 
 @pytest.mark.parametrize("recipe, sparsity", [("pqat_50", 0.5), ("pqat_75", 0.75), ("pqat_90", 0.9),
-                                              ("pcqat_75_16", 0.75)])
+                                              ("pcqat_75_16", 0.75), ("uniform4_sp75", 0.75)])
 def test_pruning_recipes_keep_their_sparsity(exported, recipe, sparsity):
     assert _zero_fraction(exported[recipe][1]) >= sparsity - 0.01
 
@@ -45,6 +45,16 @@ def test_pruning_recipes_keep_their_sparsity(exported, recipe, sparsity):
 def test_clustering_recipes_keep_16_values_per_channel(exported, recipe):
     assert _max_codes_per_channel(exported[recipe][1]) <= 16
     assert _max_codes_per_channel(exported["qat_int8"][1]) > 16  # the check can tell them apart
+
+
+@pytest.mark.parametrize("recipe", ["uniform4", "uniform4_sp75"])
+def test_uniform_grid_recipes_store_at_most_15_codes_per_tensor(exported, recipe):
+    data = exported[recipe][0]
+    tensors = [w for w in tflite_file.weight_tensors(tflite_file.parse(data)) if w.op in ("CONV_2D", "FULLY_CONNECTED")]
+    assert len(tensors) == 6  # five convolutions and the classifier
+    assert all(w.values.dtype == np.int8 for w in tensors)  # INT4 tensors would crash Vela (DESIGN.md)
+    assert max(len(np.unique(w.values)) for w in tensors) <= 2 ** 4 - 1
+    assert _max_codes_per_channel(exported["qat_int8"][1]) > 15  # the check can tell them apart
 
 
 def test_int8_recipes_are_dense(exported):
@@ -58,6 +68,8 @@ def test_sizes_come_from_vela(exported):
     assert all(result.npu_fraction == 1.0 for result in sizes.values())
     assert sizes["pqat_90"].encoded_weight_bytes < 0.5 * sizes["ptq_int8"].encoded_weight_bytes
     assert sizes["pqat_50"].encoded_weight_bytes < sizes["ptq_int8"].encoded_weight_bytes
+    assert sizes["uniform4"].encoded_weight_bytes < 0.6 * sizes["ptq_int8"].encoded_weight_bytes
+    assert sizes["uniform4_sp75"].encoded_weight_bytes < sizes["uniform4"].encoded_weight_bytes
 
 
 def test_unknown_recipe():

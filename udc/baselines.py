@@ -13,7 +13,11 @@ any other model:
 - cqat_16: cluster_weights with 16 clusters, strip_clustering, then
   cluster-preserving QAT (Default8BitClusterPreserveQuantizeScheme);
 - pcqat_75_16: 75 % pruning, then sparsity-preserving clustering and
-  sparsity+cluster preserving QAT.
+  sparsity+cluster preserving QAT;
+- uniform4: every layer on a 4-bit grid stored in int8 (udc's own quantizer, the one
+  the search uses), BatchNorm folded, grid QAT (`udc.finetune`);
+- uniform4_sp75: 75 % pruning as in pqat_75, then the same 4-bit grid QAT with the
+  pruned weights kept at zero.
 """
 
 import dataclasses
@@ -22,6 +26,7 @@ import tensorflow_model_optimization as tfmot
 
 from udc.compat import keras
 from udc.errors import ConfigError
+from udc.fold import fold_batch_norm
 from udc.train import compile_for_training
 
 _prune = tfmot.sparsity.keras
@@ -113,6 +118,28 @@ def pcqat_75_16(model, splits, tuning):
                 _combine.Default8BitClusterPreserveQuantizeScheme(preserve_sparsity=True))
 
 
+def _uniform_grid(model, splits, tuning: FineTuning, bits: int, epochs: int):
+    """Every Conv/Dense of `model` on a `bits`-bit grid in int8, zeros kept, after `epochs` of grid QAT."""
+    from udc.finetune import finetune  # imports tfmot's quantization with udc's custom objects
+
+    plain = fold_batch_norm(model)
+    kernels = {layer.name: layer.kernel.numpy() for layer in plain.layers if hasattr(layer, "kernel")}
+    arch = {"layers": [{"name": name, "bits": bits} for name in kernels]}
+    masks = {name: (kernel != 0).astype("float32") for name, kernel in kernels.items() if (kernel == 0).any()}
+    return finetune(plain, arch, masks, splits, epochs=epochs, learning_rate=tuning.learning_rate,
+                    batch_size=tuning.batch_size, seed=tuning.seed, log=lambda *_: None)
+
+
+def uniform4(model, splits, tuning):
+    return _uniform_grid(model, splits, tuning, 4, tuning.epochs)
+
+
+def uniform4_sp75(model, splits, tuning):
+    prune_epochs, qat_epochs = _phases(tuning)
+    pruned = _pruned(model, splits, tuning, 0.75, prune_epochs)
+    return _uniform_grid(pruned, splits, tuning, 4, qat_epochs)
+
+
 RECIPES = {
     "ptq_int8": ptq_int8,
     "qat_int8": qat_int8,
@@ -121,6 +148,8 @@ RECIPES = {
     "pqat_90": _pqat(0.90),
     "cqat_16": cqat_16,
     "pcqat_75_16": pcqat_75_16,
+    "uniform4": uniform4,
+    "uniform4_sp75": uniform4_sp75,
 }
 
 

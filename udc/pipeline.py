@@ -94,9 +94,7 @@ def search_and_export(config, workdir, log=print, stop_after_epochs=None, export
     history = search.state["history"]
     report["search"] = {
         "budget_bytes": budget, "vela_encoded_bytes": vela_bytes, "within_budget": vela_bytes <= budget,
-        "estimated_bytes": spec["estimated_bytes"], "codec_bytes": spec["codec_bytes"],
-        "estimate_error": spec["estimated_bytes"] / vela_bytes - 1.0,
-        "codec_error": spec["codec_bytes"] / vela_bytes - 1.0,
+        **size_figures(spec, (workdir / "model.tflite").read_bytes(), target.accelerator, vela_bytes),
         "smallest_network_bytes": smallest, "export_attempts": attempt,
         "search_seconds": search_seconds, "total_seconds": time.perf_counter() - started,
         "search_step_seconds": float(sorted(h["step_seconds"] for h in history if h["stage"] == "search")[
@@ -110,14 +108,43 @@ def search_and_export(config, workdir, log=print, stop_after_epochs=None, export
     return report
 
 
+def size_figures(spec, data, accelerator, vela_bytes) -> dict:
+    """The size model against Vela, at selection (supernet weights) and on the exported .tflite.
+
+    selection_*: the arch spec's figures, made before fine-tuning moved the weights.
+    export_*: `size_model.exported_bytes` of the file itself, in Vela's brick order where
+    its API knows the target (the size model calibrated on these weights) and, as
+    `export_plain_codec_*`, the codec on the stored stream.
+    """
+    from udc.hardware import size_model as sm
+
+    exported = sm.exported_bytes(data, accelerator)
+    plain = sm.exported_bytes(data, accelerator, order="flat")
+    figures = {"selection_estimate_bytes": spec["estimated_bytes"], "selection_codec_bytes": spec["codec_bytes"],
+               "export_estimate_bytes": exported["total"], "export_plain_codec_bytes": plain["total"]}
+    figures.update({k.replace("_bytes", "_error"): v / vela_bytes - 1.0 for k, v in figures.items()})
+    figures["export_layer_bytes"] = exported["layers"]
+    return figures
+
+
 def search_markdown(search) -> str:
     lines = ["", "## Search", "",
              f"Budget {search['budget_bytes']:,} B; Vela {search['vela_encoded_bytes']:,} B "
-             f"({'within' if search['within_budget'] else 'OVER'} budget); size-model estimate "
-             f"{search['estimated_bytes']:,.0f} B ({search['estimate_error']:+.2%} vs Vela); "
+             f"({'within' if search['within_budget'] else 'OVER'} budget); "
              f"{search['export_attempts']} export(s); {search['total_seconds']:.0f} s in all.", "",
-             "| layer | width | input | sparsity | bits | estimated B | codec B |", "|---|---|---|---|---|---|---|"]
-    for layer in search["arch_spec"]["layers"]:
+             "Size model against Vela's encoded weight bytes:", "",
+             "| figure | bytes | vs Vela |", "|---|---|---|",
+             f"| estimate at selection (supernet weights) | {search['selection_estimate_bytes']:,.0f} | "
+             f"{search['selection_estimate_error']:+.2%} |",
+             f"| codec at selection (supernet weights) | {search['selection_codec_bytes']:,} | "
+             f"{search['selection_codec_error']:+.2%} |",
+             f"| estimate of the exported weights | {search['export_estimate_bytes']:,} | "
+             f"{search['export_estimate_error']:+.2%} |",
+             f"| codec of the exported weights, stored order | {search['export_plain_codec_bytes']:,} | "
+             f"{search['export_plain_codec_error']:+.2%} |", "",
+             "| layer | width | input | sparsity | bits | selection estimate B | selection codec B | exported B |",
+             "|---|---|---|---|---|---|---|---|"]
+    for layer, exported in zip(search["arch_spec"]["layers"], search["export_layer_bytes"]):
         lines.append(f"| {layer['name']} | {layer['width']} | {layer['input_width']} | {layer['sparsity']:.0%} | "
-                     f"{layer['bits']} | {layer['estimated_bytes']:.0f} | {layer['codec_bytes']} |")
+                     f"{layer['bits']} | {layer['estimated_bytes']:.0f} | {layer['codec_bytes']} | {exported} |")
     return "\n".join(lines) + "\n"

@@ -1,6 +1,7 @@
 """udc-search on digits: the budget holds by Vela's count, and the exported model is what was chosen."""
 
 import json
+import time
 
 import numpy as np
 import pytest
@@ -8,7 +9,8 @@ import pytest
 from search_helpers import digits_config
 from udc import tflite_file
 from udc.hardware import size_model as sm
-from udc.pipeline import search_and_export, size_figures
+from udc.pipeline import finished_report, search_and_export, size_figures
+from udc.report import sha256
 
 
 @pytest.fixture(scope="module")
@@ -77,3 +79,22 @@ def test_the_export_estimate_is_the_size_model_on_the_exported_weights(searched)
     changed = size_figures(search["arch_spec"], tflite_file.serialise(model), accelerator, vela)
     assert changed["export_estimate_bytes"] < search["export_estimate_bytes"]
     assert changed["selection_estimate_bytes"] == search["selection_estimate_bytes"]
+
+
+@pytest.mark.e2e
+def test_a_finished_workdir_returns_its_report_without_redoing_work(searched):
+    report, workdir, _ = searched
+    model = workdir / "model.tflite"
+    before = (model.stat().st_mtime_ns, sha256(model.read_bytes()))
+    lines = []
+    start = time.perf_counter()
+    again = search_and_export(digits_config(), workdir, log=lines.append)
+    assert time.perf_counter() - start < 5
+    assert again == json.loads((workdir / "report.json").read_text()) and again["search"] == json.loads(
+        json.dumps(report["search"]))
+    assert (model.stat().st_mtime_ns, sha256(model.read_bytes())) == before
+    assert "holds a finished search of this config" in lines[0] and "## Search" in lines[1]
+    # A config the checkpoints accept but the export was not made with: fine-tune and export again.
+    other = digits_config()
+    other.export.tflm_samples = 4
+    assert finished_report(other, workdir) is None

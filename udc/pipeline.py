@@ -34,7 +34,8 @@ def export_from_config(model, splits, config, output_dir, name="model", accelera
 def search_and_export(config, workdir, log=print, stop_after_epochs=None, export=True):
     """udc-search: supernet search under the budget -> strip -> QAT fine-tune -> export, checked by Vela.
 
-    Resumes from WORKDIR. Returns the report (with a "search" section), the arch spec if
+    Resumes from WORKDIR; one whose export finished with this config gives back its report
+    at once (`finished_report`). Returns the report (with a "search" section), the arch spec if
     `export` is False, or None if `stop_after_epochs` interrupted the search.
     """
     import time
@@ -51,6 +52,11 @@ def search_and_export(config, workdir, log=print, stop_after_epochs=None, export
     search_options(config)  # bad option lists too
     budget = budget_bytes(config)
     check_resumable(config, workdir)  # a checkpoint of another config is refused before any slow work
+    finished = finished_report(config, workdir) if export and stop_after_epochs is None else None
+    if finished is not None:
+        log(f"{workdir} holds a finished search of this config; its report:")
+        log((workdir / "report.md").read_text())
+        return finished
     splits = load_splits(config)
     search = SupernetSearch(config, splits, workdir, log=log)
     smallest = search.check_feasible()
@@ -106,6 +112,27 @@ def search_and_export(config, workdir, log=print, stop_after_epochs=None, export
     write_text_atomic(workdir / "report.md", markdown)  # replaces the plain report with the searched one
     log(markdown)
     return report
+
+
+def finished_report(config, workdir):
+    """The report of a search, fine-tune and export that finished in WORKDIR with this very config, else None.
+
+    Finished: report.json has its "search" section and describes the model.tflite beside
+    it (same sha256); the config is the one the .tflite's metadata records.
+    """
+    import json
+
+    from udc import tflite_file
+    from udc.report import sha256
+
+    path, model = workdir / "report.json", workdir / "model.tflite"
+    if not (path.is_file() and model.is_file()):
+        return None
+    report, data = json.loads(path.read_text()), model.read_bytes()
+    if "search" not in report or report["tflite"]["sha256"] != sha256(data):
+        return None
+    recorded = (tflite_file.read_metadata(data) or {}).get("config")
+    return report if recorded == json.loads(json.dumps(config.to_dict())) else None
 
 
 def size_figures(spec, data, accelerator, vela_bytes) -> dict:

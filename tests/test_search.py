@@ -16,7 +16,7 @@ from udc.report import sha256
 @pytest.fixture(scope="module")
 def searched(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("search")
-    config = digits_config()
+    config = digits_config(tensorboard=True)
     lines = []
     report = search_and_export(config, workdir, log=lines.append)
     return report, workdir, lines
@@ -88,13 +88,29 @@ def test_a_finished_workdir_returns_its_report_without_redoing_work(searched):
     before = (model.stat().st_mtime_ns, sha256(model.read_bytes()))
     lines = []
     start = time.perf_counter()
-    again = search_and_export(digits_config(), workdir, log=lines.append)
+    again = search_and_export(digits_config(tensorboard=True), workdir, log=lines.append)
     assert time.perf_counter() - start < 5
     assert again == json.loads((workdir / "report.json").read_text()) and again["search"] == json.loads(
         json.dumps(report["search"]))
     assert (model.stat().st_mtime_ns, sha256(model.read_bytes())) == before
     assert "holds a finished search of this config" in lines[0] and "## Search" in lines[1]
     # A config the checkpoints accept but the export was not made with: fine-tune and export again.
-    other = digits_config()
+    other = digits_config(tensorboard=True)
     other.export.tflm_samples = 4
     assert finished_report(other, workdir) is None
+
+
+@pytest.mark.e2e
+def test_tensorboard_has_the_per_epoch_scalars(searched):
+    from udc.compat import tf
+
+    _, workdir, _ = searched
+    scalars = {}
+    for path in (workdir / "tensorboard").glob("events.out.tfevents.*"):
+        for event in tf.compat.v1.train.summary_iterator(str(path)):
+            for value in event.summary.value:
+                number = float(tf.make_ndarray(value.tensor)) if value.HasField("tensor") else value.simple_value
+                scalars.setdefault(value.tag, {})[event.step] = number
+    history = {h["epoch"]: h for h in json.loads((workdir / "search_state.json").read_text())["history"]}
+    for tag in ("loss", "accuracy", "val_accuracy", "expected_bytes", "multiplier", "temperature"):
+        assert scalars[tag] == pytest.approx({epoch: h[tag] for epoch, h in history.items()}), tag

@@ -1,17 +1,22 @@
 """udc-search on digits: the budget holds by Vela's count, and the exported model is what was chosen."""
 
 import json
+import time
 
+import numpy as np
 import pytest
 
 from search_helpers import digits_config
-from udc.pipeline import search_and_export
+from udc import tflite_file
+from udc.hardware import size_model as sm
+from udc.pipeline import finished_report, search_and_export, size_figures
+from udc.report import sha256
 
 
 @pytest.fixture(scope="module")
 def searched(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("search")
-    config = digits_config()
+    config = digits_config(tensorboard=True)
     lines = []
     report = search_and_export(config, workdir, log=lines.append)
     return report, workdir, lines
@@ -25,7 +30,7 @@ def test_budget_is_met_by_vela_and_the_model_runs_wholly_on_the_npu(searched):
     assert report["vela"]["encoded_weight_bytes"] == search["vela_encoded_bytes"] <= search["budget_bytes"]
     assert report["vela"]["npu_fraction"] == 1.0 and report["vela"]["cpu_op_names"] == []
     assert report["tflite"]["saturated_bias_entries"] == 0
-    assert search["estimated_bytes"] == pytest.approx(search["vela_encoded_bytes"], rel=0.05)
+    assert search["selection_estimate_bytes"] == pytest.approx(search["vela_encoded_bytes"], rel=0.05)
     # Progress per epoch: loss, accuracy, expected size vs budget, multiplier, choices.
     epochs = [line for line in lines if line.startswith("epoch ")]
     assert len(epochs) == 3 and all("E[size]" in l and "budget 3 KiB" in l and "multiplier" in l for l in epochs)
@@ -50,3 +55,62 @@ def test_exported_tensors_have_the_chosen_bits_and_sparsity_and_keras_accuracy(s
     for name in ("model.tflite", "model_vela.tflite", "report.md", "stripped.keras", "definition.yaml"):
         assert (workdir / name).is_file()
     assert "## Search" in (workdir / "report.md").read_text()
+
+
+@pytest.mark.e2e
+def test_the_export_estimate_is_the_size_model_on_the_exported_weights(searched):
+    report, workdir, _ = searched
+    search, vela = report["search"], report["vela"]["encoded_weight_bytes"]
+    data = (workdir / "model.tflite").read_bytes()
+    accelerator = report["vela"]["target"]["accelerator"]
+    assert search["export_estimate_bytes"] == sm.exported_bytes(data, accelerator)["total"]
+    assert search["selection_estimate_bytes"] == search["arch_spec"]["estimated_bytes"]
+    # What the size model cannot see is Vela's extra depth stripes, one stream header and
+    # 16-byte padding each: a few tens of bytes on this 3 KiB net, within the issue's 3 %.
+    assert abs(search["export_estimate_error"]) <= 0.03
+    assert search["export_estimate_error"] == pytest.approx(search["export_estimate_bytes"] / vela - 1)
+    markdown = (workdir / "report.md").read_text()
+    assert "estimate at selection (supernet weights)" in markdown and "estimate of the exported weights" in markdown
+
+    # Other weights in the file, other export estimate; the selection figure stays.
+    model = tflite_file.parse(data)
+    tensor = tflite_file.weight_tensors(model)[1]
+    model.buffers[tensor.tensor.buffer].data = np.zeros_like(tensor.values).view(np.uint8).ravel()
+    changed = size_figures(search["arch_spec"], tflite_file.serialise(model), accelerator, vela)
+    assert changed["export_estimate_bytes"] < search["export_estimate_bytes"]
+    assert changed["selection_estimate_bytes"] == search["selection_estimate_bytes"]
+
+
+@pytest.mark.e2e
+def test_a_finished_workdir_returns_its_report_without_redoing_work(searched):
+    report, workdir, _ = searched
+    model = workdir / "model.tflite"
+    before = (model.stat().st_mtime_ns, sha256(model.read_bytes()))
+    lines = []
+    start = time.perf_counter()
+    again = search_and_export(digits_config(tensorboard=True), workdir, log=lines.append)
+    assert time.perf_counter() - start < 5
+    assert again == json.loads((workdir / "report.json").read_text()) and again["search"] == json.loads(
+        json.dumps(report["search"]))
+    assert (model.stat().st_mtime_ns, sha256(model.read_bytes())) == before
+    assert "holds a finished search of this config" in lines[0] and "## Search" in lines[1]
+    # A config the checkpoints accept but the export was not made with: fine-tune and export again.
+    other = digits_config(tensorboard=True)
+    other.export.tflm_samples = 4
+    assert finished_report(other, workdir) is None
+
+
+@pytest.mark.e2e
+def test_tensorboard_has_the_per_epoch_scalars(searched):
+    from udc.compat import tf
+
+    _, workdir, _ = searched
+    scalars = {}
+    for path in (workdir / "tensorboard").glob("events.out.tfevents.*"):
+        for event in tf.compat.v1.train.summary_iterator(str(path)):
+            for value in event.summary.value:
+                number = float(tf.make_ndarray(value.tensor)) if value.HasField("tensor") else value.simple_value
+                scalars.setdefault(value.tag, {})[event.step] = number
+    history = {h["epoch"]: h for h in json.loads((workdir / "search_state.json").read_text())["history"]}
+    for tag in ("loss", "accuracy", "val_accuracy", "expected_bytes", "multiplier", "temperature"):
+        assert scalars[tag] == pytest.approx({epoch: h[tag] for epoch, h in history.items()}), tag

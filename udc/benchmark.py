@@ -92,7 +92,8 @@ def run_benchmark(config, workdir, recipes, budgets_kb, tuning: FineTuning, log=
             report = search_and_export(budget_config, workdir / name, log=log)
             point = _point(name, "udc", report, time.perf_counter() - start)
             point["budget_bytes"] = report["search"]["budget_bytes"]
-            point["estimate_error"] = report["search"]["estimate_error"]
+            point["selection_estimate_error"] = report["search"]["selection_estimate_error"]
+            point["export_estimate_error"] = report["search"]["export_estimate_error"]
             write_json_atomic(points_dir / f"{name}.json", point)
         points.append(point)
     return points

@@ -7,7 +7,7 @@ import numpy as np
 
 from udc import tflite_file
 from udc.hardware.codec import encoded_bytes
-from udc.hardware.size_model import codes_bytes
+from udc.hardware.size_model import OP_KINDS, codes_bytes
 
 
 @dataclasses.dataclass(frozen=True)
@@ -24,15 +24,12 @@ class TensorStats:
     vela_order_bytes: int | None = None  # the same codec in Vela's brick order for an accelerator
 
 
-_KINDS = {"CONV_2D": "conv", "DEPTHWISE_CONV_2D": "depthwise", "FULLY_CONNECTED": "dense"}
-
-
 def tensor_stats(w: tflite_file.WeightTensor, accelerator=None) -> TensorStats:
     """`accelerator` (an Ethos-U55/U65 name) adds the codec's bytes in that target's brick order."""
     values = w.values
     vela_order = None
-    if accelerator and values.dtype == np.int8 and w.op in _KINDS:
-        vela_order = codes_bytes(values, _KINDS[w.op], accelerator, order="vela")
+    if accelerator and values.dtype == np.int8 and w.op in OP_KINDS:
+        vela_order = codes_bytes(values, OP_KINDS[w.op], accelerator, order="vela")
     distinct = int(np.unique(values).size)
     return TensorStats(
         op=w.op,

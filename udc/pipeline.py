@@ -34,7 +34,8 @@ def export_from_config(model, splits, config, output_dir, name="model", accelera
 def search_and_export(config, workdir, log=print, stop_after_epochs=None, export=True):
     """udc-search: supernet search under the budget -> strip -> QAT fine-tune -> export, checked by Vela.
 
-    Resumes from WORKDIR. Returns the report (with a "search" section), the arch spec if
+    Resumes from WORKDIR; one whose export finished with this config gives back its report
+    at once (`finished_report`). Returns the report (with a "search" section), the arch spec if
     `export` is False, or None if `stop_after_epochs` interrupted the search.
     """
     import time
@@ -51,6 +52,11 @@ def search_and_export(config, workdir, log=print, stop_after_epochs=None, export
     search_options(config)  # bad option lists too
     budget = budget_bytes(config)
     check_resumable(config, workdir)  # a checkpoint of another config is refused before any slow work
+    finished = finished_report(config, workdir) if export and stop_after_epochs is None else None
+    if finished is not None:
+        log(f"{workdir} holds a finished search of this config; its report:")
+        log((workdir / "report.md").read_text())
+        return finished
     splits = load_splits(config)
     search = SupernetSearch(config, splits, workdir, log=log)
     smallest = search.check_feasible()
@@ -94,9 +100,7 @@ def search_and_export(config, workdir, log=print, stop_after_epochs=None, export
     history = search.state["history"]
     report["search"] = {
         "budget_bytes": budget, "vela_encoded_bytes": vela_bytes, "within_budget": vela_bytes <= budget,
-        "estimated_bytes": spec["estimated_bytes"], "codec_bytes": spec["codec_bytes"],
-        "estimate_error": spec["estimated_bytes"] / vela_bytes - 1.0,
-        "codec_error": spec["codec_bytes"] / vela_bytes - 1.0,
+        **size_figures(spec, (workdir / "model.tflite").read_bytes(), target.accelerator, vela_bytes),
         "smallest_network_bytes": smallest, "export_attempts": attempt,
         "search_seconds": search_seconds, "total_seconds": time.perf_counter() - started,
         "search_step_seconds": float(sorted(h["step_seconds"] for h in history if h["stage"] == "search")[
@@ -110,14 +114,64 @@ def search_and_export(config, workdir, log=print, stop_after_epochs=None, export
     return report
 
 
+def finished_report(config, workdir):
+    """The report of a search, fine-tune and export that finished in WORKDIR with this very config, else None.
+
+    Finished: report.json has its "search" section and describes the model.tflite beside
+    it (same sha256); the config is the one the .tflite's metadata records.
+    """
+    import json
+
+    from udc import tflite_file
+    from udc.report import sha256
+
+    path, model = workdir / "report.json", workdir / "model.tflite"
+    if not (path.is_file() and model.is_file()):
+        return None
+    report, data = json.loads(path.read_text()), model.read_bytes()
+    if "search" not in report or report["tflite"]["sha256"] != sha256(data):
+        return None
+    recorded = (tflite_file.read_metadata(data) or {}).get("config")
+    return report if recorded == json.loads(json.dumps(config.to_dict())) else None
+
+
+def size_figures(spec, data, accelerator, vela_bytes) -> dict:
+    """The size model against Vela, at selection (supernet weights) and on the exported .tflite.
+
+    selection_*: the arch spec's figures, made before fine-tuning moved the weights.
+    export_*: `size_model.exported_bytes` of the file itself, in Vela's brick order where
+    its API knows the target (the size model calibrated on these weights) and, as
+    `export_plain_codec_*`, the codec on the stored stream.
+    """
+    from udc.hardware import size_model as sm
+
+    exported = sm.exported_bytes(data, accelerator)
+    plain = sm.exported_bytes(data, accelerator, order="flat")
+    figures = {"selection_estimate_bytes": spec["estimated_bytes"], "selection_codec_bytes": spec["codec_bytes"],
+               "export_estimate_bytes": exported["total"], "export_plain_codec_bytes": plain["total"]}
+    figures.update({k.replace("_bytes", "_error"): v / vela_bytes - 1.0 for k, v in figures.items()})
+    figures["export_layer_bytes"] = exported["layers"]
+    return figures
+
+
 def search_markdown(search) -> str:
     lines = ["", "## Search", "",
              f"Budget {search['budget_bytes']:,} B; Vela {search['vela_encoded_bytes']:,} B "
-             f"({'within' if search['within_budget'] else 'OVER'} budget); size-model estimate "
-             f"{search['estimated_bytes']:,.0f} B ({search['estimate_error']:+.2%} vs Vela); "
+             f"({'within' if search['within_budget'] else 'OVER'} budget); "
              f"{search['export_attempts']} export(s); {search['total_seconds']:.0f} s in all.", "",
-             "| layer | width | input | sparsity | bits | estimated B | codec B |", "|---|---|---|---|---|---|---|"]
-    for layer in search["arch_spec"]["layers"]:
+             "Size model against Vela's encoded weight bytes:", "",
+             "| figure | bytes | vs Vela |", "|---|---|---|",
+             f"| estimate at selection (supernet weights) | {search['selection_estimate_bytes']:,.0f} | "
+             f"{search['selection_estimate_error']:+.2%} |",
+             f"| codec at selection (supernet weights) | {search['selection_codec_bytes']:,} | "
+             f"{search['selection_codec_error']:+.2%} |",
+             f"| estimate of the exported weights | {search['export_estimate_bytes']:,} | "
+             f"{search['export_estimate_error']:+.2%} |",
+             f"| codec of the exported weights, stored order | {search['export_plain_codec_bytes']:,} | "
+             f"{search['export_plain_codec_error']:+.2%} |", "",
+             "| layer | width | input | sparsity | bits | selection estimate B | selection codec B | exported B |",
+             "|---|---|---|---|---|---|---|---|"]
+    for layer, exported in zip(search["arch_spec"]["layers"], search["export_layer_bytes"]):
         lines.append(f"| {layer['name']} | {layer['width']} | {layer['input_width']} | {layer['sparsity']:.0%} | "
-                     f"{layer['bits']} | {layer['estimated_bytes']:.0f} | {layer['codec_bytes']} |")
+                     f"{layer['bits']} | {layer['estimated_bytes']:.0f} | {layer['codec_bytes']} | {exported} |")
     return "\n".join(lines) + "\n"

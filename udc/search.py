@@ -52,6 +52,8 @@ from udc.models.supernet import build_supernet
 from udc.search_space import SearchOptions, layers as search_layers
 
 KIB = 1024
+_SCALAR_METADATA = tf.compat.v1.SummaryMetadata(
+    plugin_data=tf.compat.v1.SummaryMetadata.PluginData(plugin_name="scalars"))
 STATE_FILE = "search_state.json"
 # Keys that change nothing the checkpoints hold: a resume may differ in them.
 _RESUME_IGNORES = ("data_dir", "download", "export.tflm_samples", "export.num_calibration",
@@ -442,7 +444,9 @@ class SupernetSearch:
         if self.writer is not None:
             with self.writer.as_default(step=epoch + 1):
                 for key in ("loss", "accuracy", "val_accuracy", "expected_bytes", "multiplier", "temperature"):
-                    tf.summary.scalar(key, record[key])
+                    # tf.summary.scalar lives in the tensorboard package (not a dependency);
+                    # this is what it writes: a float32 scalar tagged for the scalars plugin.
+                    tf.summary.write(key, tf.constant(record[key], tf.float32), metadata=_SCALAR_METADATA)
             self.writer.flush()
         self.manager.save(checkpoint_number=epoch + 1)
         self.state["epochs_done"] = epoch + 1

@@ -5,7 +5,8 @@
 Trains the supernet (warm-up, then search with the budget term), selects and repairs
 the architecture until Vela's encoded weight bytes fit the budget, strips it, fine-tunes
 it with QAT and exports it (LiteRT, Vela, TFLite Micro). Progress per epoch; checkpoints
-in --workdir each epoch, and a rerun with the same --workdir resumes.
+in --workdir each epoch, and a rerun with the same --workdir resumes (or, once the
+export finished, prints its report and stops).
 """
 
 from absl import flags

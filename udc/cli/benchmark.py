@@ -15,8 +15,9 @@ from udc.cli.flags import define_config_flag, define_workdir_flag
 
 _CONFIG = define_config_flag()
 _WORKDIR = define_workdir_flag("runs/benchmark")
-_RECIPES = flags.DEFINE_list("recipes", "ptq_int8,qat_int8,pqat_50,pqat_75,pqat_90,cqat_16,pcqat_75_16",
-                             "tfmot baseline recipes to run (see udc.baselines).")
+_RECIPES = flags.DEFINE_list(
+    "recipes", "ptq_int8,qat_int8,pqat_50,pqat_75,pqat_90,cqat_16,pcqat_75_16,uniform4,uniform4_sp75",
+    "Baseline recipes to run (see udc.baselines).")
 _BUDGETS = flags.DEFINE_list("budgets_kb", "6,12,24,48", "UDC budgets in KiB of Vela-encoded weights.")
 _EPOCHS = flags.DEFINE_integer("finetune_epochs", 2, "Fine-tuning epochs every baseline recipe gets.")
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Where pareto.* go (default: benchmarks/<dataset>).")
@@ -27,15 +28,31 @@ def _fmt(value, spec, none="–"):
     return none if value is None else format(value, spec)
 
 
-def markdown(points, summary, command, machine) -> str:
+def training_budget(config, finetune_epochs: int) -> str:
+    """The epochs each kind of point trains, in words (the rule of udc.baselines and udc.search)."""
+    s = config.search
+    steps = f"{s.steps_per_epoch} batches" if s.steps_per_epoch else "the whole training split"
+    return (f"Training budget: the baselines share one float {config.backbone} trained {config.train.epochs} epochs "
+            f"(batch {config.train.batch_size}); each recipe then fine-tunes {finetune_epochs} epoch(s) on the whole "
+            "training split, at least one per phase (`udc.baselines`: qat_int8 and uniform4 one phase; pqat_*, "
+            "cqat_16 and uniform4_sp75 two; pcqat_75_16 three). UDC trains from scratch, no float model: "
+            f"{s.warmup_epochs} warm-up + {s.search_epochs} search + {s.finetune_epochs} QAT fine-tuning epochs of "
+            f"{steps} (batch {s.batch_size}). Seed {config.seed} everywhere.")
+
+
+def markdown(points, summary, command, machine, budget) -> str:
     lines = ["# Pareto benchmark: UDC against tfmot recipes, measured by Vela", "",
-             f"Made with `{command}` on {machine}.", "",
+             f"Made with `{command}` on {machine}.", "", budget, "",
              "| point | kind | int8 test accuracy | Vela encoded bytes | flash KiB | cycles | wall s |",
              "|---|---|---|---|---|---|---|"]
     for p in sorted(points, key=lambda p: p["encoded_bytes"]):
         front = " (front)" if p["name"] in summary["front"] else ""
         lines.append(f"| {p['name']}{front} | {p['kind']} | {100 * p['accuracy']:.2f} % | "
                      f"{p['encoded_bytes']:,} | {p['flash_kib']:.1f} | {p['cycles']:,} | {p['wall_seconds']:.0f} |")
+    earlier = [p for p in points if p.get("source")]
+    if earlier:
+        lines += ["", "Points measured by an earlier run with the same config and seed, kept in the workdir and reused:", ""]
+        lines += [f"- {p['name']}: `{p['source']}`" for p in earlier]
     lines += ["", "| UDC point | size ratio at iso-accuracy | accuracy gain at iso-size (points) |", "|---|---|---|"]
     for r in summary["udc"]:
         lines.append(f"| {r['name']} | {_fmt(r['iso_accuracy_size_ratio'], '.2f')}x | "
@@ -72,11 +89,13 @@ def main(argv):
     out = ensure_writable_dir(_OUTPUT_DIR.value or f"benchmarks/{config.dataset}")
     command = " ".join(["udc-benchmark", *sys.argv[1:]])
     machine = describe_machine()
+    budget = training_budget(config, _EPOCHS.value)
     write_json_atomic(out / "pareto.json", {"command": command, "machine": machine, "finetune_epochs": _EPOCHS.value,
-                                            "points": points, "summary": summary})
+                                            "training_budget": budget, "points": points, "summary": summary})
     plot(points, out / "pareto.png", f"{config.dataset}, {config.backbone}, {config.export.accelerator}")
-    write_text_atomic(out / "pareto.md", markdown(points, summary, command, machine))
-    print(markdown(points, summary, command, machine))
+    text = markdown(points, summary, command, machine, budget)
+    write_text_atomic(out / "pareto.md", text)
+    print(text)
 
 
 def run():

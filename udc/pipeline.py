@@ -1,5 +1,9 @@
 """The steps the binaries chain, driven by a config: train the backbone, export it."""
 
+import copy
+import json
+from pathlib import Path
+
 from udc.data import load_splits
 from udc.export import export_model
 from udc.fileio import ensure_writable_dir, write_json_atomic, write_text_atomic
@@ -29,6 +33,50 @@ def export_from_config(model, splits, config, output_dir, name="model", accelera
     return export_model(model, splits, target_of(config, accelerator), output_dir, name=name,
                         config=config, num_calibration=config.export.num_calibration,
                         tflm_samples=config.export.tflm_samples, log=log)
+
+
+def check_budgets(budgets_kb) -> None:
+    """ConfigError unless the list holds distinct positive KiB budgets."""
+    from udc.errors import ConfigError
+
+    if not budgets_kb:
+        raise ConfigError("the budget list is empty; give UDC budgets such as --budgets_kb=6,12,24,48")
+    if any(b <= 0 for b in budgets_kb):
+        raise ConfigError(f"budgets must be positive KiB values, got {list(budgets_kb)}")
+    if len(set(budgets_kb)) != len(budgets_kb):
+        raise ConfigError(f"a budget is listed twice in {list(budgets_kb)}; list each budget once")
+
+
+def budget_workdir(workdir, budget_kb) -> Path:
+    """Where the search at one budget lives under WORKDIR (udc-benchmark and udc-ensemble share it)."""
+    return Path(workdir) / f"udc_{budget_kb:g}kb"
+
+
+def with_budget(config, budget_kb):
+    """A copy of the config that searches under `budget_kb` KiB."""
+    budget_config = copy.deepcopy(config)
+    budget_config.budget_kb = float(budget_kb)
+    return budget_config
+
+
+def finished_search(config, workdir):
+    """The report of the search WORKDIR finished for this config, or None if it has not finished.
+
+    search_and_export on a finished WORKDIR fine-tunes and exports again; callers that only
+    need the model skip that with this. A WORKDIR of another config is a ConfigError.
+    """
+    from udc.report import sha256
+    from udc.search import check_resumable
+
+    workdir = Path(workdir)
+    model, report_file = workdir / "model.tflite", workdir / "report.json"
+    if check_resumable(config, workdir) is None or not model.is_file() or not report_file.is_file():
+        return None
+    report = json.loads(report_file.read_text())
+    # The searched report is written last; a model.tflite it does not describe is from an unfinished rerun.
+    if "search" not in report or report["tflite"]["sha256"] != sha256(model.read_bytes()):
+        return None
+    return report
 
 
 def search_and_export(config, workdir, log=print, stop_after_epochs=None, export=True):

@@ -1,9 +1,9 @@
 """Members of a cascade: exported int8 .tflite files, loaded, checked and costed.
 
-Members come from any list of .tflite classifiers (`load_members`), or are trained
-here from the `fmnist_cnn` backbone at several width multipliers and exported with
-`udc.convert.convert_to_int8` (`train_width_members`). Members chosen by the UDC
-search at several budgets will plug in through the same list of files.
+Members come from any list of .tflite classifiers (`load_members`). Two helpers make
+such a list: `search_members` runs the UDC search of a config at several budgets, and
+`train_width_members` trains the `fmnist_cnn` backbone at several width multipliers
+and exports it with `udc.convert.convert_to_int8`.
 """
 
 import dataclasses
@@ -215,3 +215,25 @@ def train_width_members(splits, multipliers=(0.25, 0.5, 1.0), out_dir="members",
         del model
         keras.backend.clear_session()
     return paths
+
+
+def search_members(config, budgets_kb, workdir, log=print) -> list[str]:
+    """Runs the UDC search of `config` at each budget in WORKDIR/udc_<K>kb; returns the
+    model.tflite paths, smallest budget first.
+
+    A budget whose directory holds a finished search of the same config is not searched
+    again; an interrupted one resumes. A directory of another config is refused before
+    any search starts.
+    """
+    from udc.pipeline import budget_workdir, check_budgets, finished_search, search_and_export, with_budget
+
+    check_budgets(budgets_kb)
+    plan = [(kb, with_budget(config, kb), budget_workdir(workdir, kb)) for kb in sorted(budgets_kb)]
+    finished = [finished_search(c, w) is not None for _, c, w in plan]
+    for (kb, budget_config, budget_dir), done in zip(plan, finished):
+        if done:
+            log(f"reusing the finished search at {kb:g} KiB in {budget_dir}")
+        else:
+            log(f"== UDC search at {kb:g} KiB in {budget_dir}")
+            search_and_export(budget_config, budget_dir, log=log)
+    return [str(w / "model.tflite") for _, _, w in plan]

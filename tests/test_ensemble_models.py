@@ -146,6 +146,11 @@ def test_cli_end_to_end(member_paths, tmp_path, monkeypatch, capsys):
     assert set(chosen["test_average_cost"]) == {"vela_cycles", "host_latency"}
     assert chosen["val_accuracy"] >= report["full_ensemble"]["val_accuracy"] - 0.01 - 1e-9
     assert len(report["members"]) == 3 and report["curve"]
+    # Against every single member the cascade can afford, judged on test, not only the one best on validation.
+    affordable = [m["test_accuracy"] for m in report["members"]
+                  if m["cost"]["vela_cycles"] <= chosen["test_average_cost"]["vela_cycles"]]
+    assert chosen["best_single_member_at_or_below_cost"]["test_accuracy"] == max(affordable)
+    assert chosen["beats_best_single_member_at_or_below_cost"] == (chosen["test_accuracy"] > max(affordable))
     cascade = Cascade.load(out / "cascade.json")
     assert cascade.thresholds == chosen["thresholds"]
 
@@ -200,6 +205,7 @@ def test_cli_cascade_from_udc_searches(tmp_path, monkeypatch):
     searched = [str(tmp_path / name / "model.tflite") for name in ("udc_2kb", "udc_3kb")]
     report = json.loads((tmp_path / "ensemble.json").read_text())
     assert sorted(m["file"] for m in report["members"]) == searched
+    assert sorted(m["name"] for m in report["members"]) == ["udc_2kb/model", "udc_3kb/model"]
     assert report["dataset"]["name"] == "digits" and "--budgets_kb=3,2" in report["command"]
     cascade = Cascade.load(tmp_path / "cascade.json")
     splits = load_splits(digits_config(**fast))  # the config's splits, as the CLI calibrated on

@@ -14,6 +14,8 @@ def test_plan_errors_name_the_fix():
         check_plan(["ptq_int8"], [])
     with pytest.raises(ConfigError, match="positive"):
         check_plan(["ptq_int8"], [12, -1])
+    with pytest.raises(ConfigError, match="listed twice"):
+        check_plan(["ptq_int8"], [12, 12])
     check_plan(["ptq_int8", "pcqat_75_16"], [6, 12.5])
 
 

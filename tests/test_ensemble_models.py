@@ -1,15 +1,19 @@
-"""The cascade on real (tiny) int8 .tflite members: descriptor round trip, bad input, end to end."""
+"""The cascade on real (tiny) int8 .tflite members: descriptor round trip, bad input, end to end,
+members trained here or searched by UDC."""
 
 import json
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from udc.data import load_raw, make_splits
-from udc.ensemble import Cascade, calibrate, load_members, train_width_members
+from search_helpers import DIGITS, digits_config, digits_flags
+from udc.data import load_raw, load_splits, make_splits
+from udc.ensemble import Cascade, calibrate, load_members, search_members, train_width_members
 from udc.ensemble import cascade as logic
 from udc.ensemble.descriptor import DescriptorError
+from udc.errors import ConfigError
 from udc.ensemble.members import IncompatibleMembersError, check_compatible
 
 pytestmark = pytest.mark.e2e
@@ -143,6 +147,11 @@ def test_cli_end_to_end(member_paths, tmp_path, monkeypatch, capsys):
     assert set(chosen["test_average_cost"]) == {"vela_cycles", "host_latency"}
     assert chosen["val_accuracy"] >= report["full_ensemble"]["val_accuracy"] - 0.01 - 1e-9
     assert len(report["members"]) == 3 and report["curve"]
+    # Against every single member the cascade can afford, judged on test, not only the one best on validation.
+    affordable = [m["test_accuracy"] for m in report["members"]
+                  if m["cost"]["vela_cycles"] <= chosen["test_average_cost"]["vela_cycles"]]
+    assert chosen["best_single_member_at_or_below_cost"]["test_accuracy"] == max(affordable)
+    assert chosen["beats_best_single_member_at_or_below_cost"] == (chosen["test_accuracy"] > max(affordable))
     cascade = Cascade.load(out / "cascade.json")
     assert cascade.thresholds == chosen["thresholds"]
 
@@ -167,8 +176,47 @@ def test_train_width_members_checks_seeds(digits, tmp_path):
     (["--dataset", "digits", "--max_drop", "1"], "give the members"),
     (["--dataset", "digits", "--members", "a.tflite,b.tflite"], "give a goal"),
     (["--dataset", "digits", "--max_drop", "1", "--members", "missing.tflite,b.tflite"], "cannot read missing.tflite"),
+    (["--max_drop", "1", "--members", "a.tflite,b.tflite", f"--config={DIGITS}", "--budgets_kb=2,3"],
+     "--members and --config are alternatives"),
+    (["--max_drop", "1", "--train_widths", "0.5,1", f"--config={DIGITS}", "--budgets_kb=2,3"],
+     "--config and --train_widths are alternatives"),
+    (["--max_drop", "1", f"--config={DIGITS}", "--budgets_kb="], "--config needs at least two budgets"),
+    (["--max_drop", "1", f"--config={DIGITS}"], "--config needs at least two budgets"),
+    (["--max_drop", "1", f"--config={DIGITS}", "--budgets_kb=3"], "--config needs at least two budgets"),
+    (["--max_drop", "1", "--members", "a.tflite,b.tflite", "--budgets_kb=2,3"], "--budgets_kb needs --config"),
+    (["--max_drop", "1", f"--config={DIGITS}", "--budgets_kb=2,3", "--dataset=digits", "--seed=1"],
+     "drop --dataset, --seed"),
+    (["--max_drop", "1", f"--config={DIGITS}", "--budgets_kb=2,x"], "--budgets_kb must be numbers"),
+    (["--max_drop", "1", f"--config={DIGITS}", "--budgets_kb=2,2"], "listed twice"),
+    (["--max_drop", "1", f"--config={DIGITS}", "--budgets_kb=2,3", "--accelerator=ethos-u99"], "ethos-u99"),
 ])
 def test_cli_other_user_errors(args, message, tmp_path, monkeypatch, capsys):
     code = _run_cli(monkeypatch, args + ["--output_dir", str(tmp_path)])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 1 and err[-1].startswith("udc-ensemble: error: ") and message in err[-1]
+
+
+@pytest.mark.e2e
+def test_cli_cascade_from_udc_searches(tmp_path, monkeypatch):
+    """--config and --budgets_kb: two short digits searches -> members -> calibrated cascade."""
+    # No supernet epochs (test_search covers them): the budget's first selection, fine-tuned to ~70 %.
+    fast = {"warmup_epochs": 0, "search_epochs": 0, "finetune_epochs": 8}
+    code = _run_cli(monkeypatch, digits_flags(**fast) + ["--budgets_kb=3,2", f"--workdir={tmp_path}",
+                                                         "--max_drop=1", "--latency_repeats=5"])
+    assert code in (0, None)
+    searched = [str(tmp_path / name / "model.tflite") for name in ("udc_2kb", "udc_3kb")]
+    report = json.loads((tmp_path / "ensemble.json").read_text())
+    assert sorted(m["file"] for m in report["members"]) == searched
+    assert sorted(m["name"] for m in report["members"]) == ["udc_2kb/model", "udc_3kb/model"]
+    assert report["dataset"]["name"] == "digits" and "--budgets_kb=3,2" in report["command"]
+    cascade = Cascade.load(tmp_path / "cascade.json")
+    splits = load_splits(digits_config(**fast))  # the config's splits, as the CLI calibrated on
+    predictions = cascade.predict(splits.test.x)
+    assert np.mean(predictions == splits.test.y) == pytest.approx(report["chosen"]["test_accuracy"])
+    # The same config again: both searches are finished, so neither runs again.
+    lines, stamps = [], [Path(p).stat().st_mtime_ns for p in searched]
+    assert search_members(digits_config(**fast), [3, 2], tmp_path, log=lines.append) == searched
+    assert sum("holds a finished search of this config" in line for line in lines) == 2
+    assert [Path(p).stat().st_mtime_ns for p in searched] == stamps
+    with pytest.raises(ConfigError, match="different config"):
+        search_members(digits_config(**fast, arch_learning_rate=0.1), [2, 3], tmp_path)

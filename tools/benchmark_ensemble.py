@@ -1,14 +1,17 @@
 """Benchmark of the flexible ensemble on Fashion-MNIST: benchmarks/fashion_mnist/ensemble.{json,md,png}.
 
   python tools/benchmark_ensemble.py
+  python tools/benchmark_ensemble.py --udc_budgets_kb=6,12,24,48   # -> ensemble_udc.{json,md,png}
 
-1. Trains fmnist_cnn members (--members: width multiplier and seed of each) on the
-   first --max_train images of the training split and exports them as int8 .tflite
-   (kept in --work_dir; reused when they exist with the same settings).
+1. The members: by default fmnist_cnn trained (--members: width multiplier and seed
+   of each) on the first --max_train images of the training split and exported as
+   int8 .tflite (kept in --work_dir; reused when they exist with the same settings).
+   With --udc_budgets_kb, the UDC models searched at those budgets in
+   --udc_workdir/udc_<K>kb (as udc-benchmark leaves them; a finished search of the same
+   --config is reused, a missing one is searched).
 2. Runs the cascade calibration exactly as `udc-ensemble` does: members ordered by
-   Vela cycles on --accelerator, thresholds swept on the full held-out validation
-   split (6,000 images, never seen in training), the goal --max_drop, reported on the
-   10,000 test images.
+   Vela cycles on --accelerator, thresholds swept on the config's held-out validation
+   split (never seen in training), the goal --max_drop, reported on the test split.
 3. Writes the report with this command, the machine and the issue's goals checked.
 """
 
@@ -22,14 +25,23 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's 
 
 import udc  # noqa: E402,F401
 from absl import app, flags  # noqa: E402
+from ml_collections import config_flags  # noqa: E402
 
+from udc.cli.common import loaded_config  # noqa: E402
+from udc.cli.flags import budgets_kb, define_config_flag  # noqa: E402
+
+CONFIG = define_config_flag("configs/fashion_mnist.py")
 flags.DEFINE_string("output_dir", "benchmarks/fashion_mnist", "Where ensemble.{json,md,png} go.")
 flags.DEFINE_string("work_dir", "runs/benchmark_ensemble", "Members and the deployment descriptor.")
 flags.DEFINE_list("members", ["0.25:0", "0.5:1", "1:1", "1:2"],
                   "Members as width_multiplier:seed pairs of fmnist_cnn (two seeds of the widest).")
+flags.DEFINE_list("udc_budgets_kb", [], "Instead of width members: the UDC models of --config searched at "
+                  "these budgets (KiB) in --udc_workdir; the report is ensemble_udc.{json,md,png}.")
+flags.DEFINE_string("udc_workdir", "runs/benchmark", "Where the searches live, as udc_<K>kb (udc-benchmark's).")
 flags.DEFINE_integer("epochs", 3, "Training epochs per member.")
 flags.DEFINE_integer("max_train", 27000, "Training images per member (keeps the run short on 2 cores).")
-flags.DEFINE_string("accelerator", "ethos-u55-128", "Ethos-U configuration for Vela cycles.")
+flags.DEFINE_string("accelerator", None, "Ethos-U configuration for Vela cycles (default: the config's; "
+                    "the searches are made for it too).")
 flags.DEFINE_float("max_drop", 0.2, "Goal: accuracy points below the full ensemble (validation).")
 flags.DEFINE_enum("rule", "max_prob", ["max_prob", "margin"], "Exit rule.")
 FLAGS = flags.FLAGS
@@ -45,8 +57,9 @@ def _parse_members():
         raise SystemExit(f"--members takes width:seed pairs, got {','.join(FLAGS.members)}") from None
 
 
-def _members(work_dir: Path) -> list[str]:
-    """One .tflite per width:seed; a file is reused when its sidecar JSON has the same settings."""
+def _width_members(config, work_dir: Path) -> dict:
+    """One .tflite per width:seed, with how it was trained; a file is reused when its sidecar
+    JSON has the same settings."""
     from udc.data import load_raw, make_splits
     from udc.ensemble import train_width_members
     from udc.fileio import write_json_atomic
@@ -54,82 +67,123 @@ def _members(work_dir: Path) -> list[str]:
     splits, paths = None, []
     for width, seed in _parse_members():
         settings = {"width": width, "seed": seed, "epochs": FLAGS.epochs, "max_train": FLAGS.max_train,
-                    "split_seed": 0, "val_fraction": 0.1}
+                    "split_seed": config.seed, "val_fraction": config.val_fraction}
         path = work_dir / "members" / (f"fmnist_cnn_w{width:g}".replace(".", "p") + f"_s{seed}.tflite")
         sidecar = path.with_suffix(".json")
         if path.is_file() and sidecar.is_file() and json.loads(sidecar.read_text())["settings"] == settings:
             print(f"reusing {path}")
         else:
             if splits is None:
-                splits = make_splits(load_raw("fashion_mnist"), val_fraction=0.1, seed=0, max_train=FLAGS.max_train)
+                splits = make_splits(load_raw(config.dataset), val_fraction=config.val_fraction, seed=config.seed,
+                                     max_train=FLAGS.max_train)
             start = time.time()
             train_width_members(splits, (width,), path.parent, epochs=FLAGS.epochs, seeds=(seed,), verbose=2)
             write_json_atomic(sidecar, {"settings": settings, "train_seconds": round(time.time() - start, 1)})
         paths.append(str(path))
-    return paths
+    return {p: json.loads(Path(p).with_suffix(".json").read_text()) for p in paths}
+
+
+def _udc_members(config, budgets) -> dict:
+    """The searched model.tflite per budget, with what its search measured."""
+    from udc.ensemble import search_members
+
+    paths = search_members(config, budgets, FLAGS.udc_workdir)
+    origin = {}
+    for p in paths:
+        report = json.loads((Path(p).parent / "report.json").read_text())
+        s = report["search"]
+        origin[p] = {"budget_bytes": s["budget_bytes"], "vela_encoded_bytes": s["vela_encoded_bytes"],
+                     "int8_test_accuracy": report["accuracy"]["int8_tflite"], "total_seconds": s["total_seconds"]}
+    return origin
+
+
+def goal_checks(r: dict) -> dict:
+    """The issue's goals, each met or not, computed from the calibration report."""
+    chosen = r["chosen"]
+    drop = chosen["test_drop_points_vs_full_ensemble"]
+    ratio = chosen["test_cost_ratio_vs_full_ensemble"]["vela_cycles"]
+    best = chosen["best_single_member_at_or_below_cost"]
+    cost = chosen["test_average_cost"]["vela_cycles"]
+    return {
+        f"accuracy within {GOAL_DROP_POINTS} points of the full ensemble on test: drop {drop:.2f} points":
+            drop <= GOAL_DROP_POINTS + 1e-9,
+        f"average Vela cycles at most {100 * GOAL_COST_RATIO:.0f} % of the full ensemble: {100 * ratio:.1f} %":
+            ratio <= GOAL_COST_RATIO,
+        f"beats every single member at or below its average cost ({cost:,.0f} cycles); the most accurate of "
+        f"them is {best['name']} at {best['cost']['vela_cycles']:,.0f} cycles, {100 * best['test_accuracy']:.2f} %; "
+        f"cascade {100 * chosen['test_accuracy']:.2f} %": chosen["beats_best_single_member_at_or_below_cost"],
+    }
 
 
 def main(argv):
     del argv
-    from udc.data import load_raw, make_splits
+    from udc.data import load_splits
     from udc.ensemble import calibrate, load_members, report
-    from udc.hardware import resolve_target
+    from udc.fileio import write_text_atomic
+    from udc.pipeline import target_of
 
     command = " ".join(["python", "tools/benchmark_ensemble.py"] + [shlex.quote(a) for a in sys.argv[1:]])
+    config = loaded_config(CONFIG)
+    config_filename = config_flags.get_config_filename(FLAGS["config"])
+    if FLAGS.accelerator:
+        config.export.accelerator = FLAGS.accelerator
+    target = target_of(config)
     work_dir = Path(FLAGS.work_dir)
-    paths = _members(work_dir)
-    # The full held-out split: members were trained on train images only, so all 6,000 are unseen.
-    splits = make_splits(load_raw("fashion_mnist"), val_fraction=0.1, seed=0)
-    members = load_members(paths, target=resolve_target(FLAGS.accelerator), latency_repeats=200)
+    udc_members = bool(FLAGS.udc_budgets_kb)
+    suffix = "_udc" if udc_members else ""
+    if udc_members:
+        origin = _udc_members(config, budgets_kb(FLAGS["udc_budgets_kb"]))
+        overrides = [a for a in sys.argv[1:] if a.startswith("--config.")]
+        equivalent = " ".join([f"udc-ensemble --config={config_filename}", *overrides,
+                               f"--budgets_kb={','.join(FLAGS.udc_budgets_kb)} --workdir={FLAGS.udc_workdir}"])
+    else:
+        origin = _width_members(config, work_dir)
+        equivalent = (f"udc-ensemble --members {','.join(origin)} --dataset {config.dataset} "
+                      f"--val_fraction {config.val_fraction:g} --seed {config.seed}")
+    paths = list(origin)
+    # The held-out validation split: members were trained on train images only, so all of it is unseen.
+    splits = load_splits(config)
+    members = load_members(paths, target=target, latency_repeats=200)
     result = calibrate(members, splits, rule=FLAGS.rule, cost_metric="vela_cycles", max_drop=FLAGS.max_drop)
     r = result.report
-    r["accelerator"] = FLAGS.accelerator
+    r["accelerator"] = target.accelerator
     r["command"] = command
     r["equivalent_udc_ensemble_command"] = (
-        f"udc-ensemble --members {','.join(paths)} --accelerator {FLAGS.accelerator} "
-        f"--max_drop {FLAGS.max_drop:g} --rule {FLAGS.rule} --output_dir {work_dir / 'report'}")
-    r["members_training"] = {p: json.loads(Path(p).with_suffix(".json").read_text()) for p in paths}
-    chosen, full = r["chosen"], r["full_ensemble"]
-    drop = chosen["test_drop_points_vs_full_ensemble"]
-    ratio = chosen["test_cost_ratio_vs_full_ensemble"]["vela_cycles"]
-    best = chosen["best_single_member_at_or_below_cost"]
-    goals = [
-        f"accuracy within {GOAL_DROP_POINTS} points of the full ensemble on test: drop {drop:.2f} points -> "
-        + ("met" if drop <= GOAL_DROP_POINTS + 1e-9 else "NOT met"),
-        f"average Vela cycles at most {100 * GOAL_COST_RATIO:.0f} % of the full ensemble: {100 * ratio:.1f} % -> "
-        + ("met" if ratio <= GOAL_COST_RATIO else "NOT met"),
-    ]
-    if best:
-        goals.append(
-            f"beats the best single member at or below its average cost ({best['name']}, "
-            f"{100 * best['test_accuracy']:.2f} %): cascade {100 * chosen['test_accuracy']:.2f} % -> "
-            + ("met" if chosen["test_accuracy"] > best["test_accuracy"] else "NOT met"))
+        f"{equivalent} --accelerator {target.accelerator} --max_drop {FLAGS.max_drop:g} --rule {FLAGS.rule} "
+        f"--output_dir {work_dir / ('report' + suffix)}")
+    r["members_origin"] = origin
+    checks = goal_checks(r)
+    r["goals_met"] = all(checks.values())
+    goals = [f"{text} -> {'met' if met else 'NOT met'}" for text, met in checks.items()]
     for v in r["versus_single_members"]:
         goals.append(
             f"at the cost of {v['member']}: cascade {100 * v['cascade_test_accuracy']:.2f} % vs member "
             f"{100 * v['member_test_accuracy']:.2f} % -> " + ("better" if v["cascade_better"] else "NOT better"))
+    full = r["full_ensemble"]
     best_member = max(r["members"], key=lambda m: m["test_accuracy"])
     if full["test_accuracy"] < best_member["test_accuracy"]:
         goals.append(
             f"note: the full ensemble (equal-weight average, {100 * full['test_accuracy']:.2f} %) is below its "
             f"best member ({best_member['name']}, {100 * best_member['test_accuracy']:.2f} %): averaging in the "
-            "weaker narrow members costs accuracy on the inputs that reach the wide ones; the best point of "
+            "weaker members costs accuracy on the inputs that reach the strong ones; the best point of "
             f"the cascade curve reaches {100 * max(c['test_accuracy'] for c in r['curve']):.2f} % on test")
     r["goals"] = goals
-    r["notes"] = (f"Members trained {FLAGS.epochs} epochs on the first {FLAGS.max_train} training images "
-                  "(split seed 0); calibrated on the 6,000 held-out validation images; reported on the 10,000 "
-                  "test images. Host latency: median of 200 batch-1 LiteRT invocations, one thread, on a machine "
-                  "shared with other jobs (noisy); Vela cycles are exact for the model.")
-    result.cascade.save(work_dir / "cascade.json")
-    files = report.write_report(r, FLAGS.output_dir)
+    members_text = (f"UDC searches of {config_filename} at {', '.join(FLAGS.udc_budgets_kb)} KiB "
+                    f"in {FLAGS.udc_workdir}" if udc_members else
+                    f"fmnist_cnn members trained {FLAGS.epochs} epochs on the first {FLAGS.max_train} training images")
+    r["notes"] = (f"Members: {members_text} (split seed {config.seed}); calibrated on the {len(splits.val):,} "
+                  f"held-out validation images; reported on the {len(splits.test):,} test images. Host latency: "
+                  "median of 200 batch-1 LiteRT invocations, one thread, on a machine shared with other jobs "
+                  "(noisy); Vela cycles are exact for the model.")
+    result.cascade.save(work_dir / f"cascade{suffix}.json")
+    files = report.write_report(r, FLAGS.output_dir, stem=f"ensemble{suffix}")
     md = Path(files["md"])
     text = md.read_text().replace("## Members (cheapest first)", f"{r['notes']}\n\nThe same calibration "
                                   f"from the command line:\n\n```\n{r['equivalent_udc_ensemble_command']}\n```\n\n"
                                   "## Members (cheapest first)", 1)
-    from udc.fileio import write_text_atomic
-
     write_text_atomic(md, text)
     print("\n".join(goals))
+    print(f"all goals met: {r['goals_met']}")
     print(f"wrote {files}")
 
 

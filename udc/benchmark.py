@@ -6,7 +6,6 @@ point is kept in WORKDIR/points/<name>.json, so an interrupted run resumes where
 stopped. The shared float model is WORKDIR/float/model.keras.
 """
 
-import copy
 import json
 import time
 from pathlib import Path
@@ -17,17 +16,14 @@ from udc.errors import ConfigError
 from udc.export import export_model
 from udc.fileio import ensure_writable_dir, write_json_atomic
 from udc.model_io import load_model
-from udc.pipeline import target_of, train_and_save
+from udc.pipeline import budget_workdir, check_budgets, search_and_export, target_of, train_and_save, with_budget
 
 
 def check_plan(recipes, budgets_kb):
     unknown = [r for r in recipes if r not in RECIPES]
     if unknown:
         raise ConfigError(f"unknown recipe(s) {', '.join(unknown)}; choose from: {', '.join(RECIPES)}")
-    if not budgets_kb:
-        raise ConfigError("the budget list is empty; give UDC budgets such as --budgets_kb=6,12,24,48")
-    if any(b <= 0 for b in budgets_kb):
-        raise ConfigError(f"budgets must be positive KiB values, got {budgets_kb}")
+    check_budgets(budgets_kb)
 
 
 def _point(name, kind, report, seconds):
@@ -80,15 +76,11 @@ def run_benchmark(config, workdir, recipes, budgets_kb, tuning: FineTuning, log=
             write_json_atomic(points_dir / f"{recipe}.json", point)
         points.append(point)
     for kb in budgets_kb:
-        name = f"udc_{kb:g}kb"
+        name = budget_workdir(workdir, kb).name
         point = done(name)
         if point is None:
-            from udc.pipeline import search_and_export
-
             log(f"== UDC search at {kb:g} KiB")
-            budget_config = copy.deepcopy(config)
-            budget_config.budget_kb = float(kb)
-            report = search_and_export(budget_config, workdir / name, log=log)
+            report = search_and_export(with_budget(config, kb), workdir / name, log=log)
             # The search's own time: a finished workdir is reused at once (udc.pipeline.finished_report).
             point = _point(name, "udc", report, report["search"]["total_seconds"])
             point["budget_bytes"] = report["search"]["budget_bytes"]

@@ -1,5 +1,9 @@
 """The steps the binaries chain, driven by a config: train the backbone, export it."""
 
+import copy
+import json
+from pathlib import Path
+
 from udc.data import load_splits
 from udc.export import export_model
 from udc.fileio import ensure_writable_dir, write_json_atomic, write_text_atomic
@@ -29,6 +33,30 @@ def export_from_config(model, splits, config, output_dir, name="model", accelera
     return export_model(model, splits, target_of(config, accelerator), output_dir, name=name,
                         config=config, num_calibration=config.export.num_calibration,
                         tflm_samples=config.export.tflm_samples, log=log)
+
+
+def check_budgets(budgets_kb) -> None:
+    """ConfigError unless the list holds distinct positive KiB budgets."""
+    from udc.errors import ConfigError
+
+    if not budgets_kb:
+        raise ConfigError("the budget list is empty; give UDC budgets such as --budgets_kb=6,12,24,48")
+    if any(b <= 0 for b in budgets_kb):
+        raise ConfigError(f"budgets must be positive KiB values, got {list(budgets_kb)}")
+    if len(set(budgets_kb)) != len(budgets_kb):
+        raise ConfigError(f"a budget is listed twice in {list(budgets_kb)}; list each budget once")
+
+
+def budget_workdir(workdir, budget_kb) -> Path:
+    """Where the search at one budget lives under WORKDIR (udc-benchmark and udc-ensemble share it)."""
+    return Path(workdir) / f"udc_{budget_kb:g}kb"
+
+
+def with_budget(config, budget_kb):
+    """A copy of the config that searches under `budget_kb` KiB."""
+    budget_config = copy.deepcopy(config)
+    budget_config.budget_kb = float(budget_kb)
+    return budget_config
 
 
 def search_and_export(config, workdir, log=print, stop_after_epochs=None, export=True):
@@ -120,8 +148,6 @@ def finished_report(config, workdir):
     Finished: report.json has its "search" section and describes the model.tflite beside
     it (same sha256); the config is the one the .tflite's metadata records.
     """
-    import json
-
     from udc import tflite_file
     from udc.report import sha256
 

@@ -388,6 +388,9 @@ class SupernetSearch:
         s = self.config.search
         warmup = int(s.warmup_epochs)
         search_steps = max(1, int(s.search_epochs) * self.steps_per_epoch)
+        # The config is on record before the first epoch ends: a rerun with another config is
+        # refused even if no epoch finished, or the config has none.
+        write_json_atomic(self.workdir / STATE_FILE, self.state)
         while self.state["epochs_done"] < self.epochs:
             epoch = self.state["epochs_done"]
             if stop_after_epochs is not None and epoch >= stop_after_epochs:

@@ -11,14 +11,14 @@ import sys
 from absl import flags
 
 from udc.cli.common import loaded_config, run_binary
-from udc.cli.flags import define_config_flag, define_workdir_flag
+from udc.cli.flags import budgets_kb, define_budgets_flag, define_config_flag, define_workdir_flag
 
 _CONFIG = define_config_flag()
 _WORKDIR = define_workdir_flag("runs/benchmark")
 _RECIPES = flags.DEFINE_list(
     "recipes", "ptq_int8,qat_int8,pqat_50,pqat_75,pqat_90,cqat_16,pcqat_75_16,uniform4,uniform4_sp75",
     "Baseline recipes to run (see udc.baselines).")
-_BUDGETS = flags.DEFINE_list("budgets_kb", "6,12,24,48", "UDC budgets in KiB of Vela-encoded weights.")
+_BUDGETS = define_budgets_flag("6,12,24,48")
 _EPOCHS = flags.DEFINE_integer("finetune_epochs", 2, "Fine-tuning epochs every baseline recipe gets.")
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Where pareto.* go (default: benchmarks/<dataset>).")
 flags.mark_flags_as_required(["config"])
@@ -73,16 +73,12 @@ def main(argv):
 
     from udc.baselines import FineTuning
     from udc.benchmark import run_benchmark
-    from udc.errors import ConfigError
     from udc.fileio import ensure_writable_dir, write_json_atomic, write_text_atomic
     from udc.pareto import compare, plot
     from udc.machine import describe_machine
 
     config = loaded_config(_CONFIG)
-    try:
-        budgets = [float(b) for b in _BUDGETS.value]
-    except ValueError:
-        raise ConfigError(f"--budgets_kb must be numbers in KiB, got {','.join(_BUDGETS.value)}") from None
+    budgets = budgets_kb(_BUDGETS)
     tuning = FineTuning(epochs=_EPOCHS.value, batch_size=config.train.batch_size, seed=config.seed)
     points = run_benchmark(config, Path(_WORKDIR.value), _RECIPES.value, budgets, tuning)
     summary = compare(points)

@@ -1,75 +1,122 @@
 """udc-ensemble: calibrate a flexible ensemble with early exit over .tflite classifiers.
 
   udc-ensemble --members a.tflite,b.tflite,c.tflite --accelerator ethos-u55-128 --max_drop 0.5
+  udc-ensemble --config=configs/fashion_mnist.py --budgets_kb=6,12,24,48 --workdir=runs/ensemble --max_drop 0.5
 
 orders the members cheapest first (Vela cycles or host latency), sweeps the exit
 thresholds on the validation split, picks the operating point for the goal and writes
 ensemble.{json,md,png} and the deployment descriptor cascade.json to --output_dir.
-Without --members, --train_widths trains fmnist_cnn members at those width multipliers
-first (members from the UDC search at several budgets will come the same way).
+The members are either given (--members), searched by UDC at each budget of the config
+(--config with --budgets_kb; finished searches in --workdir are reused), or trained as
+fmnist_cnn at several width multipliers (--train_widths). With --config the splits are
+the config's, the ones the searches held out.
 """
 
 import shlex
 import sys
 
 import udc  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
-from absl import app, flags
+from absl import flags
 
+from udc.cli.common import loaded_config, run_binary
+from udc.cli.flags import budgets_kb, define_budgets_flag, define_config_flag, define_workdir_flag
 from udc.errors import UdcError
 
 FLAGS = flags.FLAGS
 PROG = "udc-ensemble"
+DEFAULT_ACCELERATOR = "ethos-u55-128"
+# The splits without --config; with it they are the config's.
+DATA_FLAGS = ("dataset", "data_dir", "val_fraction", "seed", "max_train", "max_test")
 
 
 def define_flags():
     if "members" in FLAGS:  # already defined (tests run the binary in-process)
         return
     flags.DEFINE_list("members", [], "Comma-separated member .tflite files (same inputs and classes).")
-    flags.DEFINE_string("accelerator", "ethos-u55-128", "Ethos-U configuration for Vela cycles.")
+    define_config_flag()
+    define_budgets_flag([])
+    define_workdir_flag("runs/ensemble")
+    flags.DEFINE_string("accelerator", None, "Ethos-U configuration for Vela cycles (default: the config's "
+                        f"with --config, which the searches then use too, else {DEFAULT_ACCELERATOR}).")
     flags.DEFINE_float("max_drop", None, "Goal: lowest average cost within this many accuracy points "
                        "of the full ensemble (on validation).")
     flags.DEFINE_float("max_cost", None, "Goal: best accuracy at this average cost or less "
                        "(cycles for --cost=vela_cycles, ms for host_latency).")
     flags.DEFINE_enum("rule", "max_prob", ["max_prob", "margin"], "Exit test: top probability or top-1 minus top-2.")
     flags.DEFINE_enum("cost", "vela_cycles", ["vela_cycles", "host_latency"], "Cost that orders members and is minimised.")
-    flags.DEFINE_string("output_dir", "ensemble_out", "Where the report and cascade.json go.")
+    flags.DEFINE_string("output_dir", None, "Where the report and cascade.json go "
+                        "(default: --workdir with --config, else ensemble_out).")
     flags.DEFINE_string("dataset", "fashion_mnist", "Dataset for the validation and test splits.")
     flags.DEFINE_string("data_dir", "", "Folder with the dataset files (default: the standard places).")
     flags.DEFINE_float("val_fraction", 0.1, "Fraction of the training set held out for validation.")
     flags.DEFINE_integer("seed", 0, "Seed of the train/validation split (use the members' training split).")
     flags.DEFINE_integer("max_train", 0, "Cut the training split (and validation in proportion); 0 = all.")
     flags.DEFINE_integer("max_test", 0, "Cut the test split; 0 = all.")
-    flags.DEFINE_list("train_widths", [], "Without --members: train fmnist_cnn members at these width "
+    flags.DEFINE_list("train_widths", [], "Instead of --members: train fmnist_cnn members at these width "
                       "multipliers (e.g. 0.25,0.5,1) on the training split, then calibrate.")
     flags.DEFINE_integer("epochs", 3, "Epochs per trained member (--train_widths).")
     flags.DEFINE_integer("latency_repeats", 50, "Batch-1 invocations timed per member for host latency.")
 
 
-def _splits():
-    from udc.data import load_raw, make_splits
+def _member_source() -> str:
+    """Which of --members, --config or --train_widths gives the members (one, and only one)."""
+    given = [name for name, value in (("--members", FLAGS.members), ("--config", FLAGS["config"].present),
+                                      ("--train_widths", FLAGS.train_widths)) if value]
+    if len(given) > 1:
+        raise UdcError(f"{' and '.join(given)} are alternatives; give the members one way only")
+    if not given:
+        raise UdcError("give the members: --members a.tflite,b.tflite,..., or --config=configs/fashion_mnist.py "
+                       "--budgets_kb=6,12,24,48 to search them, or --train_widths 0.25,0.5,1")
+    if FLAGS.budgets_kb and given[0] != "--config":
+        raise UdcError("--budgets_kb needs --config: the budgets are searched on the config's task")
+    if given[0] == "--config":
+        if len(FLAGS.budgets_kb) < 2:
+            raise UdcError("--config needs at least two budgets to make a cascade, e.g. --budgets_kb=6,12,24,48")
+        overridden = [f"--{name}" for name in DATA_FLAGS if FLAGS[name].present]
+        if overridden:
+            raise UdcError(f"with --config the splits are the config's: drop {', '.join(overridden)} "
+                           "(or override the config, e.g. --config.dataset=digits)")
+    return given[0]
 
-    raw = load_raw(FLAGS.dataset, data_dir=FLAGS.data_dir or None)
-    return make_splits(raw, val_fraction=FLAGS.val_fraction, seed=FLAGS.seed,
-                       max_train=FLAGS.max_train or None, max_test=FLAGS.max_test or None)
+
+def _data_config():
+    """The data keys of udc.data.load_splits, from the dataset flags."""
+    import ml_collections
+
+    return ml_collections.ConfigDict({
+        "dataset": FLAGS.dataset, "data_dir": FLAGS.data_dir, "download": False, "val_fraction": FLAGS.val_fraction,
+        "seed": FLAGS.seed, "max_train_examples": FLAGS.max_train, "max_test_examples": FLAGS.max_test})
 
 
 def main(argv):
     del argv
     from pathlib import Path
 
-    from udc.ensemble import calibrate, load_members, report, train_width_members
+    from udc.data import load_splits
+    from udc.ensemble import calibrate, load_members, report, search_members, train_width_members
     from udc.fileio import ensure_writable_dir
     from udc.hardware import resolve_target
+    from udc.pipeline import target_of
 
     if FLAGS.max_drop is None and FLAGS.max_cost is None:
         raise UdcError("give a goal: --max_drop (accuracy points) or --max_cost (average cost)")
-    output_dir = ensure_writable_dir(FLAGS.output_dir)
-    target = resolve_target(FLAGS.accelerator)
-    splits = _splits()
-    paths = list(FLAGS.members)
-    if not paths:
-        if not FLAGS.train_widths:
-            raise UdcError("give the members: --members a.tflite,b.tflite,... or --train_widths 0.25,0.5,1")
+    source = _member_source()
+    if source == "--config":
+        config = loaded_config(FLAGS["config"])
+        budgets = budgets_kb(FLAGS["budgets_kb"])
+        if FLAGS.accelerator:  # the searches are made for it too
+            config.export.accelerator = FLAGS.accelerator
+        target = target_of(config)
+    else:
+        config = _data_config()
+        target = resolve_target(FLAGS.accelerator or DEFAULT_ACCELERATOR)
+    output_dir = ensure_writable_dir(FLAGS.output_dir or (FLAGS.workdir if source == "--config" else "ensemble_out"))
+    splits = load_splits(config)
+    if source == "--members":
+        paths = list(FLAGS.members)
+    elif source == "--config":
+        paths = search_members(config, budgets, FLAGS.workdir)
+    else:
         try:
             widths = [float(w) for w in FLAGS.train_widths]
         except ValueError:
@@ -95,15 +142,7 @@ def main(argv):
 
 def run():
     define_flags()
-
-    def guarded(argv):
-        try:
-            return main(argv)
-        except UdcError as e:
-            print(f"{PROG}: error: {e}", file=sys.stderr)
-            sys.exit(1)
-
-    app.run(guarded)
+    run_binary(PROG, main)
 
 
 if __name__ == "__main__":

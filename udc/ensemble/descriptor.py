@@ -152,7 +152,8 @@ class Cascade:
                 )
             members.append(Member(path=str(file), data=data, classifier=classifier,
                                   softmax_output=output_is_softmax(data),
-                                  vela_cycles=entry.get("vela_cycles"), host_latency_ms=entry.get("host_latency_ms")))
+                                  vela_cycles=entry.get("vela_cycles"), host_latency_ms=entry.get("host_latency_ms"),
+                                  name=entry.get("name", "")))
         if not members:
             raise DescriptorError(f"{path} lists no members")
         if "input_shape" in d and list(members[0].classifier.input_shape) != list(d["input_shape"]):

@@ -1,9 +1,9 @@
 """Members of a cascade: exported int8 .tflite files, loaded, checked and costed.
 
-Members come from any list of .tflite classifiers (`load_members`), or are trained
-here from the `fmnist_cnn` backbone at several width multipliers and exported with
-`udc.convert.convert_to_int8` (`train_width_members`). Members chosen by the UDC
-search at several budgets will plug in through the same list of files.
+Members come from any list of .tflite classifiers (`load_members`). Two helpers make
+such a list: `search_members` runs the UDC search of a config at several budgets, and
+`train_width_members` trains the `fmnist_cnn` backbone at several width multipliers
+and exports it with `udc.convert.convert_to_int8`.
 """
 
 import dataclasses
@@ -43,10 +43,10 @@ class Member:
     softmax_output: bool
     vela_cycles: int | None = None
     host_latency_ms: float | None = None
+    name: str = ""  # default: the file's stem
 
-    @property
-    def name(self) -> str:
-        return Path(self.path).stem
+    def __post_init__(self):
+        self.name = self.name or Path(self.path).stem
 
     @property
     def sha256(self) -> str:
@@ -148,6 +148,17 @@ def measure_host_latency_ms(data: bytes, input_shape, repeats: int = 50, warmup:
     return float(np.median(times) * 1e3)
 
 
+def distinct_names(paths) -> list[str]:
+    """Each file's stem, with as many parent folders as it takes to tell the files apart
+    (searched members are all model.tflite: udc_6kb/model, udc_12kb/model)."""
+    stems = [Path(p).resolve().with_suffix("").parts for p in paths]
+    for depth in range(1, max(len(s) for s in stems) + 1):
+        names = ["/".join(s[-depth:]) for s in stems]
+        if len(set(names)) == len(names):
+            return names
+    return names
+
+
 def load_members(paths, target=None, measure_latency: bool = True, latency_repeats: int = 50) -> list[Member]:
     """Reads the .tflite files, checks they can be combined and measures their costs.
 
@@ -157,16 +168,16 @@ def load_members(paths, target=None, measure_latency: bool = True, latency_repea
     if len(set(paths)) != len(paths):
         raise IncompatibleMembersError("the same member file is listed twice in --members")
     members = []
-    for path in paths:
+    for path, name in zip(paths, distinct_names(paths)):
         data = tflite_file.read_bytes(path)
         members.append(Member(path=path, data=data, classifier=TfliteClassifier(data, name=path),
-                              softmax_output=output_is_softmax(data)))
+                              softmax_output=output_is_softmax(data), name=name))
     check_compatible(members)
     for m in members:
         if target is not None:
             from udc.hardware import compile_model
 
-            m.vela_cycles = compile_model(m.data, target, name=m.name).cycles
+            m.vela_cycles = compile_model(m.data, target, name=Path(m.path).stem).cycles
         if measure_latency:
             m.host_latency_ms = measure_host_latency_ms(m.data, m.classifier.input_shape, latency_repeats)
     return members
@@ -215,3 +226,24 @@ def train_width_members(splits, multipliers=(0.25, 0.5, 1.0), out_dir="members",
         del model
         keras.backend.clear_session()
     return paths
+
+
+def search_members(config, budgets_kb, workdir, log=print) -> list[str]:
+    """Runs the UDC search of `config` at each budget in WORKDIR/udc_<K>kb; returns the
+    model.tflite paths, smallest budget first.
+
+    A budget whose directory holds a finished search of the same config is not searched
+    again; an interrupted one resumes. A directory of another config is refused before
+    any search starts.
+    """
+    from udc.pipeline import budget_workdir, check_budgets, search_and_export, with_budget
+    from udc.search import check_resumable
+
+    check_budgets(budgets_kb)
+    plan = [(kb, with_budget(config, kb), budget_workdir(workdir, kb)) for kb in sorted(budgets_kb)]
+    for _, budget_config, budget_dir in plan:
+        check_resumable(budget_config, budget_dir)  # before any slow work
+    for kb, budget_config, budget_dir in plan:
+        log(f"== UDC search at {kb:g} KiB in {budget_dir}")
+        search_and_export(budget_config, budget_dir, log=log)  # a finished one gives back its report at once
+    return [str(w / "model.tflite") for _, _, w in plan]

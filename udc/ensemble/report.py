@@ -49,10 +49,10 @@ def markdown(report: dict, title: str = "Flexible ensemble with early exit") -> 
                   for k in metrics),
               "- fraction of test inputs exiting at each stage: "
               + ", ".join(f"stage {i + 1}: {100 * f:.1f} %" for i, f in enumerate(chosen["test_exit_fractions"]))]
-    best = chosen.get("best_single_member_at_or_below_cost")
-    if best:
-        lines.append(f"- best single member at or below this average cost: {best['name']}, "
-                     f"test {_pct(best['test_accuracy'])}")
+    best = chosen["best_single_member_at_or_below_cost"]
+    lines.append(f"- most accurate single member at or below this average cost: {best['name']}, "
+                 f"test {_pct(best['test_accuracy'])}; the cascade "
+                 + ("beats it" if chosen["beats_best_single_member_at_or_below_cost"] else "does **not** beat it"))
     if report["versus_single_members"]:
         lines += ["", "## Cascade against each single member at the same budget", "",
                   "Cascade thresholds chosen on validation for the best accuracy at an average cost "

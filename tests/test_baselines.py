@@ -7,20 +7,33 @@ import pytest
 
 from udc import tflite_file
 from udc.baselines import RECIPES, FineTuning, run_recipe
+from udc.compat import keras
 from udc.convert import convert_to_int8
 from udc.errors import ConfigError
 from udc.hardware import compile_model, resolve_target
+from udc.models import fmnist_cnn
+from udc.train import compile_for_training
 
 TUNING = FineTuning(epochs=2, batch_size=64, learning_rate=1e-4)
 
 
 @pytest.fixture(scope="module")
-def exported(trained_digits_model, digits_splits):
+def narrow_digits_model(digits_splits):
+    """fmnist_cnn at a quarter of its widths: tfmot's clustering and pruning wrappers cost per
+    weight, and nine recipes on the full widths took most of the suite's time."""
+    keras.utils.set_random_seed(0)
+    model = compile_for_training(fmnist_cnn(digits_splits.input_shape, 10, widths=(8, 16, 16, 32, 32)), 2e-3)
+    model.fit(digits_splits.train.tf_dataset(32, shuffle=True), epochs=4, verbose=0)
+    return model
+
+
+@pytest.fixture(scope="module")
+def exported(narrow_digits_model, digits_splits):
     """recipe -> (.tflite bytes, conv weight tensors)."""
     small = dataclasses.replace(digits_splits, train=digits_splits.train.take(256))
     results = {}
     for name in RECIPES:
-        model = run_recipe(name, trained_digits_model, small, TUNING)
+        model = run_recipe(name, narrow_digits_model, small, TUNING)
         data = convert_to_int8(model, digits_splits.train.x[:64])
         convs = [w for w in tflite_file.weight_tensors(tflite_file.parse(data)) if w.op == "CONV_2D"]
         results[name] = (data, convs)

@@ -60,7 +60,7 @@ def plot(points: list[dict], path, title: str) -> None:
     for kind, marker, color in (("baseline", "s", "tab:gray"), ("udc", "o", "tab:red")):
         chosen = [p for p in points if p["kind"] == kind]
         ax.scatter([p["encoded_bytes"] / 1024 for p in chosen], [100 * p["accuracy"] for p in chosen],
-                   marker=marker, color=color, label="UDC (budgets)" if kind == "udc" else "tfmot baselines",
+                   marker=marker, color=color, label="UDC (budgets)" if kind == "udc" else "baselines (tfmot recipes, uniform grid)",
                    zorder=3)
         for p in chosen:
             ax.annotate(p["name"], (p["encoded_bytes"] / 1024, 100 * p["accuracy"]), fontsize=8,

@@ -61,6 +61,14 @@ def markdown(points, summary, command, machine, budget) -> str:
     verdict = ("no UDC point was matched by a baseline within 0.3 points" if best is None else
                f"best size ratio at iso-accuracy: {best:.2f}x; goal (at least 4x) "
                + ("met" if best >= 4 else "NOT met"))
+    short = [r["name"] for r in summary["udc"] if (r["iso_accuracy_size_ratio"] or 0) < 4]
+    if best is not None and short:  # the best ratio alone hides where UDC falls short
+        verdict += f", but not at {', '.join(short)}"
+    top_udc = max((p for p in points if p["kind"] == "udc"), key=lambda p: p["accuracy"])
+    top = max(points, key=lambda p: p["accuracy"])
+    if top["kind"] == "baseline":
+        verdict += (f"; no UDC point reaches the accuracy of {top['name']} ({100 * top['accuracy']:.2f} %), "
+                    f"the most accurate UDC point is {top_udc['name']} ({100 * top_udc['accuracy']:.2f} %)")
     lines += ["", f"**{verdict}.** Size ratio: encoded bytes of the smallest baseline at or above the UDC "
               "model's accuracy minus 0.3 points, divided by the UDC model's. Gain: UDC accuracy minus the "
               "best baseline no larger than it.", "", "![accuracy vs encoded size](pareto.png)"]

@@ -26,7 +26,7 @@ import tensorflow_model_optimization as tfmot
 
 from udc.compat import keras
 from udc.errors import ConfigError
-from udc.fold import fold_batch_norm
+from udc.fold import WEIGHT_LAYERS, fold_batch_norm
 from udc.train import compile_for_training
 
 _prune = tfmot.sparsity.keras
@@ -123,7 +123,7 @@ def _uniform_grid(model, splits, tuning: FineTuning, bits: int, epochs: int):
     from udc.finetune import finetune  # imports tfmot's quantization with udc's custom objects
 
     plain = fold_batch_norm(model)
-    kernels = {layer.name: layer.kernel.numpy() for layer in plain.layers if hasattr(layer, "kernel")}
+    kernels = {layer.name: layer.get_weights()[0] for layer in plain.layers if isinstance(layer, WEIGHT_LAYERS)}
     arch = {"layers": [{"name": name, "bits": bits} for name in kernels]}
     masks = {name: (kernel != 0).astype("float32") for name, kernel in kernels.items() if (kernel == 0).any()}
     return finetune(plain, arch, masks, splits, epochs=epochs, learning_rate=tuning.learning_rate,

@@ -76,11 +76,12 @@ def run_benchmark(config, workdir, recipes, budgets_kb, tuning: FineTuning, log=
             write_json_atomic(points_dir / f"{recipe}.json", point)
         points.append(point)
     for kb in budgets_kb:
-        name = budget_workdir(workdir, kb).name
+        budget_dir = budget_workdir(workdir, kb)
+        name = budget_dir.name
         point = done(name)
         if point is None:
             log(f"== UDC search at {kb:g} KiB")
-            report = search_and_export(with_budget(config, kb), workdir / name, log=log)
+            report = search_and_export(with_budget(config, kb), budget_dir, log=log)
             # The search's own time: a finished workdir is reused at once (udc.pipeline.finished_report).
             point = _point(name, "udc", report, report["search"]["total_seconds"])
             point["budget_bytes"] = report["search"]["budget_bytes"]

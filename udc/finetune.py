@@ -20,11 +20,10 @@ import numpy as np
 
 from udc.compat import keras, tf
 from udc.errors import UdcError
+from udc.fold import WEIGHT_LAYERS
 from udc.search_space.quantizers import CUSTOM_OBJECTS, GridQuantizeConfig
 
 import tensorflow_model_optimization as tfmot  # noqa: E402  (after compat picked tf_keras)
-
-_QUANTIZABLE = (keras.layers.Conv2D, keras.layers.DepthwiseConv2D, keras.layers.Dense)
 
 
 def _bits_of(arch):
@@ -38,7 +37,7 @@ def quantize_model(plain, arch):
 
     def clone(layer):
         copy = layer.__class__.from_config(layer.get_config())
-        if layer.name in bits and isinstance(layer, _QUANTIZABLE):
+        if layer.name in bits and isinstance(layer, WEIGHT_LAYERS):
             per_axis = isinstance(layer, keras.layers.Conv2D) and not isinstance(layer, keras.layers.DepthwiseConv2D)
             return annotate(copy, GridQuantizeConfig(bits[layer.name], per_axis=per_axis))
         return copy

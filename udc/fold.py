@@ -12,7 +12,8 @@ import numpy as np
 from udc.compat import keras
 from udc.errors import UdcError
 
-_FOLDABLE = (keras.layers.Conv2D, keras.layers.DepthwiseConv2D, keras.layers.Dense)
+# The layers with a kernel that folding, grid QAT and the int8 export treat as weights.
+WEIGHT_LAYERS = (keras.layers.Conv2D, keras.layers.DepthwiseConv2D, keras.layers.Dense)
 
 
 def fold_into(kernel, bias, batch_norm: dict, channel_axis: int):
@@ -71,7 +72,7 @@ def fold_batch_norm(model, name=None):
     while i < len(layers):
         layer = layers[i]
         i += 1
-        if not isinstance(layer, _FOLDABLE) or layer.get_config()["activation"] != "linear":
+        if not isinstance(layer, WEIGHT_LAYERS) or layer.get_config()["activation"] != "linear":
             copy = layer.__class__.from_config(layer.get_config())
             x = copy(x)
             weights[copy] = layer.get_weights()

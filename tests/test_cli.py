@@ -1,38 +1,21 @@
 """The binaries as a user runs them: the main job on tiny data, and bad input."""
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-DIGITS = str(ROOT / "configs" / "digits.py")
-
-
-def udc(binary, *args, env=None):
-    command = [sys.executable, "-c", f"from udc.cli.{binary} import run; run()", *args]
-    return subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=600,
-                          env={**os.environ, **(env or {})})
-
-
-def assert_user_error(result, *fragments):
-    assert result.returncode != 0
-    assert "Traceback" not in result.stderr
-    error_lines = [line for line in result.stderr.splitlines() if ": error: " in line]
-    assert len(error_lines) == 1, result.stderr[-2000:]
-    for fragment in fragments:
-        assert fragment in error_lines[0]
+from cli_helpers import DIGITS, assert_user_error, udc
 
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     """udc-run on digits: train for 2 epochs, export, report."""
     workdir = tmp_path_factory.mktemp("run")
-    result = udc("pipeline", f"--config={DIGITS}", f"--workdir={workdir}", "--config.train.epochs=2")
+    result = udc("pipeline", f"--config={DIGITS}", f"--workdir={workdir}", "--config.train.epochs=2",
+                 env={"UDC_VERBOSE": ""}, umask=0o022)
     assert result.returncode == 0, result.stderr[-3000:]
+    (workdir / "stdout.txt").write_text(result.stdout)
+    (workdir / "stderr.txt").write_text(result.stderr)
     assert "int8 .tflite test accuracy" in result.stdout and "(100% NPU)" in result.stdout
     return workdir
 
@@ -44,6 +27,25 @@ def test_main_job_writes_model_and_report(run_dir):
     assert report["accuracy"]["int8_tflite"] == pytest.approx(report["accuracy"]["keras"], abs=0.003)
     for name in ("model.keras", "model.tflite", "model_vela.tflite", "report.md", "definition.yaml"):
         assert (run_dir / name).is_file()
+
+
+@pytest.mark.e2e
+def test_a_run_prints_only_udc_lines_and_writes_files_as_the_umask_says(run_dir):
+    """No TensorFlow start-up lines on stderr; outputs 0644 under umask 022 (not mkstemp's 0600)."""
+    stdout, stderr = (run_dir / "stdout.txt").read_text(), (run_dir / "stderr.txt").read_text()
+    assert stderr == "", stderr[-2000:]
+    assert stdout.startswith("training fmnist_cnn on digits")
+    for name in ("model.keras", "model.tflite", "report.json", "definition.yaml"):
+        assert (run_dir / name).stat().st_mode & 0o777 == 0o644, name
+
+
+def test_help_lists_the_binarys_own_flags():
+    for binary, own in (("search", "--workdir"), ("export", "--model"), ("ensemble", "--max_drop"),
+                        ("benchmark", "--budgets_kb"), ("train", "--workdir"), ("pipeline", "--accelerator"),
+                        ("inspect", "--accelerator")):
+        result = udc(binary, "--help")
+        assert own in result.stdout, (binary, result.stdout[-2000:])
+        assert "--[no]verbose" in result.stdout and "Try --helpfull" in result.stdout
 
 
 @pytest.mark.e2e

@@ -3,7 +3,7 @@
 import pytest
 
 from search_helpers import digits_config
-from test_cli import DIGITS, assert_user_error, udc
+from cli_helpers import DIGITS, assert_user_error, udc
 from udc.errors import ConfigError
 from udc.search import budget_bytes, search_options
 

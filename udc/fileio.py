@@ -23,6 +23,16 @@ def ensure_writable_dir(path) -> Path:
     return path
 
 
+def umask_mode() -> int:
+    """The mode a plain `open(path, "w")` would give a new file (0o666 less the umask).
+
+    tempfile.mkstemp creates files 0600; an output renamed into place from it keeps
+    that mode unless it is set again."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def write_bytes_atomic(path, data: bytes) -> Path:
     """Writes `data` to a temporary file beside `path`, then renames it into place."""
     path = Path(path)
@@ -33,6 +43,7 @@ def write_bytes_atomic(path, data: bytes) -> Path:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, umask_mode())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from udc.compat import keras
 from udc.errors import UdcError
-from udc.fileio import ensure_writable_dir
+from udc.fileio import ensure_writable_dir, umask_mode
 
 
 def _custom_objects_scope():
@@ -23,6 +23,7 @@ def save_model(model, path) -> Path:
     os.close(fd)
     try:
         model.save(tmp)
+        os.chmod(tmp, umask_mode())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

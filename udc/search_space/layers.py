@@ -29,6 +29,12 @@ How the choices are made differentiable (the pick, and why):
 * **hard mode** (`set_hard(model, True)` or `layer.hard.assign(1.)`): every g becomes the
   one-hot argmax of its logits, so the layer computes exactly the chosen sub-network
   (what strip + export will produce, up to the final int8 rounding of activations).
+* **child mode** (`udc.search_space.children`): like hard mode, but the option indices
+  come from the non-trainable `width_index`, `sparsity_index` and `bits_index`, so one
+  training step can run the largest, the smallest and sampled sub-networks in turn (the
+  sandwich rule). With `straight_through` on, g is the one-hot of the index plus
+  `p - stop_gradient(p)`, p = softmax(logits): the forward pass is the exact child, and the
+  task loss still reaches the choice logits (the straight-through estimator).
 
 `hard` and `temperature` are non-trainable variables, so switching them never retraces
 a compiled `fit`. `choice_probabilities()` gives softmax(logits) (one-hot in hard mode),
@@ -73,14 +79,18 @@ def use_noise_generator(generator) -> None:
     _NOISE["generator"] = generator
 
 
-def _gumbel_softmax(logits, temperature):
+def gumbel_noise(shape):
+    """Gumbel(0, 1) noise from the generator set by `use_noise_generator`."""
     generator = _NOISE["generator"]
     if generator is not None:
-        u = generator.uniform(tf.shape(logits), minval=1e-6, maxval=1.0 - 1e-6)
+        u = generator.uniform(shape, minval=1e-6, maxval=1.0 - 1e-6)
     else:
-        u = tf.random.uniform(tf.shape(logits), minval=1e-6, maxval=1.0 - 1e-6)
-    gumbel = -tf.math.log(-tf.math.log(u))
-    return tf.nn.softmax((logits + gumbel) / temperature)
+        u = tf.random.uniform(shape, minval=1e-6, maxval=1.0 - 1e-6)
+    return -tf.math.log(-tf.math.log(u))
+
+
+def _gumbel_softmax(logits, temperature):
+    return tf.nn.softmax((logits + gumbel_noise(tf.shape(logits))) / temperature)
 
 
 def pruned_count(rate: float, n: int) -> int:
@@ -178,6 +188,11 @@ class _Searchable(keras.layers.Layer):
             "temperature", shape=(), trainable=False,
             initializer=keras.initializers.Constant(self.initial_temperature))
         self.hard = self.add_weight("hard", shape=(), trainable=False, initializer=zeros)
+        self.child = self.add_weight("child", shape=(), trainable=False, initializer=zeros)
+        self.straight_through = self.add_weight("straight_through", shape=(), trainable=False, initializer=zeros)
+        self.width_index, self.sparsity_index, self.bits_index = (
+            self.add_weight(f"{dim}_index", shape=(), dtype=tf.int32, trainable=False, initializer=zeros)
+            for dim in ("width", "sparsity", "bits"))
         # Encoded bytes ~ bytes_per_weight * weights + bytes_per_stream for each (bits, sparsity),
         # measured with the real codec
         # by udc.hardware.size_model.calibrate; starts from a codec-free prior.
@@ -199,10 +214,28 @@ class _Searchable(keras.layers.Layer):
     def architecture_variables(self):
         return [self.width_logits, self.sparsity_logits, self.bits_logits]
 
-    def _weights_for(self, logits, training):
+    def choice_dimensions(self):
+        """(name, options, logits, index variable) of each choice, in the order of the arch spec."""
+        return (("width", self.widths, self.width_logits, self.width_index),
+                ("sparsity", self.sparsities, self.sparsity_logits, self.sparsity_index),
+                ("bits", self.bits, self.bits_logits, self.bits_index))
+
+    def _exact(self):
+        """1.0 when the forward pass computes one sub-network exactly (hard or child mode)."""
+        return tf.maximum(self.hard, self.child)
+
+    def _selected(self, logits, index):
+        """The option index of an exact forward pass: the child's index, else the argmax."""
+        return tf.where(self.child > 0.5, tf.cast(index, tf.int64), tf.argmax(logits))
+
+    def _weights_for(self, logits, index, training):
         soft = _gumbel_softmax(logits, self.temperature) if training else tf.nn.softmax(logits)
-        hard = tf.one_hot(tf.argmax(logits), tf.shape(logits)[0], dtype=logits.dtype)
-        return self.hard * hard + (1.0 - self.hard) * soft
+        count = tf.shape(logits)[0]
+        hard = tf.one_hot(tf.argmax(logits), count, dtype=logits.dtype)
+        probs = tf.nn.softmax(logits)
+        child = tf.one_hot(index, count, dtype=logits.dtype) + self.straight_through * (
+            probs - tf.stop_gradient(probs))
+        return self.child * child + (1.0 - self.child) * (self.hard * hard + (1.0 - self.hard) * soft)
 
     def choice_probabilities(self):
         """{'width', 'sparsity', 'bits'}: softmax(logits) tensors, one-hot argmax in hard mode."""
@@ -235,14 +268,14 @@ class _Searchable(keras.layers.Layer):
         if source is None:
             in_index, in_mask = zero, tf.ones([self.kernel.shape[self._in_axis]])
         else:
-            in_index = tf.argmax(source.width_logits)
+            in_index = source._selected(source.width_logits, source.width_index)
             in_mask = tf.gather(source._width_masks, in_index)
         shape = [1] * len(self.kernel.shape)
         shape[self._in_axis] = -1
         mask = tf.reshape(in_mask, shape)
         out_index = zero
         if self.has_width_choice:
-            out_index = tf.argmax(self.width_logits)
+            out_index = self._selected(self.width_logits, self.width_index)
             mask = mask * tf.gather(self._width_masks, out_index)  # last axis
         counts = tf.gather_nd(tf.constant(self._prune_counts), tf.stack([in_index, out_index]))
         return mask, counts
@@ -263,17 +296,17 @@ class _Searchable(keras.layers.Layer):
     def effective_kernel(self, training=False):
         """The kernel after the (relaxed or hard) sparsity and bit choices."""
         w = self.kernel
-        g_s = self._weights_for(self.sparsity_logits, training)
+        g_s = self._weights_for(self.sparsity_logits, self.sparsity_index, training)
 
         def soft():
             return tf.add_n([g_s[j] * (w * m) for j, m in enumerate(_magnitude_masks(w, self.sparsities))])
 
-        sparse = tf.cond(self.hard > 0.5, lambda: self._hard_sparse_kernel(g_s), soft)
-        g_b = self._weights_for(self.bits_logits, training)
+        sparse = tf.cond(self._exact() > 0.5, lambda: self._hard_sparse_kernel(g_s), soft)
+        g_b = self._weights_for(self.bits_logits, self.bits_index, training)
         return tf.add_n([g_b[k] * grid_quantize(sparse, b, self.channel_axis) for k, b in enumerate(self.bits)])
 
     def _own_width_mask(self, training):
-        g_w = self._weights_for(self.width_logits, training)
+        g_w = self._weights_for(self.width_logits, self.width_index, training)
         return tf.linalg.matvec(self._width_masks, g_w, transpose_a=True)
 
     def _width_mask(self, training):

@@ -1,0 +1,77 @@
+"""Child mode: the sandwich rule's children compute exactly the sub-networks that ship."""
+
+import numpy as np
+import pytest
+
+from udc.compat import keras, tf
+from udc.models.supernet import fmnist_supernet
+from udc.search_space import SearchOptions, searchable_layers
+from udc.search_space import children
+from udc.strip import set_choices, strip
+
+CHOICES = {
+    "conv0": {"width": 8, "sparsity": 0.5, "bits": 3},
+    "conv1": {"width": 16, "sparsity": 0.9, "bits": 4},
+    "conv2": {"width": 24, "sparsity": 0.0, "bits": 8},
+    "conv3": {"width": 8, "sparsity": 0.75, "bits": 2},
+    "conv4": {"width": 16, "sparsity": 0.25, "bits": 5},
+    "logits": {"width": 10, "sparsity": 0.5, "bits": 6},
+}
+
+
+@pytest.fixture(scope="module")
+def supernet(digits_splits):
+    keras.utils.set_random_seed(0)
+    model = fmnist_supernet(digits_splits.input_shape, 10, SearchOptions(), widths=(16, 16, 32, 32, 32))
+    model.compile(optimizer=keras.optimizers.Adam(3e-3),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(digits_splits.train.x[:640], digits_splits.train.y[:640], batch_size=64, epochs=1, verbose=0)
+    return model
+
+
+def test_a_child_computes_what_strip_builds_whatever_the_argmax(supernet, digits_splits):
+    layers = searchable_layers(supernet)
+    x = digits_splits.test.x[:64]
+    children.use_choices(layers, CHOICES)  # the logits' argmax is something else
+    try:
+        child = supernet(x, training=False).numpy()
+    finally:
+        children.release(layers)
+    saved = [v.numpy() for v in supernet.trainable_variables]
+    set_choices(supernet, CHOICES)
+    plain, _ = strip(supernet)
+    for v, value in zip(supernet.trainable_variables, saved):
+        v.assign(value)
+    np.testing.assert_allclose(plain(x).numpy(), child, rtol=1e-4, atol=1e-5 * np.abs(child).max())
+
+
+def test_largest_and_smallest_children(supernet):
+    layers = searchable_layers(supernet)
+    children.use_largest(layers)
+    assert [(l.widths[int(l.width_index.numpy())], l.sparsities[int(l.sparsity_index.numpy())],
+             l.bits[int(l.bits_index.numpy())]) for l in layers][:2] == [(16, 0.0, 8), (16, 0.0, 8)]
+    children.use_smallest(layers)
+    assert [(l.widths[int(l.width_index.numpy())], l.sparsities[int(l.sparsity_index.numpy())],
+             l.bits[int(l.bits_index.numpy())]) for l in layers][0] == (8, 0.9, 2)
+    children.release(layers)
+    assert all(float(l.child.numpy()) == 0.0 for l in layers)
+
+
+def test_a_sampled_child_is_exact_and_passes_gradients_to_the_choice_logits(supernet, digits_splits):
+    layers = searchable_layers(supernet)
+    x, y = digits_splits.train.x[:32], digits_splits.train.y[:32]
+    logits_vars = [v for l in layers for _, _, v, _ in l.choice_dimensions()]
+    tf.random.set_seed(1)
+    with tf.GradientTape() as tape:
+        children.use_sampled(layers, straight_through=True)
+        out = supernet(x, training=False)
+        loss = keras.losses.sparse_categorical_crossentropy(y, out, from_logits=True)
+    sampled = {l.name: {name: options[int(index.numpy())] for name, options, _, index in l.choice_dimensions()}
+               for l in layers}
+    grads = tape.gradient(loss, logits_vars)
+    children.release(layers)
+    assert sum(float(tf.reduce_sum(tf.abs(g))) > 0 for g in grads if g is not None) >= len(layers)
+    # The forward pass was that child exactly.
+    children.use_choices(layers, sampled)
+    np.testing.assert_allclose(supernet(x, training=False).numpy(), out.numpy(), rtol=1e-5, atol=1e-5)
+    children.release(layers)

@@ -24,7 +24,10 @@ def _contents(path: Path) -> tuple[bytes, bool]:
     zlib rather than gzip.open: a truncated .gz then gives back what it holds, so the
     error can say how much is missing instead of gzip's EOFError.
     """
-    raw = path.read_bytes()
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise IdxFormatError(f"{path} cannot be read ({e.strerror})") from None
     if path.suffix != ".gz":
         return raw, True
     stream = zlib.decompressobj(16 + zlib.MAX_WBITS)  # 16: gzip header and trailer

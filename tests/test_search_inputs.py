@@ -19,8 +19,8 @@ def test_infeasible_budget_is_rejected_before_training_with_the_minimum(tmp_path
 @pytest.mark.parametrize("key, value, match", [
     ("sparsities", (), "sparsity list is empty"),
     ("bits", (8, 4), "not strictly increasing"),
-    ("bits", (4, 16), "2..8"),
-    ("sparsities", (0.0, 1.0), r"outside \[0, 1\)"),
+    ("bits", (4, 16), "integers from 2 to 8"),
+    ("sparsities", (0.0, 1.0), r"fractions in \[0, 1\)"),
     ("widths", (8, 16, 32), "multiple of the target's channel alignment 16"),  # on ethos-u65-512
 ])
 def test_bad_option_lists(key, value, match):

@@ -31,9 +31,9 @@ def test_default_options():
     (lambda: opts.width_options(64, 8, [16, 128]), "exceeds"),
     (lambda: opts.sparsity_options([]), "empty"),
     (lambda: opts.sparsity_options([0.5, 0.25]), "strictly increasing"),
-    (lambda: opts.sparsity_options([0.0, 1.0]), r"outside \[0, 1\)"),
-    (lambda: opts.bit_options([4, 16]), "2..8"),
-    (lambda: opts.bit_options([1, 4]), "2..8"),
+    (lambda: opts.sparsity_options([0.0, 1.0]), r"--config.search.sparsities must be fractions in \[0, 1\)"),
+    (lambda: opts.bit_options([4, 16]), "--config.search.bits must be integers from 2 to 8"),
+    (lambda: opts.bit_options([1, 4]), "--config.search.bits must be integers from 2 to 8"),
     (lambda: opts.bit_options([8, 4]), "strictly increasing"),
     (lambda: opts.SearchOptions(bits=()), "empty"),
 ])

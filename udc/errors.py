@@ -13,6 +13,10 @@ class DatasetNotFoundError(UdcError):
     pass
 
 
+class BadDatasetError(UdcError):
+    """A dataset file is damaged, or its arrays do not fit together (counts, labels, shapes)."""
+
+
 class UnknownAcceleratorError(UdcError):
     pass
 

@@ -56,21 +56,64 @@ def _describe_binary_in_help(main) -> None:
             flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)
 
 
+# What a flag of each absl parser type takes, and a value to show when the flag has none.
+_TAKES = {"int": ("an integer", "1"), "float": ("a number", "0.5"), "bool": ("True or False", "True"),
+          "tuple": ("a tuple with commas between its entries", "'(1,2)'")}
+
+
+def _example(value, fallback: str) -> str:
+    if value is None:
+        return fallback
+    if isinstance(value, (list, tuple)):  # ml_collections shows a tuple field's value as a list
+        return f"'{str(tuple(value)).replace(' ', '')}'"
+    return str(value)
+
+
+def _bad_flag_value(error: flags.Error) -> str:
+    """absl's `flag --NAME=VALUE: REASON` as what NAME takes and an example of it."""
+    match = re.match(r"flag --([^=\s]+)=(.*?): (.*)", str(error), re.DOTALL)
+    if not match or match.group(1) not in flags.FLAGS:
+        return f"{error}; see --help"
+    name, value, reason = match.groups()
+    if "must have a value other than None" in reason:  # flags.mark_flags_as_required
+        return f"--{name} is required; see --help"
+    flag = flags.FLAGS[name]
+    if flag.parser.flag_type() not in _TAKES:
+        return f"--{name}={value}: {reason}; see --help"
+    takes, fallback = _TAKES[flag.parser.flag_type()]
+    return f"--{name} takes {takes}, not {value!r}; e.g. --{name}={_example(flag.value, fallback)}"
+
+
+def _unknown_config_key(error: Exception) -> str:
+    overrides = [a for a in sys.argv[1:] if a.startswith("--config.")]
+    key = re.search(r"'(\w+)", str(error))
+    hint = re.search(r'Did you mean "(\w+)"', str(error))
+    return (f"unknown config key '{key.group(1) if key else error}' in {' '.join(overrides)}"
+            + (f"; did you mean '{hint.group(1)}'?" if hint else "; use a key the config file defines"))
+
+
 def run_binary(binary: str, main) -> None:
     """app.run(main), with user errors printed as one line and exit status 1.
 
-    ml_collections raises AttributeError/KeyError while absl parses a `--config.key=`
-    override whose key does not exist; that is a user error too.
+    Bad flags are user errors too, caught while absl parses them (its own report takes
+    two lines): a value of the wrong type (`--config.train.epochs=abc`), a missing or
+    unknown flag, and a `--config.key=` override whose key does not exist (ml_collections
+    raises AttributeError/KeyError for that).
     """
     sys.stdout.reconfigure(line_buffering=True)
     if not _verbose_requested():
         _silence_native_stderr()
     _describe_binary_in_help(main)
-    started = False
+
+    def parse_flags(argv):
+        try:
+            return flags.FLAGS(argv)
+        except flags.Error as e:
+            fail(binary, _bad_flag_value(e))
+        except (AttributeError, KeyError) as e:
+            fail(binary, _unknown_config_key(e))
 
     def guarded_main(argv):
-        nonlocal started
-        started = True
         if not flags.FLAGS["verbosity"].present:  # TF's INFO and WARNING chatter hides the progress lines
             logging.set_verbosity(logging.INFO if _VERBOSE.value else logging.ERROR)
         try:
@@ -78,16 +121,7 @@ def run_binary(binary: str, main) -> None:
         except UdcError as e:
             fail(binary, e)
 
-    try:
-        app.run(guarded_main)
-    except (AttributeError, KeyError) as e:
-        if started:
-            raise
-        overrides = [a for a in sys.argv[1:] if a.startswith("--config.")]
-        key = re.search(r"'(\w+)", str(e))
-        hint = re.search(r'Did you mean "(\w+)"', str(e))
-        fail(binary, f"unknown config key '{key.group(1) if key else e}' in {' '.join(overrides)}"
-                     + (f"; did you mean '{hint.group(1)}'?" if hint else "; use a key the config file defines"))
+    app.run(guarded_main, flags_parser=parse_flags)
 
 
 def loaded_config(config_flag):

@@ -1,7 +1,8 @@
 """Dataset loaders: each returns the raw train and test arrays of one dataset.
 
 Images come back as uint8 arrays of shape (N, H, W, C) and labels as int32. Nothing
-is downloaded unless the caller passes download=True.
+is downloaded unless the caller passes download=True. A damaged file or arrays that do
+not fit together raise BadDatasetError as the dataset is built (see udc.data.validation).
 """
 
 import dataclasses
@@ -10,17 +11,18 @@ from pathlib import Path
 
 import numpy as np
 
-from udc.data.idx import read_idx
-from udc.errors import DatasetNotFoundError, UdcError
+from udc.data.idx import IdxFormatError, read_idx
+from udc.data.validation import check_dataset
+from udc.errors import BadDatasetError, DatasetNotFoundError, UdcError
 
 DEBIAN_DATASETS = Path("/usr/share/datasets")
 KERAS_CACHE = Path(os.path.expanduser("~/.keras/datasets"))
 
-_IDX_FILES = {
-    "x_train": "train-images-idx3-ubyte",
-    "y_train": "train-labels-idx1-ubyte",
-    "x_test": "t10k-images-idx3-ubyte",
-    "y_test": "t10k-labels-idx1-ubyte",
+_IDX_FILES = {  # file stem, number of dimensions: images (N, H, W), labels (N,)
+    "x_train": ("train-images-idx3-ubyte", 3),
+    "y_train": ("train-labels-idx1-ubyte", 1),
+    "x_test": ("t10k-images-idx3-ubyte", 3),
+    "y_test": ("t10k-labels-idx1-ubyte", 1),
 }
 
 _HOW_TO_GET = {
@@ -29,6 +31,11 @@ _HOW_TO_GET = {
     "or pass --config.download=True",
     "mnist": "point --config.data_dir or $UDC_DATA_DIR at a folder with the four MNIST IDX files, "
     "or pass --config.download=True",
+}
+
+_HOW_TO_REPAIR = {
+    "fashion_mnist": "re-download or re-install it, e.g. sudo apt-get install --reinstall dataset-fashion-mnist",
+    "mnist": "replace it with a complete copy, or delete it and pass --config.download=True",
 }
 
 
@@ -40,6 +47,10 @@ class RawDataset:
     x_test: np.ndarray
     y_test: np.ndarray
     num_classes: int
+    source: str = ""  # where the files came from, named in errors; empty for data built in code
+
+    def __post_init__(self):
+        check_dataset(self)
 
     @property
     def input_shape(self):
@@ -67,9 +78,12 @@ def _find_idx_file(directory: Path, stem: str):
 def _load_idx_dataset(name: str, data_dir, download: bool) -> RawDataset:
     looked_in = candidate_dirs(name, data_dir)
     for directory in looked_in:
-        files = {key: _find_idx_file(directory, stem) for key, stem in _IDX_FILES.items()}
+        files = {key: _find_idx_file(directory, stem) for key, (stem, _) in _IDX_FILES.items()}
         if all(files.values()):
-            arrays = {key: read_idx(path) for key, path in files.items()}
+            try:
+                arrays = {key: read_idx(path, _IDX_FILES[key][1]) for key, path in files.items()}
+            except IdxFormatError as e:
+                raise BadDatasetError(f"{e}; {_HOW_TO_REPAIR[name]}") from None
             return RawDataset(
                 name=name,
                 x_train=arrays["x_train"][..., None],
@@ -77,6 +91,7 @@ def _load_idx_dataset(name: str, data_dir, download: bool) -> RawDataset:
                 x_test=arrays["x_test"][..., None],
                 y_test=arrays["y_test"].astype(np.int32),
                 num_classes=10,
+                source=str(directory),
             )
     if name == "mnist" and (KERAS_CACHE / "mnist.npz").is_file():
         return _load_keras_mnist_npz(KERAS_CACHE / "mnist.npz")
@@ -92,7 +107,7 @@ def _load_keras_mnist_npz(path: Path) -> RawDataset:
     with np.load(path) as f:
         return RawDataset(
             "mnist", f["x_train"][..., None], f["y_train"].astype(np.int32),
-            f["x_test"][..., None], f["y_test"].astype(np.int32), 10,
+            f["x_test"][..., None], f["y_test"].astype(np.int32), 10, source=str(path),
         )
 
 

@@ -5,6 +5,10 @@ import dataclasses
 import numpy as np
 
 from udc.data.loaders import RawDataset
+from udc.errors import ConfigError
+
+# make_splits serves the config binaries and udc-ensemble, whose data flags are its own.
+_VAL_FRACTION_FLAGS = "--config.val_fraction (--val_fraction of udc-ensemble)"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,10 +58,17 @@ def make_splits(
     """Holds out `val_fraction` of the training set (same seed, same split).
 
     `max_train`/`max_test` cut the splits for quick runs; the validation set is cut
-    in proportion to the training set.
+    in proportion to the training set. The validation set may be empty (training then
+    runs without one); the training and test sets may not.
     """
     if not 0.0 <= val_fraction < 1.0:
-        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+        raise ConfigError(f"val_fraction {val_fraction} is outside [0, 1); give a fraction such as 0.1 "
+                          f"in {_VAL_FRACTION_FLAGS}")
+    for key, value, ensemble_flag in (("max_train_examples", max_train, "--max_train"),
+                                      ("max_test_examples", max_test, "--max_test")):
+        if value is not None and value < 0:
+            raise ConfigError(f"{key} {value} is negative; give 0 (all) or a positive count "
+                              f"in --config.{key} ({ensemble_flag} of udc-ensemble)")
     order = np.random.default_rng(seed).permutation(len(raw.y_train))
     n_val = int(round(len(order) * val_fraction))
     val_idx, train_idx = order[:n_val], order[n_val:]
@@ -67,6 +78,9 @@ def make_splits(
     x_test, y_test = raw.x_test, raw.y_test
     if max_test:
         x_test, y_test = x_test[:max_test], y_test[:max_test]
+    if not len(train_idx):
+        raise ConfigError(f"val_fraction {val_fraction} leaves none of the {len(order)} training examples "
+                          f"to train on; lower {_VAL_FRACTION_FLAGS}")
     return Splits(
         name=raw.name,
         train=Split(_normalise(raw.x_train[train_idx]), raw.y_train[train_idx]),

@@ -1,8 +1,10 @@
 """The choice lists of the search: widths, sparsity rates and weight bit-widths.
 
 Each list is validated once, here, and raises `ConfigError` with a one-line message
-that names the fix: empty lists, lists that are not strictly increasing, widths that
-are not a multiple of the target's channel alignment or exceed the backbone's width,
+that names the override to fix (`--config.search.widths`, `.sparsities`, `.bits`):
+empty lists, entries that are not numbers (an override such as `bits=abc` arrives as
+the string tuple `('abc',)`), lists that are not strictly increasing, widths that are
+not a multiple of the target's channel alignment or exceed the backbone's width,
 sparsity rates outside [0, 1), bit-widths outside 2..8.
 
 Width alignment per accelerator (`width_alignment`): Vela encodes weights in bricks of
@@ -16,6 +18,8 @@ so its alignment is 16 (8 per core). Other accelerators get 8 unless configured.
 """
 
 import dataclasses
+import math
+import numbers
 
 from udc.errors import ConfigError
 from udc.search_space.quantizers import MAX_BITS, MIN_BITS
@@ -31,18 +35,50 @@ def width_alignment(accelerator: str) -> int:
     return _ALIGNMENT.get(accelerator, DEFAULT_ALIGNMENT)
 
 
-def _check_list(values, what: str, flag: str) -> tuple:
+@dataclasses.dataclass(frozen=True)
+class _OptionList:
+    """One config key that holds a list of choices: what its entries must be, and an example."""
+
+    noun: str  # singular, e.g. "bit-width"
+    flag: str  # the override that sets it
+    rule: str  # what each entry must be
+    example: str
+
+    def error(self, problem: str) -> ConfigError:
+        return ConfigError(f"{problem}; {self.flag} must be {self.rule}, e.g. {self.flag}='{self.example}'")
+
+
+_WIDTHS = _OptionList("width", "--config.search.widths", "positive integers", "(8,16,32)")
+_SPARSITIES = _OptionList("sparsity", "--config.search.sparsities", "fractions in [0, 1)", "(0.0,0.5,0.75)")
+_BITS = _OptionList("bit-width", "--config.search.bits", f"integers from {MIN_BITS} to {MAX_BITS}", "(2,4,8)")
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _is_integer(value) -> bool:
+    return _is_number(value) and int(value) == value
+
+
+def _is_width(value) -> bool:
+    return _is_integer(value) and value > 0
+
+
+def _check_list(values, option: _OptionList, is_valid) -> tuple:
+    """`values` as a tuple: non-empty, every entry passing `is_valid`, strictly increasing."""
     values = tuple(values) if values is not None else ()
     if not values:
-        raise ConfigError(f"the {what} list is empty; give at least one value in {flag}")
+        raise option.error(f"the {option.noun} list is empty")
+    for value in values:
+        if not is_valid(value):
+            raise option.error(f"{option.noun} {value!r} is not valid")
     if any(b <= a for a, b in zip(values, values[1:])):
-        raise ConfigError(
-            f"the {what} list {list(values)} is not strictly increasing; sort it and drop duplicates in {flag}"
-        )
+        raise option.error(f"the {option.noun} list {list(values)} is not strictly increasing (sort it, drop duplicates)")
     return values
 
 
-def width_options(max_width: int, alignment: int = DEFAULT_ALIGNMENT, widths=None, flag="--widths") -> tuple:
+def width_options(max_width: int, alignment: int = DEFAULT_ALIGNMENT, widths=None) -> tuple:
     """Output-channel options of a layer whose largest shape has `max_width` channels.
 
     Default: every multiple of `alignment` up to `max_width` (the largest always
@@ -53,35 +89,26 @@ def width_options(max_width: int, alignment: int = DEFAULT_ALIGNMENT, widths=Non
     if widths is None:
         widths = [w for w in range(alignment, max_width, alignment)] + [max_width]
         return tuple(widths)
-    widths = _check_list(widths, "width", flag)
+    widths = _check_list(widths, _WIDTHS, _is_width)
     for w in widths:
-        if int(w) != w or w <= 0:
-            raise ConfigError(f"width {w} is not a positive integer; fix {flag}")
         if w > max_width:
-            raise ConfigError(f"width {w} exceeds the backbone's {max_width} channels; remove it from {flag}")
+            raise ConfigError(f"width {w} exceeds the backbone's {max_width} channels; remove it from {_WIDTHS.flag}")
         if w % alignment and w != max_width:
             raise ConfigError(
                 f"width {w} is not a multiple of the target's channel alignment {alignment}; "
-                f"use multiples of {alignment} in {flag}"
+                f"use multiples of {alignment} in {_WIDTHS.flag}"
             )
     return tuple(int(w) for w in widths)
 
 
-def sparsity_options(sparsities=DEFAULT_SPARSITIES, flag="--sparsities") -> tuple:
-    sparsities = _check_list(sparsities, "sparsity", flag)
-    for s in sparsities:
-        if not 0.0 <= s < 1.0:
-            raise ConfigError(f"sparsity rate {s} is outside [0, 1); use fractions such as 0.5 in {flag}")
+def sparsity_options(sparsities=DEFAULT_SPARSITIES) -> tuple:
+    sparsities = _check_list(sparsities, _SPARSITIES, lambda s: _is_number(s) and 0.0 <= s < 1.0)
     return tuple(float(s) for s in sparsities)
 
 
-def bit_options(bits=DEFAULT_BITS, flag="--bits") -> tuple:
-    bits = _check_list(bits, "bit-width", flag)
-    for b in bits:
-        if int(b) != b or not MIN_BITS <= b <= MAX_BITS:
-            raise ConfigError(
-                f"bit-width {b} is not supported (weights stay int8); use {MIN_BITS}..{MAX_BITS} in {flag}"
-            )
+def bit_options(bits=DEFAULT_BITS) -> tuple:
+    """Weight bit-widths (weights stay int8 in the file: fewer bits use fewer of its levels)."""
+    bits = _check_list(bits, _BITS, lambda b: _is_integer(b) and MIN_BITS <= b <= MAX_BITS)
     return tuple(int(b) for b in bits)
 
 
@@ -102,8 +129,9 @@ class SearchOptions:
     def __post_init__(self):
         object.__setattr__(self, "sparsities", sparsity_options(self.sparsities))
         object.__setattr__(self, "bits", bit_options(self.bits))
-        if self.widths is not None:
-            object.__setattr__(self, "widths", width_options(max(self.widths), self.alignment, self.widths))
+        if self.widths is not None:  # entries checked before max() compares them
+            widths = _check_list(self.widths, _WIDTHS, _is_width)
+            object.__setattr__(self, "widths", width_options(max(widths), self.alignment, widths))
 
     @classmethod
     def for_accelerator(cls, accelerator: str, **kwargs) -> "SearchOptions":

@@ -121,6 +121,8 @@ def _data_config():
 
 def main(argv):
     del argv
+    _check_numbers()  # before TensorFlow loads: a mistyped flag costs no start-up time
+    source = _member_source()
     from pathlib import Path
 
     from udc.data import load_splits
@@ -129,8 +131,6 @@ def main(argv):
     from udc.hardware import resolve_target
     from udc.pipeline import target_of
 
-    _check_numbers()
-    source = _member_source()
     if source == "--config":
         config = loaded_config(FLAGS["config"])
         budgets = budgets_kb(FLAGS["budgets_kb"])

@@ -21,6 +21,7 @@ from absl import flags
 
 from udc.cli.common import loaded_config, run_binary
 from udc.cli.flags import budgets_kb, define_budgets_flag, define_config_flag, define_workdir_flag
+from udc.ensemble.calibration import check_goal  # numpy only: the flags are checked before TensorFlow loads
 from udc.errors import UdcError
 
 FLAGS = flags.FLAGS
@@ -94,8 +95,6 @@ def _train_widths() -> list[float]:
 
 def _check_numbers() -> None:
     """The numeric flags, before any slow work: one line for the first that makes no sense."""
-    from udc.ensemble.calibration import check_goal
-
     check_goal(FLAGS.max_drop, FLAGS.max_cost)
     if not 0 < FLAGS.val_fraction < 1:
         raise UdcError(f"--val_fraction must lie strictly between 0 and 1, got {FLAGS.val_fraction:g}; "

@@ -40,7 +40,7 @@ class InputSpec:
         return {"dtype": self.dtype, "range": [self.low, self.high]}
 
     def __str__(self) -> str:
-        return f"{self.dtype} in [{self.low:g}, {self.high:g}]"
+        return f"{self.dtype} in [{self.low:.3g}, {self.high:.3g}]"
 
     def check(self, images: np.ndarray) -> None:
         """Raises InputMismatchError unless `images` have this dtype kind and lie in this range."""
@@ -62,5 +62,5 @@ class InputSpec:
         elif 0 <= self.low and self.high <= 1 + slack and 0 <= given.low and given.high <= 255:
             fix = "scale them as the training data was (x / 255)"
         else:
-            fix = f"scale them into [{self.low:g}, {self.high:g}] as the training data was"
+            fix = f"scale them into [{self.low:.3g}, {self.high:.3g}] as the training data was"
         raise InputMismatchError(f"inputs are {given} but the members expect {self}; {fix}")

@@ -25,6 +25,10 @@ class NotATfliteFileError(UdcError):
     pass
 
 
+class NotInt8ModelError(UdcError):
+    """A .tflite that is not full-integer int8 (float or dynamic-range): udc's measures would be wrong."""
+
+
 class OutputNotWritableError(UdcError):
     pass
 

@@ -36,7 +36,11 @@ def export_model(model, splits, target, output_dir, *, name="model", config=None
 
 def measure_tflite(data, splits, target, output_dir, *, name="model", tflm_samples=16,
                    keras_test_accuracy=None, log=print) -> dict:
-    """Measures an int8 .tflite; writes `name.tflite`, `name_vela.tflite` and the report."""
+    """Measures an int8 .tflite; writes `name.tflite`, `name_vela.tflite` and the report.
+
+    Anything but a full-integer int8 model is refused before any output is written.
+    """
+    parsed = tflite_file.check_int8(data, f"{name}.tflite")
     output_dir = ensure_writable_dir(output_dir)
     log("measuring accuracy of the .tflite on the test split ...")
     classifier = TfliteClassifier(data, name)
@@ -58,7 +62,7 @@ def measure_tflite(data, splits, target, output_dir, *, name="model", tflm_sampl
         vela=vela, tflm_arena_bytes=arena, tflm_agreement=agreement,
         tflm_max_code_difference=max_code_difference,
         saturated_biases=saturated_biases(data),
-        operators=tflite_file.operator_names(tflite_file.parse(data)),
+        operators=tflite_file.operator_names(parsed),
         weight_stats=inspect_model(data), dataset=splits.name, test_examples=len(splits.test),
     )
     write_bytes_atomic(Path(output_dir) / f"{name}.tflite", data)

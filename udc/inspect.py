@@ -25,10 +25,11 @@ class TensorStats:
 
 
 def tensor_stats(w: tflite_file.WeightTensor, accelerator=None) -> TensorStats:
-    """`accelerator` (an Ethos-U55/U65 name) adds the codec's bytes in that target's brick order."""
+    """Stats of one int8 weight tensor (inspect_model checks the model); `accelerator` (an
+    Ethos-U55/U65 name) adds the codec's bytes in that target's brick order."""
     values = w.values
     vela_order = None
-    if accelerator and values.dtype == np.int8 and w.op in OP_KINDS:
+    if accelerator and w.op in OP_KINDS:
         vela_order = codes_bytes(values, OP_KINDS[w.op], accelerator, order="vela")
     distinct = int(np.unique(values).size)
     return TensorStats(
@@ -40,13 +41,14 @@ def tensor_stats(w: tflite_file.WeightTensor, accelerator=None) -> TensorStats:
         zero_fraction=float(np.mean(values == 0)),
         effective_bits=max(1, math.ceil(math.log2(distinct))) if distinct > 1 else 0,
         stored_bytes=int(values.nbytes),
-        encoded_bytes=encoded_bytes(values) if values.dtype == np.int8 else 0,
+        encoded_bytes=encoded_bytes(values),
         vela_order_bytes=vela_order,
     )
 
 
-def inspect_model(data: bytes, accelerator=None) -> list[TensorStats]:
-    return [tensor_stats(w, accelerator) for w in tflite_file.weight_tensors(tflite_file.parse(data))]
+def inspect_model(data: bytes, accelerator=None, source="the model") -> list[TensorStats]:
+    """Stats of each weight tensor of an int8 .tflite (anything else is refused: the codec encodes int8)."""
+    return [tensor_stats(w, accelerator) for w in tflite_file.weight_tensors(tflite_file.check_int8(data, source))]
 
 
 def format_table(stats: list[TensorStats]) -> str:

@@ -16,7 +16,10 @@ class TfliteClassifier:
         tflite_file.check_tflite_bytes(data, name)
         self.data = data
         self.name = name
-        self._interpreter = Interpreter(model_content=data)
+        try:
+            self._interpreter = Interpreter(model_content=data)
+        except (ValueError, RuntimeError) as e:  # a flatbuffer LiteRT's verifier or op resolver refuses
+            raise UdcError(f"LiteRT cannot load {name} ({' '.join(str(e).split())}); re-export it") from None
         self._input = self._interpreter.get_input_details()[0]
         self._output = self._interpreter.get_output_details()[0]
         self._batch = None

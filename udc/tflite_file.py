@@ -1,4 +1,7 @@
-"""Reading and rewriting TFLite flatbuffers through the TFLite schema (object API).
+"""Reading, checking and rewriting TFLite flatbuffers through the TFLite schema (object API).
+
+Every .tflite that comes into udc passes `check_int8` (or `read_int8_model`): udc
+measures and deploys full-integer int8 models only.
 
 Uses the schema module generated for TFLite and the `flatbuffers` package, so a
 rewritten file (metadata added, quantization parameters repaired) is a plain TFLite
@@ -13,7 +16,7 @@ import flatbuffers
 import numpy as np
 from tensorflow.lite.python import schema_py_generated as schema  # noqa: F401 (re-exported)
 
-from udc.errors import NotATfliteFileError
+from udc.errors import NotATfliteFileError, NotInt8ModelError
 
 FILE_IDENTIFIER = b"TFL3"
 METADATA_KEY = "udc"
@@ -27,6 +30,9 @@ _NUMPY_TYPES = {"INT8": np.int8, "UINT8": np.uint8, "INT16": np.int16, "INT32": 
 
 
 def check_tflite_bytes(data: bytes, source="input") -> None:
+    if len(data) == 0:
+        raise NotATfliteFileError(f"{source} is empty (0 bytes); give a .tflite file written by the TFLite "
+                                  "converter or udc-export")
     if len(data) < 8 or data[4:8] != FILE_IDENTIFIER:
         raise NotATfliteFileError(
             f"{source} is not a TFLite flatbuffer (no 'TFL3' identifier); "
@@ -44,12 +50,13 @@ def read_bytes(path) -> bytes:
     return data
 
 
-def parse(data: bytes) -> schema.ModelT:
-    check_tflite_bytes(data)
+def parse(data: bytes, source="the TFLite flatbuffer") -> schema.ModelT:
+    check_tflite_bytes(data, source)
     try:
         return schema.ModelT.InitFromObj(schema.Model.GetRootAs(bytearray(data), 0))
-    except Exception as e:  # a corrupt table raises anything from struct.error to IndexError
-        raise NotATfliteFileError(f"the TFLite flatbuffer is corrupt ({e}); re-export the model") from None
+    except Exception:  # a cut or corrupt table raises anything from struct.error to IndexError
+        raise NotATfliteFileError(f"{source} is truncated or corrupt (its tables point outside the file); "
+                                  "re-export it") from None
 
 
 def serialise(model: schema.ModelT) -> bytes:
@@ -120,6 +127,75 @@ def weight_tensors(model: schema.ModelT) -> list[WeightTensor]:
                 input_tensor=sg.tensors[op.inputs[in_pos]],
             ))
     return found
+
+
+def read_int8_model(path) -> bytes:
+    """The bytes of a full-integer int8 .tflite; any other file is refused (see check_int8)."""
+    data = read_bytes(path)
+    check_int8(data, str(path))
+    return data
+
+
+def _float_type(tensor) -> bool:
+    return _TYPE_NAMES.get(tensor.type, "").startswith(("FLOAT", "COMPLEX"))
+
+
+def _non_int8_tensor(model: schema.ModelT) -> str | None:
+    """The first tensor that makes the model other than full-integer int8, described, or None."""
+    main = model.subgraphs[0]
+    for role, indices in (("input", main.inputs if main.inputs is not None else []),
+                          ("output", main.outputs if main.outputs is not None else [])):
+        for i in indices:
+            if main.tensors[i].type != schema.TensorType.INT8:
+                return f"its {role} '{_name(main.tensors[i].name)}' is {_TYPE_NAMES[main.tensors[i].type]}"
+    for sg in model.subgraphs:
+        for op in sg.operators or []:
+            name = op_name(model, op)
+            if name not in WEIGHT_OPS:
+                continue
+            w = sg.tensors[op.inputs[1]]
+            if w.type != schema.TensorType.INT8:
+                return f"the weights '{_name(w.name)}' of {name} are {_TYPE_NAMES[w.type]}"
+        for t in sg.tensors or []:
+            if _float_type(t):
+                return f"the tensor '{_name(t.name)}' is {_TYPE_NAMES[t.type]}"
+    return None
+
+
+def _kind(model: schema.ModelT) -> str:
+    """What a model that is not full-integer int8 is, in the converter's terms."""
+    if not any(_float_type(t) for sg in model.subgraphs for t in sg.tensors or []):
+        return "an integer model that is not int8 throughout"
+    weights = weight_tensors(model)
+    if not any(w.dtype == "INT8" for w in weights):
+        return "a float model"
+    if any(_float_type(w.input_tensor) for w in weights):
+        return "a dynamic-range model (int8 weights, float activations)"
+    main = model.subgraphs[0]
+    if any(_float_type(main.tensors[i]) for i in list(main.inputs) + list(main.outputs)):
+        return "an int8 model with float input/output"
+    return "a partly float model"
+
+
+FULL_INTEGER_FIX = ("udc needs a full-integer int8 model (int8 input and output, int8 weights, int8 activations): "
+                    "convert the Keras model with udc-export --model=<the Keras model>, or use the TFLite converter "
+                    "with a representative dataset and inference_input_type=tf.int8, inference_output_type=tf.int8")
+
+
+def check_int8(data: bytes, source="input") -> schema.ModelT:
+    """The parsed model, if it is full-integer int8; else NotInt8ModelError naming the first offending tensor.
+
+    A float or dynamic-range model would run, but LiteRT's accuracy, Vela's NPU mapping and
+    cycles, the weight codec and TFLite Micro all measure (or refuse) something other than
+    the int8 model that udc deploys.
+    """
+    model = parse(data, source)
+    if not model.subgraphs:
+        raise NotATfliteFileError(f"{source} has no subgraph (no operators to run); re-export it")
+    problem = _non_int8_tensor(model)
+    if problem:
+        raise NotInt8ModelError(f"{source} is {_kind(model)}: {problem}; {FULL_INTEGER_FIX}")
+    return model
 
 
 def read_metadata(data: bytes, key: str = METADATA_KEY):

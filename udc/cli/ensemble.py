@@ -12,6 +12,7 @@ fmnist_cnn at several width multipliers (--train_widths). With --config the spli
 the config's, the ones the searches held out.
 """
 
+import math
 import shlex
 import sys
 
@@ -20,6 +21,7 @@ from absl import flags
 
 from udc.cli.common import loaded_config, run_binary
 from udc.cli.flags import budgets_kb, define_budgets_flag, define_config_flag, define_workdir_flag
+from udc.ensemble.calibration import check_goal  # numpy only: the flags are checked before TensorFlow loads
 from udc.errors import UdcError
 
 FLAGS = flags.FLAGS
@@ -79,6 +81,34 @@ def _member_source() -> str:
     return given[0]
 
 
+def _train_widths() -> list[float]:
+    """--train_widths as positive numbers."""
+    try:
+        widths = [float(w) for w in FLAGS.train_widths]
+    except ValueError:
+        widths = [float("nan")]
+    if not all(math.isfinite(w) and w > 0 for w in widths):
+        raise UdcError(f"--train_widths must be positive width multipliers, got {','.join(FLAGS.train_widths)}; "
+                       "e.g. --train_widths 0.25,0.5,1")
+    return widths
+
+
+def _check_numbers() -> None:
+    """The numeric flags, before any slow work: one line for the first that makes no sense."""
+    check_goal(FLAGS.max_drop, FLAGS.max_cost)
+    if not 0 < FLAGS.val_fraction < 1:
+        raise UdcError(f"--val_fraction must lie strictly between 0 and 1, got {FLAGS.val_fraction:g}; "
+                       "the thresholds are calibrated on that share of the training set, e.g. --val_fraction 0.1")
+    for name, least, meaning in (("latency_repeats", 1, "timed invocations per member"),
+                                 ("epochs", 1, "epochs per trained member"),
+                                 ("max_train", 0, "training images kept (0 = all)"),
+                                 ("max_test", 0, "test images kept (0 = all)")):
+        if FLAGS[name].value < least:
+            raise UdcError(f"--{name} is the number of {meaning} and must be at least {least}, "
+                           f"got {FLAGS[name].value}")
+    _train_widths()
+
+
 def _data_config():
     """The data keys of udc.data.load_splits, from the dataset flags."""
     import ml_collections
@@ -90,6 +120,8 @@ def _data_config():
 
 def main(argv):
     del argv
+    _check_numbers()  # before TensorFlow loads: a mistyped flag costs no start-up time
+    source = _member_source()
     from pathlib import Path
 
     from udc.data import load_splits
@@ -98,9 +130,6 @@ def main(argv):
     from udc.hardware import resolve_target
     from udc.pipeline import target_of
 
-    if FLAGS.max_drop is None and FLAGS.max_cost is None:
-        raise UdcError("give a goal: --max_drop (accuracy points) or --max_cost (average cost)")
-    source = _member_source()
     if source == "--config":
         config = loaded_config(FLAGS["config"])
         budgets = budgets_kb(FLAGS["budgets_kb"])
@@ -110,20 +139,19 @@ def main(argv):
     else:
         config = _data_config()
         target = resolve_target(FLAGS.accelerator or DEFAULT_ACCELERATOR)
+
+    def loaded(paths):
+        return load_members(paths, target=target, latency_repeats=FLAGS.latency_repeats)
+
+    # Given members are checked (full-integer int8, readable, compatible) before anything is written.
+    members = loaded(FLAGS.members) if source == "--members" else None
     output_dir = ensure_writable_dir(FLAGS.output_dir or (FLAGS.workdir if source == "--config" else "ensemble_out"))
     splits = load_splits(config)
-    if source == "--members":
-        paths = list(FLAGS.members)
-    elif source == "--config":
-        paths = search_members(config, budgets, FLAGS.workdir)
-    else:
-        try:
-            widths = [float(w) for w in FLAGS.train_widths]
-        except ValueError:
-            raise UdcError(f"--train_widths must be numbers, got {','.join(FLAGS.train_widths)}") from None
-        paths = train_width_members(splits, widths, Path(output_dir) / "members", epochs=FLAGS.epochs,
-                                    seed=FLAGS.seed)
-    members = load_members(paths, target=target, latency_repeats=FLAGS.latency_repeats)
+    if source == "--config":
+        members = loaded(search_members(config, budgets, FLAGS.workdir))
+    elif source == "--train_widths":
+        members = loaded(train_width_members(splits, _train_widths(), Path(output_dir) / "members",
+                                             epochs=FLAGS.epochs, seed=FLAGS.seed))
     result = calibrate(members, splits, rule=FLAGS.rule, cost_metric=FLAGS.cost,
                        max_drop=FLAGS.max_drop, max_cost=FLAGS.max_cost)
     result.report["accelerator"] = target.accelerator

@@ -31,7 +31,7 @@ def main(argv):
     # Bad input fails before the dataset is loaded.
     target = target_of(config, _ACCELERATOR.value)
     is_tflite = model_path.suffix == ".tflite"
-    model = tflite_file.read_bytes(model_path) if is_tflite else load_model(model_path)
+    model = tflite_file.read_int8_model(model_path) if is_tflite else load_model(model_path)
     splits = load_splits(config)
     if is_tflite:
         report = measure_tflite(model, splits, target, output_dir, name=_NAME.value,

@@ -19,7 +19,7 @@ def main(argv):
     from udc import tflite_file
     from udc.inspect import format_table, inspect_model
 
-    stats = inspect_model(tflite_file.read_bytes(argv[1]), _ACCELERATOR.value)
+    stats = inspect_model(tflite_file.read_bytes(argv[1]), _ACCELERATOR.value, source=argv[1])
     if _JSON.value:
         print(json.dumps([dataclasses.asdict(s) for s in stats], indent=2))
     else:

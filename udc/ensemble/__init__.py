@@ -5,7 +5,7 @@ when it is confident enough, trading quality of result against average cost.
 
     from udc.ensemble import Cascade
     cascade = Cascade.load("ensemble_out/cascade.json")
-    labels = cascade.predict(images)  # float images in [0, 1], NHWC
+    labels = cascade.predict(images)  # NHWC, scaled like the calibration images (float in [0, 1]); others are refused
 
 The names below load on first use, so the pure-numpy logic (`udc.ensemble.cascade`,
 `udc.ensemble.calibration`) imports without TensorFlow.

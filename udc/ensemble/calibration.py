@@ -114,6 +114,18 @@ def pareto_front(points) -> list[OperatingPoint]:
     return front
 
 
+def check_goal(max_drop: float | None, max_cost: float | None) -> None:
+    """Raises UdcError unless there is a goal and it makes sense (max_drop in accuracy points)."""
+    if max_drop is None and max_cost is None:
+        raise UdcError("give a goal: --max_drop (accuracy points) or --max_cost (average cost)")
+    if max_drop is not None and not (np.isfinite(max_drop) and 0 <= max_drop <= 100):
+        raise UdcError(f"--max_drop is in accuracy points and must lie in [0, 100], got {max_drop:g}; "
+                       "e.g. --max_drop 0.5 allows half a point below the full ensemble")
+    if max_cost is not None and not (np.isfinite(max_cost) and max_cost > 0):
+        raise UdcError(f"--max_cost must be a positive average cost, got {max_cost:g}; give it in cycles "
+                       "(--cost=vela_cycles) or ms (--cost=host_latency)")
+
+
 def select(points, reference_accuracy: float, max_drop: float | None = None,
            max_cost: float | None = None) -> OperatingPoint:
     """The point for the goal.
@@ -123,12 +135,7 @@ def select(points, reference_accuracy: float, max_drop: float | None = None,
     max_cost: the best accuracy at an average cost of at most `max_cost`.
     Both: the cheapest point meeting both.
     """
-    if max_drop is None and max_cost is None:
-        raise UdcError("give a goal: --max_drop (accuracy points) or --max_cost (average cost)")
-    if max_drop is not None and not (np.isfinite(max_drop) and max_drop >= 0):
-        raise UdcError(f"--max_drop must be a non-negative number of accuracy points, got {max_drop}")
-    if max_cost is not None and not (np.isfinite(max_cost) and max_cost >= 0):
-        raise UdcError(f"--max_cost must be a non-negative average cost, got {max_cost}")
+    check_goal(max_drop, max_cost)
     feasible = list(points)
     if max_drop is not None:
         floor = reference_accuracy - max_drop / 100.0 - 1e-9

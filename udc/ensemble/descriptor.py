@@ -1,10 +1,12 @@
 """The deployment descriptor of a calibrated cascade, and the `Cascade` runtime.
 
 The descriptor is a small JSON file: member order, files (relative to the
-descriptor), their sha256, thresholds, exit rule and the quantization parameters of
-each member's input and output. `Cascade.load` refuses a descriptor whose files are
-missing or changed, and runs the members lazily: a member only sees the inputs that
-the cheaper ones did not answer confidently.
+descriptor), their sha256, thresholds, exit rule, the quantization parameters of
+each member's input and output, and the dtype and value range of the images the
+thresholds were calibrated on (version 2; a version 1 descriptor has none, and the
+range the members' int8 input can represent stands in). `Cascade.load` refuses a
+descriptor whose files are missing or changed, and runs the members lazily: a member
+only sees the inputs that the cheaper ones did not answer confidently.
 """
 
 import json
@@ -15,13 +17,15 @@ import numpy as np
 
 from udc import tflite_file
 from udc.ensemble import cascade as logic
-from udc.ensemble.members import Member, check_compatible, output_is_softmax, sha256_bytes
+from udc.ensemble.inputs import InputSpec
+from udc.ensemble.members import Member, check_compatible, input_interval, output_is_softmax, sha256_bytes
 from udc.errors import UdcError
 from udc.fileio import write_json_atomic
 from udc.interpreter import TfliteClassifier
 
 FORMAT = "udc-cascade"
-VERSION = 1
+VERSION = 2
+READABLE_VERSIONS = (1, 2)
 
 
 class DescriptorError(UdcError):
@@ -43,15 +47,43 @@ def _same(a, b) -> bool:
     return a == b
 
 
-class Cascade:
-    """Members (cheapest first) with exit thresholds: classifies float images."""
+def _members_input_spec(members) -> InputSpec:
+    """Float images in the interval the members' int8 input represents (it clips the rest)."""
+    return InputSpec("float32", *input_interval(members[0].classifier))
 
-    def __init__(self, members: list[Member], thresholds, rule: str, metadata: dict | None = None):
+
+def _input_spec(d: dict, path, members) -> InputSpec:
+    """The descriptor's input entry (version 2), or what the members represent (version 1)."""
+    if d["version"] == 1:
+        return _members_input_spec(members)
+    entry = d["input"]
+    try:
+        low, high = (float(v) for v in entry["range"])
+        spec = InputSpec(np.dtype(entry["dtype"]).name, low, high)
+    except (KeyError, TypeError, ValueError):
+        raise DescriptorError(f"the 'input' entry of {path} is not {{\"dtype\": ..., \"range\": [low, high]}} "
+                              f"but {entry!r}; recalibrate the cascade with udc-ensemble") from None
+    if not (np.isfinite(low) and np.isfinite(high) and low <= high):
+        raise DescriptorError(f"the input range [{low}, {high}] in {path} is not an interval; "
+                              "recalibrate the cascade with udc-ensemble")
+    return spec
+
+
+class Cascade:
+    """Members (cheapest first) with exit thresholds: classifies float images.
+
+    `input_spec` is what the images must look like (default: float images in the range
+    the members' int8 input represents); calibration records the calibration images'.
+    """
+
+    def __init__(self, members: list[Member], thresholds, rule: str, metadata: dict | None = None,
+                 input_spec: InputSpec | None = None):
         check_compatible(members)
         self.members = list(members)
         self.rule = logic.check_rule(rule)
         self.thresholds = [float(t) for t in logic.check_thresholds(thresholds, len(members))]
         self.metadata = dict(metadata or {})
+        self.input_spec = input_spec or _members_input_spec(self.members)
 
     @property
     def input_shape(self) -> tuple:
@@ -62,8 +94,14 @@ class Cascade:
         return self.members[0].classifier.num_classes
 
     def predict_with_exits(self, images: np.ndarray):
-        """(probabilities, exit stage) per image; later members only run on undecided images."""
-        images = np.asarray(images, dtype=np.float32)
+        """(probabilities, exit stage) per image; later members only run on undecided images.
+
+        Images of another dtype or value range than `input_spec` are refused: the members
+        would clip them silently.
+        """
+        images = np.asarray(images)
+        self.input_spec.check(images)
+        images = images.astype(np.float32)
         n = len(images)
         total = np.zeros((n, self.num_classes))
         probs = np.zeros((n, self.num_classes))
@@ -105,7 +143,8 @@ class Cascade:
             })
         return {
             "format": FORMAT, "version": VERSION, "rule": self.rule, "thresholds": self.thresholds,
-            "input_shape": list(self.input_shape), "num_classes": self.num_classes,
+            "input_shape": list(self.input_shape), "input": self.input_spec.as_dict(),
+            "num_classes": self.num_classes,
             "members": entries, **({"metadata": self.metadata} if self.metadata else {}),
         }
 
@@ -124,13 +163,17 @@ class Cascade:
             raise DescriptorError(f"{path} is not valid JSON ({e}); give a descriptor written by udc-ensemble") from None
         if not isinstance(d, dict) or d.get("format") != FORMAT:
             raise DescriptorError(f"{path} is not a udc cascade descriptor (no \"format\": \"{FORMAT}\")")
-        if d.get("version") != VERSION:
-            raise DescriptorError(f"{path} has descriptor version {d.get('version')}; this udc reads version {VERSION}")
-        for key in ("rule", "thresholds", "members"):
+        if d.get("version") not in READABLE_VERSIONS:
+            raise DescriptorError(f"{path} has descriptor version {d.get('version')}; this udc reads versions "
+                                  f"{', '.join(map(str, READABLE_VERSIONS))}: recalibrate the cascade with udc-ensemble")
+        for key in ("rule", "thresholds", "members") + (("input",) if d["version"] >= 2 else ()):
             if key not in d:
-                raise DescriptorError(f"{path} has no '{key}' entry")
+                raise DescriptorError(f"{path} has no '{key}' entry; recalibrate the cascade with udc-ensemble")
         members = []
         for entry in d["members"]:
+            if not isinstance(entry, dict) or not isinstance(entry.get("file"), str):
+                raise DescriptorError(f"a member entry of {path} names no file: {entry!r}; "
+                                      "recalibrate the cascade with udc-ensemble")
             file = Path(entry["file"])
             file = file if file.is_absolute() else path.parent / file
             if not file.is_file():
@@ -141,7 +184,7 @@ class Cascade:
                     f"member file {file} has changed since {path} was written (sha256 mismatch); "
                     "thresholds were calibrated for the old file: recalibrate with udc-ensemble"
                 )
-            tflite_file.check_tflite_bytes(data, str(file))
+            tflite_file.check_int8(data, str(file))
             classifier = TfliteClassifier(data, name=str(file))
             stored = {k: entry.get(k) for k in ("input_dtype", "input_quantization", "output_dtype", "output_quantization")}
             actual = _quantization(classifier)
@@ -159,4 +202,4 @@ class Cascade:
         if "input_shape" in d and list(members[0].classifier.input_shape) != list(d["input_shape"]):
             raise DescriptorError(f"the members take inputs of shape {members[0].classifier.input_shape}, "
                                   f"{path} says {tuple(d['input_shape'])}")
-        return cls(members, d["thresholds"], d["rule"], d.get("metadata"))
+        return cls(members, d["thresholds"], d["rule"], d.get("metadata"), _input_spec(d, path, members))

@@ -75,21 +75,22 @@ class Member:
         return float(value)
 
 
-def _interval(classifier: TfliteClassifier):
-    """The float interval an int8 input can represent (None for a float input)."""
-    if classifier.input_details["dtype"] == np.float32:
-        return None
+def input_interval(classifier: TfliteClassifier) -> tuple:
+    """The float interval an int8 input can represent (inputs outside it are clipped)."""
     scale, zero_point = classifier.input_quantization
     info = np.iinfo(classifier.input_details["dtype"])
     return ((info.min - zero_point) * scale, (info.max - zero_point) * scale)
 
 
 def check_compatible(members: list[Member]) -> None:
-    """Raises IncompatibleMembersError unless all members take the same inputs and give the same classes."""
+    """Raises IncompatibleMembersError unless all members are full-integer int8 models that take the
+    same inputs and give the same classes."""
     if len(members) < 2:
         raise IncompatibleMembersError(
             f"a cascade needs at least 2 members, got {len(members)}; list them in --members a.tflite,b.tflite"
         )
+    for m in members:
+        tflite_file.check_int8(m.data, m.path)
     first = members[0]
     for m in members:
         c = m.classifier
@@ -103,29 +104,21 @@ def check_compatible(members: list[Member]) -> None:
                 f"members have different class counts: {first.path} has {first.classifier.num_classes}, "
                 f"{m.path} has {c.num_classes}; use members trained on the same classes"
             )
-        for kind, details, quant in (("input", c.input_details, c.input_quantization),
-                                     ("output", c.output_details, c.output_quantization)):
-            if details["dtype"] not in (np.int8, np.uint8, np.int16, np.float32):
+        for kind, quant in (("input", c.input_quantization), ("output", c.output_quantization)):
+            if not quant[0] > 0:
                 raise IncompatibleMembersError(
-                    f"{m.path} has a {np.dtype(details['dtype']).name} {kind}; "
-                    "members must have int8 (or float32) inputs and outputs"
-                )
-            if details["dtype"] != np.float32 and not quant[0] > 0:
-                raise IncompatibleMembersError(
-                    f"{m.path} has an integer {kind} without quantization parameters (scale {quant[0]}); "
+                    f"{m.path} has an int8 {kind} without quantization parameters (scale {quant[0]}); "
                     "its outputs cannot be dequantized and compared: re-export it with full-integer quantization"
                 )
-    intervals = [(m, _interval(m.classifier)) for m in members]
-    intervals = [(m, i) for m, i in intervals if i is not None]
-    if intervals:
-        widths = [hi - lo for _, (lo, hi) in intervals]
-        (m_lo, i_lo), (m_hi, i_hi) = intervals[int(np.argmin(widths))], intervals[int(np.argmax(widths))]
-        if max(widths) > 4 * min(widths):
-            raise IncompatibleMembersError(
-                f"members expect inputs on different scales: {m_lo.path} covers "
-                f"[{i_lo[0]:.3g}, {i_lo[1]:.3g}], {m_hi.path} covers [{i_hi[0]:.3g}, {i_hi[1]:.3g}]; "
-                "their quantized inputs cannot be compared (use members exported from the same preprocessing)"
-            )
+    intervals = [(m, input_interval(m.classifier)) for m in members]
+    widths = [hi - lo for _, (lo, hi) in intervals]
+    (m_lo, i_lo), (m_hi, i_hi) = intervals[int(np.argmin(widths))], intervals[int(np.argmax(widths))]
+    if max(widths) > 4 * min(widths):
+        raise IncompatibleMembersError(
+            f"members expect inputs on different scales: {m_lo.path} covers "
+            f"[{i_lo[0]:.3g}, {i_lo[1]:.3g}], {m_hi.path} covers [{i_hi[0]:.3g}, {i_hi[1]:.3g}]; "
+            "their quantized inputs cannot be compared (use members exported from the same preprocessing)"
+        )
 
 
 def measure_host_latency_ms(data: bytes, input_shape, repeats: int = 50, warmup: int = 5) -> float:
@@ -169,7 +162,7 @@ def load_members(paths, target=None, measure_latency: bool = True, latency_repea
         raise IncompatibleMembersError("the same member file is listed twice in --members")
     members = []
     for path, name in zip(paths, distinct_names(paths)):
-        data = tflite_file.read_bytes(path)
+        data = tflite_file.read_int8_model(path)
         members.append(Member(path=path, data=data, classifier=TfliteClassifier(data, name=path),
                               softmax_output=output_is_softmax(data), name=name))
     check_compatible(members)

@@ -11,6 +11,7 @@ import numpy as np
 from udc.ensemble import calibration
 from udc.ensemble import cascade as logic
 from udc.ensemble.descriptor import Cascade
+from udc.ensemble.inputs import InputSpec
 from udc.ensemble.members import Member
 from udc.errors import UdcError
 
@@ -149,4 +150,5 @@ def calibrate(members: list[Member], splits, rule: str = "max_prob", cost_metric
         "curve": curve,
         "sweep": {"points": len(points), "pareto_points": len(front)},
     }
-    return CalibratedCascade(Cascade(members, chosen.thresholds, rule), report)
+    return CalibratedCascade(Cascade(members, chosen.thresholds, rule, input_spec=InputSpec.of_images(splits.val.x)),
+                             report)

@@ -26,12 +26,16 @@ def _captured_c_stderr(fn) -> str:
 
 def run(data: bytes, inputs: np.ndarray) -> tuple[np.ndarray, int]:
     """Runs TFLM on each int8 input (batch of 1 each); returns (outputs, arena bytes)."""
-    interpreter = runtime.Interpreter.from_bytes(data)
-    outputs = []
-    for x in inputs:
-        interpreter.set_input(x[None], 0)
-        interpreter.invoke()
-        outputs.append(np.array(interpreter.get_output(0))[0])
+    try:
+        interpreter = runtime.Interpreter.from_bytes(data)
+        outputs = []
+        for x in inputs:
+            interpreter.set_input(x[None], 0)
+            interpreter.invoke()
+            outputs.append(np.array(interpreter.get_output(0))[0])
+    except RuntimeError as e:  # TFLM prints the reason (an unsupported operator or type) on stderr
+        raise UdcError(f"TFLite Micro cannot run the model ({e}); it runs full-integer int8 models with "
+                       "its builtin operators: rerun with --verbose to see TFLite Micro's reason") from None
     report = _captured_c_stderr(interpreter.print_allocations)
     match = re.search(r"Arena allocation total (\d+) bytes", report)
     if not match:

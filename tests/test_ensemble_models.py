@@ -126,8 +126,8 @@ def _run_cli(monkeypatch, args):
 
     cli.define_flags()
     flags.FLAGS.unparse_flags()
-    # Verbose keeps file descriptor 2 and sys.stderr as they are: in-process, the quiet mode would
-    # send the rest of the test session's C-level stderr to /dev/null and bypass capsys.
+    # Verbose keeps sys.stderr as it is: the quiet mode writes to a copy of file descriptor 2,
+    # which capsys does not capture.
     monkeypatch.setenv("UDC_VERBOSE", "1")
     monkeypatch.setattr(sys, "argv", ["udc-ensemble"] + args)
     with pytest.raises(SystemExit) as exit_info:

@@ -35,14 +35,28 @@ def _verbose_requested() -> bool:
         arg in ("--verbose", "--verbose=true", "--verbose=True", "--verbose=1") for arg in sys.argv[1:])
 
 
-def _silence_native_stderr() -> None:
-    """Sends C-level stderr to /dev/null; Python's sys.stderr writes to a copy of the real one."""
+def _silence_native_stderr():
+    """Sends C-level stderr to /dev/null; Python's sys.stderr writes to a copy of the real one.
+
+    Returns the function that puts both back (a binary run in-process, as in tests, must
+    not leave the rest of the process silenced)."""
     sys.stderr.flush()
     real = os.dup(2)
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 2)
     os.close(devnull)
-    sys.stderr = os.fdopen(real, "w", buffering=1, encoding=sys.stderr.encoding, errors="backslashreplace")
+    python_stderr = sys.stderr
+    sys.stderr = os.fdopen(os.dup(real), "w", buffering=1, encoding=python_stderr.encoding,
+                           errors="backslashreplace")
+
+    def restore():
+        sys.stderr.flush()
+        sys.stderr.close()
+        sys.stderr = python_stderr
+        os.dup2(real, 2)
+        os.close(real)
+
+    return restore
 
 
 def _describe_binary_in_help(main) -> None:
@@ -101,8 +115,7 @@ def run_binary(binary: str, main) -> None:
     raises AttributeError/KeyError for that).
     """
     sys.stdout.reconfigure(line_buffering=True)
-    if not _verbose_requested():
-        _silence_native_stderr()
+    restore_stderr = None if _verbose_requested() else _silence_native_stderr()
     _describe_binary_in_help(main)
 
     def parse_flags(argv):
@@ -121,7 +134,11 @@ def run_binary(binary: str, main) -> None:
         except UdcError as e:
             fail(binary, e)
 
-    app.run(guarded_main, flags_parser=parse_flags)
+    try:
+        app.run(guarded_main, flags_parser=parse_flags)
+    finally:
+        if restore_stderr is not None:
+            restore_stderr()
 
 
 def loaded_config(config_flag):

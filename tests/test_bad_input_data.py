@@ -191,6 +191,19 @@ def test_loader_names_the_file_and_the_fix(tmp_path):
         load_raw("mnist", data_dir=tmp_path)
 
 
+def test_a_corrupt_keras_mnist_cache_is_named(tmp_path, monkeypatch):
+    from udc.data import loaders
+
+    cache = tmp_path / "keras"
+    cache.mkdir()
+    (cache / "mnist.npz").write_bytes(b"PK\x03\x04 cut short")
+    monkeypatch.setattr(loaders, "KERAS_CACHE", cache)
+    monkeypatch.setattr(loaders, "DEBIAN_DATASETS", tmp_path / "none")
+    monkeypatch.delenv("UDC_DATA_DIR", raising=False)
+    with pytest.raises(BadDatasetError, match=r"mnist.npz \(Keras' MNIST cache\) is corrupt .*delete it"):
+        load_raw("mnist")
+
+
 def raw(**changes):
     """A valid 8x8 dataset built in code, with `changes` applied."""
     arrays = dict(x_train=np.zeros((6, 8, 8, 1), np.uint8), y_train=np.arange(6, dtype=np.int32) % 3,

@@ -7,6 +7,7 @@ not fit together raise BadDatasetError as the dataset is built (see udc.data.val
 
 import dataclasses
 import os
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -104,11 +105,15 @@ def _load_idx_dataset(name: str, data_dir, download: bool) -> RawDataset:
 
 
 def _load_keras_mnist_npz(path: Path) -> RawDataset:
-    with np.load(path) as f:
-        return RawDataset(
-            "mnist", f["x_train"][..., None], f["y_train"].astype(np.int32),
-            f["x_test"][..., None], f["y_test"].astype(np.int32), 10, source=str(path),
-        )
+    try:
+        with np.load(path) as f:
+            arrays = [f[key] for key in ("x_train", "y_train", "x_test", "y_test")]
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+        raise BadDatasetError(f"{path} (Keras' MNIST cache) is corrupt ({e}); delete it and pass "
+                              "--config.download=True, or point --config.data_dir at the IDX files") from None
+    x_train, y_train, x_test, y_test = arrays
+    return RawDataset("mnist", x_train[..., None], y_train.astype(np.int32), x_test[..., None],
+                      y_test.astype(np.int32), 10, source=str(path))
 
 
 def _download(name: str) -> RawDataset:

@@ -45,13 +45,18 @@ def candidate_thresholds(conf: np.ndarray, size: int) -> np.ndarray:
     return np.unique(np.clip(np.concatenate([[0.0, 1.0], q]), 0.0, 1.0))
 
 
-def _check_inputs(member_probs, labels):
-    labels = np.asarray(labels)
-    if len(labels) == 0:
+def check_validation_size(count: int) -> None:
+    """EmptyValidationError for a validation split with no images: calibration needs some."""
+    if count == 0:
         raise EmptyValidationError(
             "the validation split is empty; calibration needs labelled validation images "
-            "(raise --val_fraction or --max_val)"
+            "(raise --val_fraction, or --max_train, which cuts validation in proportion)"
         )
+
+
+def _check_inputs(member_probs, labels):
+    labels = np.asarray(labels)
+    check_validation_size(len(labels))
     for p in member_probs:
         if len(p) != len(labels):
             raise UdcError(f"{len(p)} probability rows for {len(labels)} labels")

@@ -44,10 +44,7 @@ def calibrate(members: list[Member], splits, rule: str = "max_prob", cost_metric
     logic.check_rule(rule)
     if cost_metric not in COST_METRICS:
         raise UdcError(f"unknown cost '{cost_metric}'; choose one of: {', '.join(COST_METRICS)}")
-    if len(splits.val) == 0:
-        raise calibration.EmptyValidationError(
-            "the validation split is empty; calibration needs labelled validation images "
-            "(raise --val_fraction or --max_val)")
+    calibration.check_validation_size(len(splits.val))
     if len(splits.test) == 0:
         raise UdcError("the test split is empty; the cascade needs test images to be reported on")
     shape = members[0].classifier.input_shape

@@ -10,9 +10,12 @@ from udc.fileio import ensure_writable_dir, umask_mode
 
 
 def _custom_objects_scope():
+    """tfmot's QAT wrappers and udc's own grid quantizers (a fine-tuned model_qat.keras holds both)."""
     import tensorflow_model_optimization as tfmot
 
-    return tfmot.quantization.keras.quantize_scope()
+    from udc.search_space.quantizers import CUSTOM_OBJECTS
+
+    return tfmot.quantization.keras.quantize_scope(CUSTOM_OBJECTS)
 
 
 def save_model(model, path) -> Path:

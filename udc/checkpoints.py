@@ -42,7 +42,7 @@ def check_readable(prefix, workdir) -> None:
         reader = tf.train.load_checkpoint(str(prefix))
         for name in reader.get_variable_to_shape_map():
             reader.get_tensor(name)
-    except (tf.errors.OpError, ValueError) as e:
+    except (tf.errors.OpError, ValueError, IndexError) as e:  # IndexError: a truncated .data file
         raise corrupt(f"checkpoint {prefix}", e, workdir) from None
 
 

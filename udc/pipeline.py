@@ -203,7 +203,8 @@ def finished_report(config, workdir):
         return None
     if not isinstance(report["tflite"], dict) or "sha256" not in report["tflite"]:
         raise corrupt(path, "no tflite.sha256", workdir)
-    if report["tflite"]["sha256"] != sha256(model.read_bytes()):
+    data = model.read_bytes()
+    if report["tflite"]["sha256"] != sha256(data):
         return None
     recorded = (tflite_file.read_metadata(data) or {}).get("config")
     return report if recorded == json.loads(json.dumps(config.to_dict())) else None

@@ -100,3 +100,54 @@ def test_finetune_keeps_sparsity_and_grid_and_the_dead_channel_exports_cleanly(t
     tflite_acc = TfliteClassifier(data).accuracy(digits_splits.test.x, digits_splits.test.y)
     assert keras_acc > 0.8
     assert abs(keras_acc - tflite_acc) <= 0.003 + 1e-9, (keras_acc, tflite_acc)
+
+
+def _finetune_into(weights, splits, directory, **kwargs):
+    model, masks, arch = _stripped(weights)
+    lines = []
+    qat = finetune(model, arch, masks, splits, epochs=2, learning_rate=1e-3, batch_size=32, steps_per_epoch=12,
+                   checkpoint_dir=directory, log=lines.append, **kwargs)
+    return qat, [line for line in lines if line.startswith("fine-tune epoch")]
+
+
+@pytest.fixture(scope="module")
+def straight_finetune(trained, digits_splits, tmp_path_factory):
+    return _finetune_into(trained, digits_splits, tmp_path_factory.mktemp("straight") / "finetune")
+
+
+def test_an_interrupted_finetune_resumes_to_the_weights_of_an_uninterrupted_one(
+        trained, digits_splits, straight_finetune, tmp_path):
+    straight, straight_lines = straight_finetune
+    assert [line.split(":")[0] for line in straight_lines] == ["fine-tune epoch 1/2", "fine-tune epoch 2/2"]
+    stopped, lines = _finetune_into(trained, digits_splits, tmp_path / "finetune", stop_after_epochs=1)
+    assert stopped is None and lines == straight_lines[:1]
+    resumed, lines = _finetune_into(trained, digits_splits, tmp_path / "finetune")
+    assert len(lines) == 1 and lines[0].startswith("fine-tune epoch 2/2 (resumed after epoch 1): ")
+    assert lines[0].split(": ", 1)[1] == straight_lines[1].split(": ", 1)[1]
+    for a, b in zip(straight.weights, resumed.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.name)
+
+
+def test_model_qat_keras_loads_with_load_model_and_exports(straight_finetune, digits_splits, tmp_path):
+    from udc.model_io import load_model, save_model
+
+    qat, _ = straight_finetune
+    loaded = load_model(save_model(qat, tmp_path / "model_qat.keras"))
+    x = digits_splits.test.x[:64]
+    np.testing.assert_array_equal(loaded(x).numpy(), qat(x).numpy())
+    calibration = digits_splits.train.x[:128]
+    assert convert_to_int8(loaded, calibration) == convert_to_int8(qat, calibration)
+
+
+def test_a_non_finite_weight_stops_the_finetune_at_its_step(trained, digits_splits):
+    import dataclasses
+
+    from udc.data import Split
+
+    x = digits_splits.train.x.copy()
+    x[:] = np.nan
+    broken = dataclasses.replace(digits_splits, train=Split(x, digits_splits.train.y))
+    model, masks, arch = _stripped(trained)
+    with pytest.raises(UdcError, match=r"became non-finite \(NaN or inf\) at fine-tune epoch 1 step 1; "
+                                       r"stopped and no fine-tune checkpoint is kept"):
+        finetune(model, arch, masks, broken, epochs=1, learning_rate=1e-3, batch_size=32, log=lambda _: None)

@@ -14,16 +14,31 @@ goes through `tfmot.quantization.keras.quantize_apply`. Two traps (DESIGN.md):
 Pruned weights stay zero: `KeepPruned` multiplies each kernel by its sparsity mask after
 every training step (the forward pass always sees the masked kernel), so the exported
 tensor has at least the chosen sparsity and at most 2^b - 1 distinct int8 codes.
+
+The epochs are udc's own loop (`udc.epoch_loop`): the batches of epoch e come in the order
+of (seed, e), each epoch is checkpointed with its optimizer state (`FineTuneCheckpoint`),
+so a resumed fine-tune ends with the same weights as an uninterrupted one, and a step that
+leaves a weight non-finite stops the fine-tune there.
 """
+
+import json
+from pathlib import Path
 
 import numpy as np
 
+from udc import checkpoints
 from udc.compat import keras, tf
+from udc.epoch_loop import all_finite, epoch_batches, named, non_finite_error
 from udc.errors import UdcError
+from udc.fileio import write_json_atomic
 from udc.fold import WEIGHT_LAYERS
+from udc.progress import StepProgress
 from udc.search_space.quantizers import CUSTOM_OBJECTS, GridQuantizeConfig
+from udc.train import keras_accuracy
 
 import tensorflow_model_optimization as tfmot  # noqa: E402  (after compat picked tf_keras)
+
+STATE_FILE = "state.json"
 
 
 def _bits_of(arch):
@@ -73,11 +88,10 @@ def kernel_of(wrapper):
     raise UdcError(f"no kernel variable in {wrapper.name}")
 
 
-class KeepPruned(keras.callbacks.Callback):
-    """Re-applies the sparsity masks to the kernels after every batch (and once at the start)."""
+class KeepPruned:
+    """Re-applies the sparsity masks to the kernels (after every training step, and once at the start)."""
 
     def __init__(self, qat, masks):
-        super().__init__()
         wrappers = wrapped_layers(qat)
         self.pairs = [(kernel_of(wrappers[name]), tf.constant(mask)) for name, mask in masks.items()]
 
@@ -85,38 +99,111 @@ class KeepPruned(keras.callbacks.Callback):
         for kernel, mask in self.pairs:
             kernel.assign(kernel * mask)
 
-    def on_train_begin(self, logs=None):
-        self.apply()
 
-    def on_train_batch_end(self, batch, logs=None):
-        self.apply()
+class FineTuneCheckpoint:
+    """The fine-tune's resume files in one directory: a tf.train checkpoint of the QAT model and its
+    optimizer after every epoch, and `state.json` naming it, with the settings it was made with.
+
+    A state of other settings (another arch spec after a repair, another learning rate) is
+    not resumed: the fine-tune starts over and overwrites it.
+    """
+
+    def __init__(self, directory, settings=None):
+        self.directory, self.settings = Path(directory), settings
+        self.workdir = self.directory.parent  # what an error tells the user to delete
+        self.state_path = self.directory / STATE_FILE
+
+    def read(self):
+        """The state (None if none), after checking its checkpoint can be read."""
+        state = checkpoints.read_json(self.state_path, self.workdir, keys=("epochs_done", "checkpoint", "settings"))
+        if state is not None and state["epochs_done"]:
+            checkpoints.check_readable(self.directory / state["checkpoint"], self.workdir)
+        return state
+
+    def restore(self, checkpoint) -> int:
+        """Restores the epochs done with these settings; their number (0: start from the stripped model)."""
+        state = self.read()
+        if state is None or state["settings"] != self.settings or not state["epochs_done"]:
+            return 0
+        checkpoints.restore(checkpoint, self.directory / state["checkpoint"], self.workdir)
+        return state["epochs_done"]
+
+    def save(self, manager, epochs_done):
+        path = manager.save(checkpoint_number=epochs_done)  # first the checkpoint, then the state naming it
+        write_json_atomic(self.state_path, {"epochs_done": epochs_done, "checkpoint": Path(path).name,
+                                            "settings": self.settings})
 
 
-def finetune(plain, arch, masks, splits, *, epochs, learning_rate, batch_size, seed=0, backup_dir=None,
-             steps_per_epoch=None, log=print):
-    """QAT fine-tuning; returns the QAT model (ready for `udc.export.export_model`)."""
+def finetune(plain, arch, masks, splits, *, epochs, learning_rate, batch_size, seed=0, checkpoint_dir=None,
+             steps_per_epoch=None, stop_after_epochs=None, log=print):
+    """QAT fine-tuning; returns the QAT model (ready for `udc.export.export_model`).
+
+    Deterministic: the same inputs and seed give the same weights, whether or not the run
+    was interrupted. With `checkpoint_dir` (WORKDIR/finetune), every epoch is checkpointed
+    there and a rerun resumes after the last one. `stop_after_epochs` stops after that many
+    epochs and returns None (a simulated interruption).
+    """
     keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
     qat = quantize_model(plain, arch)
-    qat.compile(optimizer=keras.optimizers.Adam(learning_rate),
-                loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    variables = qat.trainable_variables
+    optimizer = keras.optimizers.Adam(learning_rate)
+    optimizer.build(variables)
     keep = KeepPruned(qat, masks)
     keep.apply()
-    callbacks = [keep]
-    if backup_dir is not None:
-        callbacks.append(keras.callbacks.BackupAndRestore(str(backup_dir)))
-    if epochs > 0:
-        log(f"QAT fine-tuning for {epochs} epochs ...")
-        data = splits.train.tf_dataset(batch_size, shuffle=True, seed=seed)
-        if steps_per_epoch:  # epochs of `steps_per_epoch` batches from an endless shuffled stream
-            data = data.repeat()
-        history = qat.fit(data, validation_data=splits.val.tf_dataset(256) if len(splits.val) else None,
-                          epochs=epochs, steps_per_epoch=steps_per_epoch or None, callbacks=callbacks, verbose=0)
-        for i in range(len(history.history.get("loss", []))):
-            h = {k: v[i] for k, v in history.history.items()}
-            log(f"fine-tune epoch {i + 1}/{epochs}: loss {h['loss']:.4f} acc {h['accuracy']:.2%}"
-                + (f" val {h['val_accuracy']:.2%}" if "val_accuracy" in h else ""))
-    else:
+    loss_of = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+    @tf.function
+    def step(x, y):
+        with tf.GradientTape() as tape:
+            logits = qat(x, training=True)
+            loss = loss_of(y, logits)
+        optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        keep.apply()
+        correct = tf.equal(tf.argmax(logits, axis=1, output_type=tf.int32), tf.cast(y, tf.int32))
+        return loss, tf.reduce_mean(tf.cast(correct, tf.float32)), all_finite(variables + [loss])
+
+    saver = manager = None
+    done = 0
+    if checkpoint_dir is not None:
+        settings = {"layers": arch["layers"], "learning_rate": learning_rate, "batch_size": batch_size,
+                    "seed": seed, "steps_per_epoch": steps_per_epoch or 0}
+        saver = FineTuneCheckpoint(checkpoint_dir, json.loads(json.dumps(settings)))
+        tracked = tf.train.Checkpoint(model=qat, optimizer=optimizer)
+        manager = tf.train.CheckpointManager(tracked, str(checkpoint_dir), max_to_keep=2)
+        done = saver.restore(tracked)
+    if epochs > 0 and done < epochs:
+        log(f"QAT fine-tuning for {epochs} epochs" + (f", resuming after epoch {done}" if done else "") + " ...")
+    elif epochs <= 0:
         qat(splits.train.x[:batch_size], training=True)  # sets the grid ranges from the weights
+    steps = len(splits.train) // batch_size
+    steps = min(steps, steps_per_epoch) if steps_per_epoch else steps
+    resumed_after = done
+    for epoch in range(done, epochs):
+        if stop_after_epochs is not None and epoch >= stop_after_epochs:
+            return None
+        label = f"fine-tune epoch {epoch + 1}/{epochs}" + (
+            f" (resumed after epoch {resumed_after})" if resumed_after and epoch == resumed_after else "")
+        progress = StepProgress(label, steps)
+        losses, accuracies = [], []
+        for i, (x, y) in enumerate(epoch_batches(splits.train, batch_size, seed, epoch, steps)):
+            loss, accuracy, finite = step(x, y)
+            if not finite:
+                progress.clear()
+                kept = (f"kept the last good checkpoint (after fine-tune epoch {epoch}) in {checkpoint_dir}"
+                        if saver is not None and epoch else "no fine-tune checkpoint is kept")
+                raise non_finite_error(f"fine-tune epoch {epoch + 1} step {i + 1}",
+                                       {"loss": loss, **named(variables)}, kept,
+                                       "check the training data for NaN, or lower the fine-tuning learning rate "
+                                       "(--config.search.finetune_learning_rate)")
+            losses.append(float(loss))
+            accuracies.append(float(accuracy))
+            progress.update(i + 1, losses[-1])
+        progress.clear()
+        val = f" val {keras_accuracy(qat, splits.val):.2%}" if len(splits.val) else ""
+        log(f"{label}: loss {np.mean(losses):.4f} acc {np.mean(accuracies):.2%}{val}")
+        if saver is not None:
+            saver.save(manager, epoch + 1)
     for name, mask in masks.items():
         kernel = kernel_of(wrapped_layers(qat)[name]).numpy()
         if np.any(kernel[mask == 0] != 0):

@@ -1,7 +1,14 @@
-"""Saving and loading tf_keras models (float or QAT) atomically."""
+"""Saving and loading tf_keras models (float or QAT) atomically.
+
+A QAT model (tfmot's quantize wrappers with udc's grid quantizers) is written in the HDF5
+format even under a .keras name: tf_keras' own .keras format cannot load tfmot's layers
+back (their variables are built twice on loading: "expected 5 variables, but received 3"),
+and `load_model` picks the format by the file's content, not by its name.
+"""
 
 import os
 import tempfile
+import warnings
 from pathlib import Path
 
 from udc.compat import keras
@@ -10,9 +17,17 @@ from udc.fileio import ensure_writable_dir, umask_mode
 
 
 def _custom_objects_scope():
+    """tfmot's QAT wrappers and udc's own grid quantizers (a fine-tuned model_qat.keras holds both)."""
     import tensorflow_model_optimization as tfmot
 
-    return tfmot.quantization.keras.quantize_scope()
+    from udc.search_space.quantizers import CUSTOM_OBJECTS
+
+    return tfmot.quantization.keras.quantize_scope(CUSTOM_OBJECTS)
+
+
+def is_qat_model(model) -> bool:
+    """True if the model holds tfmot's quantization layers (a model after `quantize_apply`)."""
+    return any(type(layer).__module__.startswith("tensorflow_model_optimization") for layer in model.layers)
 
 
 def save_model(model, path) -> Path:
@@ -22,7 +37,12 @@ def save_model(model, path) -> Path:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".keras")
     os.close(fd)
     try:
-        model.save(tmp)
+        if is_qat_model(model):
+            with warnings.catch_warnings():  # keras calls HDF5 "legacy"; it is the one that loads these layers
+                warnings.simplefilter("ignore", UserWarning)
+                model.save(tmp, save_format="h5")
+        else:
+            model.save(tmp)
         os.chmod(tmp, umask_mode())
         os.replace(tmp, path)
     finally:

@@ -5,11 +5,24 @@ import json
 from pathlib import Path
 
 from udc.data import load_splits
+from udc.errors import ConfigError, UdcError
 from udc.export import export_model
-from udc.fileio import ensure_writable_dir, write_json_atomic, write_text_atomic
+from udc.fileio import write_json_atomic, write_text_atomic
 from udc.hardware import resolve_target
 from udc.model_io import save_model
 from udc.train import train_float_model
+from udc.workdir_lock import workdir_lock
+
+# The counts of each section: (key, smallest allowed value, what 0 means if allowed).
+TRAINING_COUNTS = {
+    "train": (("batch_size", 1, None), ("epochs", 1, None)),
+    "search": (("batch_size", 1, None), ("steps_per_epoch", 0, "the whole training split"),
+               ("warmup_epochs", 0, "no warm-up"), ("search_epochs", 0, "no search epochs"),
+               ("finetune_epochs", 0, "no fine-tuning")),
+}
+
+
+FINETUNE_DIR = "finetune"  # the fine-tune's checkpoints in a search's WORKDIR
 
 
 def target_of(config, accelerator=None):
@@ -18,14 +31,27 @@ def target_of(config, accelerator=None):
                           config.export.memory_mode)
 
 
+def check_counts(config, section) -> None:
+    """ConfigError naming the flag unless every batch size, epoch and step count of `section` is a whole
+    number in range (checked before anything is written to the workdir)."""
+    for key, smallest, zero_means in TRAINING_COUNTS[section]:
+        value = config[section][key]
+        if isinstance(value, int) and not isinstance(value, bool) and value >= smallest:
+            continue
+        allowed = (f"0 ({zero_means}) or a positive whole number" if smallest == 0 else "a positive whole number")
+        raise ConfigError(f"--config.{section}.{key} must be {allowed}, got {value!r}; "
+                          f"set --config.{section}.{key}")
+
+
 def train_and_save(config, workdir, log=print):
     """Trains the config's backbone (resuming an interrupted run) into WORKDIR/model.keras."""
-    workdir = ensure_writable_dir(workdir)
-    splits = load_splits(config)
-    log(f"training {config.backbone} on {splits.name}: {len(splits.train)} train, "
-        f"{len(splits.val)} validation, {len(splits.test)} test images")
-    model = train_float_model(config, splits, workdir)
-    log(f"saved {save_model(model, workdir / 'model.keras')}")
+    check_counts(config, "train")
+    with workdir_lock(workdir) as workdir:
+        splits = load_splits(config)
+        log(f"training {config.backbone} on {splits.name}: {len(splits.train)} train, "
+            f"{len(splits.val)} validation, {len(splits.test)} test images")
+        model = train_float_model(config, splits, workdir)
+        log(f"saved {save_model(model, workdir / 'model.keras')}")
     return model, splits
 
 
@@ -37,8 +63,6 @@ def export_from_config(model, splits, config, output_dir, name="model", accelera
 
 def check_budgets(budgets_kb) -> None:
     """ConfigError unless the list holds distinct positive KiB budgets."""
-    from udc.errors import ConfigError
-
     if not budgets_kb:
         raise ConfigError("the budget list is empty; give UDC budgets such as --budgets_kb=6,12,24,48")
     if any(b <= 0 for b in budgets_kb):
@@ -59,28 +83,42 @@ def with_budget(config, budget_kb):
     return budget_config
 
 
-def search_and_export(config, workdir, log=print, stop_after_epochs=None, export=True):
+def search_and_export(config, workdir, log=print, stop_after_epochs=None, export=True,
+                      stop_after_finetune_epochs=None):
     """udc-search: supernet search under the budget -> strip -> QAT fine-tune -> export, checked by Vela.
 
-    Resumes from WORKDIR; one whose export finished with this config gives back its report
-    at once (`finished_report`). Returns the report (with a "search" section), the arch spec if
-    `export` is False, or None if `stop_after_epochs` interrupted the search.
+    Holds WORKDIR's lock for the whole run (`udc.workdir_lock`) and resumes from it; one whose
+    export finished with this config gives back its report at once (`finished_report`).
+    Returns the report (with a "search" section), the arch spec if `export` is False, or None
+    if `stop_after_epochs` (search) or `stop_after_finetune_epochs` interrupted the run.
     """
+    from udc.search import budget_bytes, search_options
+
+    check_counts(config, "search")  # bad input fails before anything is written to the workdir
+    target_of(config)  # an unknown accelerator too
+    search_options(config)  # bad option lists too
+    budget_bytes(config)
+    with workdir_lock(workdir) as workdir:
+        return _search_and_export_locked(config, workdir, log, stop_after_epochs, export,
+                                         stop_after_finetune_epochs)
+
+
+def _search_and_export_locked(config, workdir, log, stop_after_epochs, export, stop_after_finetune_epochs):
     import time
 
-    from udc.errors import UdcError
-    from udc.finetune import finetune
+    from udc.finetune import FineTuneCheckpoint, finetune
     from udc.report import to_markdown, write_report
-    from udc.search import KIB, SupernetSearch, budget_bytes, check_resumable, search_options
+    from udc.search import KIB, SupernetSearch, budget_bytes, check_resumable
     from udc.strip import arch_spec, strip
 
     started = time.perf_counter()
-    workdir = ensure_writable_dir(workdir)
-    target = target_of(config)  # an unknown accelerator fails before any slow work
-    search_options(config)  # bad option lists too
+    target = target_of(config)
     budget = budget_bytes(config)
-    check_resumable(config, workdir)  # a checkpoint of another config is refused before any slow work
-    finished = finished_report(config, workdir) if export and stop_after_epochs is None else None
+    # Refused or unreadable resume files fail before any slow work.
+    check_resumable(config, workdir)
+    FineTuneCheckpoint(workdir / FINETUNE_DIR).read()
+    interrupting = stop_after_epochs is not None or stop_after_finetune_epochs is not None
+    finished = finished_report(config, workdir) if export and not interrupting else None
     if finished is not None:
         log(f"{workdir} holds a finished search of this config; its report:")
         log((workdir / "report.md").read_text())
@@ -112,8 +150,13 @@ def search_and_export(config, workdir, log=print, stop_after_epochs=None, export
             return spec
         qat = finetune(plain, spec, masks, splits, epochs=int(s.finetune_epochs),
                        learning_rate=float(s.finetune_learning_rate), batch_size=int(s.batch_size),
-                       seed=config.seed, backup_dir=workdir / "finetune_backup",
-                       steps_per_epoch=int(s.steps_per_epoch) or None, log=log)
+                       seed=config.seed, checkpoint_dir=workdir / FINETUNE_DIR,
+                       steps_per_epoch=int(s.steps_per_epoch) or None,
+                       stop_after_epochs=stop_after_finetune_epochs, log=log)
+        if qat is None:
+            log("stopped fine-tuning as asked; rerun to resume")
+            return None
+        log(f"saved {save_model(qat, workdir / 'model_qat.keras')}")
         report = export_model(qat, splits, target, workdir, name="model", config=config, arch_spec=spec,
                               num_calibration=config.export.num_calibration,
                               tflm_samples=config.export.tflm_samples, log=log)
@@ -149,13 +192,19 @@ def finished_report(config, workdir):
     it (same sha256); the config is the one the .tflite's metadata records.
     """
     from udc import tflite_file
+    from udc.checkpoints import corrupt, read_json
     from udc.report import sha256
 
     path, model = workdir / "report.json", workdir / "model.tflite"
-    if not (path.is_file() and model.is_file()):
+    if not model.is_file():
         return None
-    report, data = json.loads(path.read_text()), model.read_bytes()
-    if "search" not in report or report["tflite"]["sha256"] != sha256(data):
+    report = read_json(path, workdir, keys=("tflite",))
+    if report is None or "search" not in report:
+        return None
+    if not isinstance(report["tflite"], dict) or "sha256" not in report["tflite"]:
+        raise corrupt(path, "no tflite.sha256", workdir)
+    data = model.read_bytes()
+    if report["tflite"]["sha256"] != sha256(data):
         return None
     recorded = (tflite_file.read_metadata(data) or {}).get("config")
     return report if recorded == json.loads(json.dumps(config.to_dict())) else None

@@ -33,8 +33,10 @@ tightened by the excess and the repair, strip, fine-tune and export run again.
 A budget below the smallest network of the space (narrowest widths, highest sparsity,
 fewest bits, measured by the codec on the initial weights) is rejected before training.
 Checkpoints: WORKDIR/checkpoints (tf.train.Checkpoint of the supernet, both optimizers,
-lambda) and WORKDIR/search_state.json (epochs done, history, the config they were made
-with); a resume with a different config is refused, naming the keys that differ.
+lambda) and WORKDIR/search_state.json (epochs done, the checkpoint they are in, history,
+the config they were made with; see `udc.checkpoints`); a resume with a different config
+is refused, naming the keys that differ. A step that leaves a weight, a choice logit, the
+multiplier or the expected size non-finite stops the search there (`udc.epoch_loop`).
 """
 
 import json
@@ -44,11 +46,14 @@ from pathlib import Path
 
 import numpy as np
 
+from udc import checkpoints
 from udc.compat import keras, tf
+from udc.epoch_loop import all_finite, epoch_batches, named, non_finite_error
 from udc.errors import ConfigError, UdcError
 from udc.fileio import ensure_writable_dir, write_json_atomic
 from udc.hardware import size_model as sm
 from udc.models.supernet import build_supernet
+from udc.progress import StepProgress
 from udc.search_space import SearchOptions, layers as search_layers
 
 KIB = 1024
@@ -244,16 +249,6 @@ def format_choices(choices: dict) -> str:
 
 # ------------------------------------------------------------------ the loop
 
-def _batches(split, batch_size, seed, epoch, steps):
-    order = np.random.default_rng([seed, epoch]).permutation(len(split))
-    n = len(order) // batch_size  # whole batches only: one traced shape
-    if steps:
-        n = min(n, steps)
-    for i in range(n):
-        idx = np.sort(order[i * batch_size:(i + 1) * batch_size])
-        yield split.x[idx], split.y[idx]
-
-
 def recalibrate_batch_norm(model, split, batch_size, batches=20, seed=0):
     """Moving BatchNorm statistics of the current hard sub-network (leaves the model in hard mode).
 
@@ -267,7 +262,7 @@ def recalibrate_batch_norm(model, split, batch_size, batches=20, seed=0):
     norms = [layer.bn for layer in search_layers.searchable_layers(model) if layer.bn is not None]
     momenta = [bn.momentum for bn in norms]
     try:
-        for i, (x, _) in enumerate(_batches(split, batch_size, seed, 10**6, batches)):
+        for i, (x, _) in enumerate(epoch_batches(split, batch_size, seed, 10**6, batches)):
             for bn in norms:
                 bn.momentum = i / (i + 1.0)  # batch i gets weight 1/(i+1): a plain average
             model(x, training=True)
@@ -351,7 +346,8 @@ class SupernetSearch:
         self.weight_opt.apply_gradients(zip(grads[:n], self.weight_vars))
         self.arch_opt.apply_gradients(zip([g * searching for g in grads[n:]], self.arch_vars))
         self.lam.assign(tf.maximum(0.0, self.lam + searching * self.eta * (size / self.target - 1.0)))
-        return task, self._accuracy(y, logits), size
+        finite = all_finite(self.model.trainable_variables + [self.lam, size, task])
+        return task, self._accuracy(y, logits), size, finite
 
     # --- checks ------------------------------------------------------------
     def check_feasible(self):
@@ -372,13 +368,8 @@ class SupernetSearch:
         saved = check_resumable(self.config, self.workdir)
         if saved is None:
             return False
-        state_path = self.workdir / STATE_FILE
         if saved["epochs_done"]:
-            path = self.manager.latest_checkpoint
-            if path is None:
-                raise UdcError(f"{state_path} says {saved['epochs_done']} epochs are done but "
-                               f"{self.workdir / 'checkpoints'} has no checkpoint; delete the workdir to restart")
-            self.checkpoint.restore(path).assert_existing_objects_matched()
+            checkpoints.restore(self.checkpoint, checkpoint_of(saved, self.workdir), self.workdir)
         self.state = saved
         return True
 
@@ -402,8 +393,9 @@ class SupernetSearch:
             start = time.perf_counter()
             losses, accs, sizes_seen = [], [], []
             step_times = []
-            for i, (x, y) in enumerate(_batches(self.splits.train, int(s.batch_size), self.config.seed, epoch,
-                                                self.steps_per_epoch)):
+            progress = StepProgress(f"epoch {epoch + 1}/{self.epochs}", self.steps_per_epoch)
+            for i, (x, y) in enumerate(epoch_batches(self.splits.train, int(s.batch_size), self.config.seed, epoch,
+                                                     self.steps_per_epoch)):
                 if searching:
                     t = search_layers.temperature_at((epoch - warmup) * self.steps_per_epoch + i, search_steps,
                                                      float(s.start_temperature), float(s.end_temperature))
@@ -411,19 +403,28 @@ class SupernetSearch:
                     t = float(s.start_temperature)
                 search_layers.set_temperature(self.model, t)
                 t0 = time.perf_counter()
-                loss, acc, size = self.step(x, y, tf.constant(1.0 if searching else 0.0))
-                loss = float(loss)
+                loss, acc, size, finite = self.step(x, y, tf.constant(1.0 if searching else 0.0))
                 step_times.append(time.perf_counter() - t0)
-                if not math.isfinite(loss):
-                    kept = (f"kept the last good checkpoint (after epoch {epoch}) in {self.workdir / 'checkpoints'}"
-                            if epoch else "no epoch had finished, so there is no checkpoint")
-                    raise UdcError(f"the loss became {loss} at epoch {epoch + 1} step {i + 1}; stopped and {kept}; "
-                                   "lower --config.search.learning_rate or arch_learning_rate and rerun to resume")
+                if not finite:
+                    progress.clear()
+                    raise self._non_finite(epoch, i, loss, size)
+                loss = float(loss)
+                progress.update(i + 1, loss)
                 losses.append(loss)
                 accs.append(float(acc))
                 sizes_seen.append(float(size))
+            progress.clear()
             self._end_epoch(epoch, searching, losses, accs, sizes_seen, step_times, time.perf_counter() - start, t)
         return True
+
+    def _non_finite(self, epoch, step, loss, size) -> UdcError:
+        kept = (f"kept the last good checkpoint (after epoch {epoch}) in {self.workdir / 'checkpoints'}"
+                if epoch else "no epoch had finished, so there is no checkpoint")
+        values = {"loss": loss, **named(self.model.trainable_variables), "multiplier": self.lam.numpy(),
+                  "expected size": size}
+        return non_finite_error(f"epoch {epoch + 1} step {step + 1}", values, kept,
+                                "check the training data for NaN, or lower --config.search.learning_rate or "
+                                "arch_learning_rate")
 
     def _end_epoch(self, epoch, searching, losses, accs, sizes_seen, step_times, seconds, temperature):
         if searching:
@@ -451,8 +452,9 @@ class SupernetSearch:
                     # this is what it writes: a float32 scalar tagged for the scalars plugin.
                     tf.summary.write(key, tf.constant(record[key], tf.float32), metadata=_SCALAR_METADATA)
             self.writer.flush()
-        self.manager.save(checkpoint_number=epoch + 1)
+        path = self.manager.save(checkpoint_number=epoch + 1)
         self.state["epochs_done"] = epoch + 1
+        self.state["checkpoint"] = str(Path(path).relative_to(self.workdir))
         self.state["history"].append(record)
         write_json_atomic(self.workdir / STATE_FILE, self.state)
 
@@ -490,10 +492,13 @@ def step_time_ratio_note(history) -> float:
 
 
 def check_resumable(config, workdir):
-    """The saved state of WORKDIR (None if none); ConfigError if it was made with another config."""
+    """The saved state of WORKDIR (None if none); ConfigError if it was made with another config,
+    UdcError if the state or its checkpoint cannot be read (both are checked before any slow work)."""
     saved = read_state(workdir)
     if saved is None:
         return None
+    if saved["epochs_done"]:
+        checkpoints.check_readable(checkpoint_of(saved, workdir), workdir)
     differences = config_differences(saved["config"], config_fingerprint(config))
     if differences:
         raise ConfigError(
@@ -503,5 +508,9 @@ def check_resumable(config, workdir):
 
 
 def read_state(workdir):
-    path = Path(workdir) / STATE_FILE
-    return json.loads(path.read_text()) if path.exists() else None
+    return checkpoints.read_json(Path(workdir) / STATE_FILE, workdir, keys=("epochs_done", "history", "config"))
+
+
+def checkpoint_of(state, workdir) -> Path:
+    """The checkpoint a state was written with (states older than the "checkpoint" key: its epoch's number)."""
+    return Path(workdir) / state.get("checkpoint", f"checkpoints/ckpt-{state['epochs_done']}")

@@ -2,9 +2,11 @@
 
 from pathlib import Path
 
+from udc import checkpoints
 from udc import data as udc_data
 from udc.compat import keras, tf
 from udc.models import build_backbone
+from udc.progress import keras_verbosity
 
 
 def compile_for_training(model, learning_rate: float):
@@ -27,16 +29,26 @@ def train_float_model(config, splits: udc_data.Splits, workdir) -> keras.Model:
     An interrupted run resumes from the last finished epoch (Keras BackupAndRestore
     in `workdir/backup`), so a long run loses at most one epoch.
     """
+    backup = Path(workdir) / "backup"
+    check_backup_readable(backup, workdir)
     keras.utils.set_random_seed(config.seed)
     tf.config.experimental.enable_op_determinism()
     model = build_backbone(config.backbone, splits.input_shape, splits.num_classes)
     compile_for_training(model, config.train.learning_rate)
-    callbacks = [keras.callbacks.BackupAndRestore(str(Path(workdir) / "backup"))]
+    callbacks = [keras.callbacks.BackupAndRestore(str(backup))]
     model.fit(
         splits.train.tf_dataset(config.train.batch_size, shuffle=True, seed=config.seed),
         validation_data=splits.val.tf_dataset(256) if len(splits.val) else None,
         epochs=config.train.epochs,
         callbacks=callbacks,
-        verbose=2,
+        verbose=keras_verbosity(),
     )
     return model
+
+
+def check_backup_readable(backup, workdir) -> None:
+    """UdcError naming the file if the checkpoint BackupAndRestore would resume from is corrupt
+    (keras would fail with a traceback deep inside fit)."""
+    latest = tf.train.latest_checkpoint(str(backup / "chief")) if (backup / "chief").is_dir() else None
+    if latest is not None:
+        checkpoints.check_readable(latest, workdir)

@@ -51,10 +51,10 @@ def float_model(config, splits, workdir, log):
 
 def run_benchmark(config, workdir, recipes, budgets_kb, tuning: FineTuning, log=print) -> list[dict]:
     check_plan(recipes, budgets_kb)
+    target = target_of(config)
+    splits = load_splits(config)  # a bad dataset fails before the workdir is made
     workdir = ensure_writable_dir(workdir)
     points_dir = ensure_writable_dir(workdir / "points")
-    target = target_of(config)
-    splits = load_splits(config)
 
     def done(name):
         path = points_dir / f"{name}.json"

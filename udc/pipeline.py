@@ -46,8 +46,8 @@ def check_counts(config, section) -> None:
 def train_and_save(config, workdir, log=print):
     """Trains the config's backbone (resuming an interrupted run) into WORKDIR/model.keras."""
     check_counts(config, "train")
+    splits = load_splits(config)  # a bad dataset fails before the workdir is made
     with workdir_lock(workdir) as workdir:
-        splits = load_splits(config)
         log(f"training {config.backbone} on {splits.name}: {len(splits.train)} train, "
             f"{len(splits.val)} validation, {len(splits.test)} test images")
         model = train_float_model(config, splits, workdir)
@@ -98,12 +98,14 @@ def search_and_export(config, workdir, log=print, stop_after_epochs=None, export
     target_of(config)  # an unknown accelerator too
     search_options(config)  # bad option lists too
     budget_bytes(config)
+    splits = load_splits(config)  # a bad dataset too
     with workdir_lock(workdir) as workdir:
-        return _search_and_export_locked(config, workdir, log, stop_after_epochs, export,
+        return _search_and_export_locked(config, splits, workdir, log, stop_after_epochs, export,
                                          stop_after_finetune_epochs)
 
 
-def _search_and_export_locked(config, workdir, log, stop_after_epochs, export, stop_after_finetune_epochs):
+def _search_and_export_locked(config, splits, workdir, log, stop_after_epochs, export,
+                              stop_after_finetune_epochs):
     import time
 
     from udc.finetune import FineTuneCheckpoint, finetune
@@ -123,7 +125,6 @@ def _search_and_export_locked(config, workdir, log, stop_after_epochs, export, s
         log(f"{workdir} holds a finished search of this config; its report:")
         log((workdir / "report.md").read_text())
         return finished
-    splits = load_splits(config)
     search = SupernetSearch(config, splits, workdir, log=log)
     smallest = search.check_feasible()
     log(f"search space: {len(search.layers)} layers; smallest network {smallest} B, budget {budget} B "

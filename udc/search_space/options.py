@@ -93,12 +93,15 @@ def width_options(max_width: int, alignment: int = DEFAULT_ALIGNMENT, widths=Non
     for w in widths:
         if w > max_width:
             raise ConfigError(f"width {w} exceeds the backbone's {max_width} channels; remove it from {_WIDTHS.flag}")
-        if w % alignment and w != max_width:
-            raise ConfigError(
-                f"width {w} is not a multiple of the target's channel alignment {alignment}; "
-                f"use multiples of {alignment} in {_WIDTHS.flag}"
-            )
+        if w != max_width:
+            _check_aligned(w, alignment)
     return tuple(int(w) for w in widths)
+
+
+def _check_aligned(width: int, alignment: int) -> None:
+    if width % alignment:
+        raise ConfigError(f"width {width} is not a multiple of the target's channel alignment {alignment}; "
+                          f"use multiples of {alignment} in {_WIDTHS.flag}")
 
 
 def sparsity_options(sparsities=DEFAULT_SPARSITIES) -> tuple:
@@ -131,6 +134,8 @@ class SearchOptions:
         object.__setattr__(self, "bits", bit_options(self.bits))
         if self.widths is not None:  # entries checked before max() compares them
             widths = _check_list(self.widths, _WIDTHS, _is_width)
+            for w in widths:  # each is an option of every wider layer, so each must be aligned
+                _check_aligned(w, self.alignment)
             object.__setattr__(self, "widths", width_options(max(widths), self.alignment, widths))
 
     @classmethod

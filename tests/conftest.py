@@ -6,7 +6,13 @@ os.environ["TF_USE_LEGACY_KERAS"] = "1"
 
 import pytest  # noqa: E402
 
+from udc.cli.common import silence_native_stderr  # noqa: E402
+
+# TensorFlow's C++ start-up lines go to file descriptor 2 as it is imported (in every
+# pytest-xdist worker and the controller); keep them out of the test report.
+_restore_stderr = silence_native_stderr()
 from udc.compat import keras  # noqa: E402
+_restore_stderr()
 from udc.data import load_raw, make_splits  # noqa: E402
 from udc.models import fmnist_cnn  # noqa: E402
 from udc.train import compile_for_training  # noqa: E402

@@ -35,7 +35,7 @@ def _verbose_requested() -> bool:
         arg in ("--verbose", "--verbose=true", "--verbose=True", "--verbose=1") for arg in sys.argv[1:])
 
 
-def _silence_native_stderr():
+def silence_native_stderr():
     """Sends C-level stderr to /dev/null; Python's sys.stderr writes to a copy of the real one.
 
     Returns the function that puts both back (a binary run in-process, as in tests, must
@@ -115,7 +115,7 @@ def run_binary(binary: str, main) -> None:
     raises AttributeError/KeyError for that).
     """
     sys.stdout.reconfigure(line_buffering=True)
-    restore_stderr = None if _verbose_requested() else _silence_native_stderr()
+    restore_stderr = None if _verbose_requested() else silence_native_stderr()
     _describe_binary_in_help(main)
 
     def parse_flags(argv):

@@ -21,4 +21,6 @@ def get_config():
     config.search.search_epochs = 3
     config.search.finetune_epochs = 2
     config.search.arch_learning_rate = 0.05
+    config.augment.shift = 1  # of 8 pixels
+    config.augment.horizontal_flip = False  # a mirrored digit is another symbol
     return config

@@ -59,5 +59,22 @@ def get_config():
     config.search.start_temperature = 5.0
     config.search.end_temperature = 0.5
     config.search.finetune_learning_rate = 5e-4
+    # How the supernet trains (see udc.search): "sandwich" trains the largest, the smallest and
+    # `sampled_children` sampled children each step, the others distilled from the largest;
+    # "soft" trains the Gumbel-softmax mixture only.
+    config.search.training = "sandwich"
+    config.search.sampled_children = 1
+    config.search.straight_through = False  # sampled children also pass task gradients to the choice logits
+    config.search.distillation_weight = 0.5  # children: (1 - w) cross-entropy + w KD(largest child)
+    config.search.distillation_temperature = 1.0
+    config.search.lr_schedule = "cosine"  # the weights' learning rate over the warm-up and search; or "constant"
+    config.search.warm_start = True  # start from the trained float backbone (the `train` section)
+    config.search.float_model = ""  # that float model (.keras); empty: WORKDIR/float/model.keras, trained if missing
+
+    # Training batches of the search: shifts of up to `shift` pixels, left-right flips (clothes are
+    # mirror-symmetric; digits are not: configs/digits.py turns flips off).
+    config.augment = ml_collections.ConfigDict()
+    config.augment.shift = 2
+    config.augment.horizontal_flip = True
     config.search.tensorboard = False  # scalars in WORKDIR/tensorboard
     return config

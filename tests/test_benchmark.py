@@ -1,10 +1,11 @@
 import numpy as np
 import pytest
 
-from udc.benchmark import check_plan, float_model
+from udc.benchmark import check_plan
 from udc.data import RawDataset, make_splits
 from udc.errors import ConfigError
 from udc.model_io import save_model
+from udc.pipeline import float_model
 
 
 def test_plan_errors_name_the_fix():
@@ -24,4 +25,4 @@ def test_a_float_model_of_another_dataset_is_refused(trained_digits_model, tmp_p
     other = RawDataset("three_classes", np.zeros((20, 8, 8, 1), np.uint8), np.arange(20, dtype=np.int32) % 3,
                        np.zeros((5, 8, 8, 1), np.uint8), np.zeros(5, np.int32), 3)
     with pytest.raises(ConfigError, match="gives 10 classes.*3 classes.*fresh --workdir"):
-        float_model(None, make_splits(other), tmp_path, print)
+        float_model(None, make_splits(other), tmp_path / "float" / "model.keras", print)

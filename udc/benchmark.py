@@ -8,15 +8,13 @@ stopped. The shared float model is WORKDIR/float/model.keras.
 
 import json
 import time
-from pathlib import Path
 
 from udc.baselines import RECIPES, FineTuning, run_recipe
 from udc.data import load_splits
 from udc.errors import ConfigError
 from udc.export import export_model
 from udc.fileio import ensure_writable_dir, write_json_atomic
-from udc.model_io import load_model
-from udc.pipeline import budget_workdir, check_budgets, search_and_export, target_of, train_and_save, with_budget
+from udc.pipeline import budget_workdir, check_budgets, float_model, search_and_export, target_of, with_budget
 
 
 def check_plan(recipes, budgets_kb):
@@ -34,21 +32,6 @@ def _point(name, kind, report, seconds):
             "wall_seconds": round(seconds, 1)}
 
 
-def float_model(config, splits, workdir, log):
-    path = Path(workdir) / "float" / "model.keras"
-    if path.exists():
-        model = load_model(path)
-    else:
-        model, _ = train_and_save(config, Path(workdir) / "float", log=log)
-    classes = int(model.output_shape[-1])
-    if classes != splits.num_classes or tuple(model.input_shape[1:]) != splits.input_shape:
-        raise ConfigError(
-            f"{path} takes {tuple(model.input_shape[1:])} and gives {classes} classes, but dataset "
-            f"'{splits.name}' has {splits.input_shape} images and {splits.num_classes} classes; "
-            "use a fresh --workdir for another dataset")
-    return model
-
-
 def run_benchmark(config, workdir, recipes, budgets_kb, tuning: FineTuning, log=print) -> list[dict]:
     check_plan(recipes, budgets_kb)
     target = target_of(config)
@@ -62,10 +45,11 @@ def run_benchmark(config, workdir, recipes, budgets_kb, tuning: FineTuning, log=
 
     points = []
     model = None
+    float_path = workdir / "float" / "model.keras"  # the baselines' start, and every search's warm start
     for recipe in recipes:
         point = done(recipe)
         if point is None:
-            model = model or float_model(config, splits, workdir, log)
+            model = model or float_model(config, splits, float_path, log)
             log(f"== baseline {recipe}")
             start = time.perf_counter()
             tuned = run_recipe(recipe, model, splits, tuning)
@@ -81,7 +65,7 @@ def run_benchmark(config, workdir, recipes, budgets_kb, tuning: FineTuning, log=
         point = done(name)
         if point is None:
             log(f"== UDC search at {kb:g} KiB")
-            report = search_and_export(with_budget(config, kb), budget_dir, log=log)
+            report = search_and_export(with_budget(config, kb, float_path), budget_dir, log=log)
             # The search's own time: a finished workdir is reused at once (udc.pipeline.finished_report).
             point = _point(name, "udc", report, report["search"]["total_seconds"])
             point["budget_bytes"] = report["search"]["budget_bytes"]

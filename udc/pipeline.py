@@ -9,7 +9,7 @@ from udc.errors import ConfigError, UdcError
 from udc.export import export_model
 from udc.fileio import write_json_atomic, write_text_atomic
 from udc.hardware import resolve_target
-from udc.model_io import save_model
+from udc.model_io import load_model, save_model
 from udc.train import train_float_model
 from udc.workdir_lock import workdir_lock
 
@@ -55,6 +55,29 @@ def train_and_save(config, workdir, log=print):
     return model, splits
 
 
+def float_model(config, splits, path, log=print):
+    """The trained float backbone of a config at PATH (a .keras file), trained into its folder with the
+    config's `train` section if it is not there yet: what the baselines fine-tune and a search
+    warm-starts from, trained once and shared by udc-search, udc-benchmark and udc-ensemble."""
+    path = Path(path)
+    if path.exists():
+        model = load_model(path)
+    else:
+        model, _ = train_and_save(config, path.parent, log=log)
+    classes = int(model.output_shape[-1])
+    if classes != splits.num_classes or tuple(model.input_shape[1:]) != splits.input_shape:
+        raise ConfigError(
+            f"{path} takes {tuple(model.input_shape[1:])} and gives {classes} classes, but dataset "
+            f"'{splits.name}' has {splits.input_shape} images and {splits.num_classes} classes; "
+            "use a fresh --workdir for another dataset")
+    return model
+
+
+def float_model_path(config, workdir) -> Path:
+    """Where the float model a search starts from lives: search.float_model, else WORKDIR/float/model.keras."""
+    return Path(config.search.float_model or Path(workdir) / "float" / "model.keras")
+
+
 def export_from_config(model, splits, config, output_dir, name="model", accelerator=None, log=print):
     return export_model(model, splits, target_of(config, accelerator), output_dir, name=name,
                         config=config, num_calibration=config.export.num_calibration,
@@ -76,10 +99,12 @@ def budget_workdir(workdir, budget_kb) -> Path:
     return Path(workdir) / f"udc_{budget_kb:g}kb"
 
 
-def with_budget(config, budget_kb):
-    """A copy of the config that searches under `budget_kb` KiB."""
+def with_budget(config, budget_kb, float_model=None):
+    """A copy of the config that searches under `budget_kb` KiB (from the float model at `float_model`)."""
     budget_config = copy.deepcopy(config)
     budget_config.budget_kb = float(budget_kb)
+    if float_model is not None:
+        budget_config.search.float_model = str(float_model)
     return budget_config
 
 
@@ -131,6 +156,10 @@ def _search_and_export_locked(config, splits, workdir, log, stop_after_epochs, e
         f"({budget / KIB:g} KiB) on {target.accelerator}")
     if search.restore():
         log(f"resuming from {workdir} after epoch {search.state['epochs_done']} of {search.epochs}")
+    elif config.search.warm_start:
+        path = float_model_path(config, workdir)
+        log(f"warm start from the float model {path}")
+        search.warm_start(float_model(config, splits, path, log=log))
     if not search.run(stop_after_epochs):
         log(f"stopped after epoch {search.state['epochs_done']} as asked; rerun to resume")
         return None

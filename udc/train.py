@@ -26,14 +26,18 @@ def keras_accuracy(model, split, batch_size: int = 256) -> float:
 def train_float_model(config, splits: udc_data.Splits, workdir) -> keras.Model:
     """Trains `config.backbone` on the training split, validating each epoch.
 
-    An interrupted run resumes from the last finished epoch (Keras BackupAndRestore
+    The backbone has the widths `search.max_widths` where the config sets them (the
+    largest network its search considers, so the search can start from this model),
+    else its own. An interrupted run resumes from the last finished epoch (Keras BackupAndRestore
     in `workdir/backup`), so a long run loses at most one epoch.
     """
     backup = Path(workdir) / "backup"
     check_backup_readable(backup, workdir)
     keras.utils.set_random_seed(config.seed)
     tf.config.experimental.enable_op_determinism()
-    model = build_backbone(config.backbone, splits.input_shape, splits.num_classes)
+    max_widths = config.get("search", {}).get("max_widths")
+    widths = {"widths": tuple(max_widths)} if max_widths else {}
+    model = build_backbone(config.backbone, splits.input_shape, splits.num_classes, **widths)
     compile_for_training(model, config.train.learning_rate)
     callbacks = [keras.callbacks.BackupAndRestore(str(backup))]
     model.fit(

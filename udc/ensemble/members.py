@@ -233,7 +233,8 @@ def search_members(config, budgets_kb, workdir, log=print) -> list[str]:
     from udc.search import check_resumable
 
     check_budgets(budgets_kb)
-    plan = [(kb, with_budget(config, kb), budget_workdir(workdir, kb)) for kb in sorted(budgets_kb)]
+    float_path = Path(workdir) / "float" / "model.keras"  # one float model warm-starts every budget's search
+    plan = [(kb, with_budget(config, kb, float_path), budget_workdir(workdir, kb)) for kb in sorted(budgets_kb)]
     for _, budget_config, budget_dir in plan:
         check_resumable(budget_config, budget_dir)  # before any slow work
     for kb, budget_config, budget_dir in plan:

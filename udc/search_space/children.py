@@ -6,9 +6,9 @@ most of a search while the mixture trained at 91 %. One-shot NAS therefore train
 children every step (BigNAS, OFA, AttentiveNAS): the **largest** (widest, densest, most
 bits), the **smallest** (narrowest, sparsest, fewest bits) and one or more **sampled**
 from the current choice distribution, the ones between. The largest learns from the
-labels and teaches the others (in-place distillation, `udc.distillation`); the sampled
-children run with straight-through one-hot choices, so the task loss also moves the
-choice logits towards the children that do well.
+labels and teaches the others (in-place distillation, `udc.distillation`); sampled
+children may run with straight-through one-hot choices, so that their task loss also
+moves the choice logits (see `udc.search` for when that helps).
 
 Each function sets the child mode of every searchable layer (see `udc.search_space.layers`)
 through variables, so it works inside a traced training step as well as eagerly; the

@@ -45,12 +45,14 @@ def get_config():
     config.search.bits = (2, 3, 4, 5, 6, 8)
     config.search.max_widths = config_dict.placeholder(tuple)  # None: the backbone's own widths
     config.search.batch_size = 128
-    config.search.warmup_epochs = 2  # weights only, uniform choices
-    config.search.search_epochs = 3  # weights + choices, budget term, temperature annealed
+    # Whole epochs (steps_per_epoch 0). Idle on 2 cores a search step of the default
+    # training rule takes 450 ms at batch 128 (the soft mixture alone 126 ms), so a whole
+    # Fashion-MNIST epoch of 421 batches takes 190 s: these counts, with the float model's
+    # 5 epochs, keep the README's main command near 15 minutes (benchmarks/fashion_mnist/main_command.md).
+    config.search.warmup_epochs = 1  # weights only, uniform choices
+    config.search.search_epochs = 2  # weights + choices, budget term, temperature annealed
     config.search.finetune_epochs = 2  # QAT of the stripped model
-    # Batches per epoch (0 = the whole training split). 100 keeps the default pipeline near
-    # 12 minutes on 2 shared cores (a full Fashion-MNIST epoch is 421 batches, ~5 min there).
-    config.search.steps_per_epoch = 100
+    config.search.steps_per_epoch = 0  # batches per epoch; 0 = the whole training split
     config.search.learning_rate = 2e-3
     config.search.arch_learning_rate = 0.02
     config.search.dual_learning_rate = 1.0  # multiplier change per epoch per unit of relative excess

@@ -35,9 +35,10 @@ def training_budget(config, finetune_epochs: int) -> str:
     return (f"Training budget: the baselines share one float {config.backbone} trained {config.train.epochs} epochs "
             f"(batch {config.train.batch_size}); each recipe then fine-tunes {finetune_epochs} epoch(s) on the whole "
             "training split, at least one per phase (`udc.baselines`: qat_int8 and uniform4 one phase; pqat_*, "
-            "cqat_16 and uniform4_sp75 two; pcqat_75_16 three). UDC trains from scratch, no float model: "
-            f"{s.warmup_epochs} warm-up + {s.search_epochs} search + {s.finetune_epochs} QAT fine-tuning epochs of "
-            f"{steps} (batch {s.batch_size}). Seed {config.seed} everywhere.")
+            "cqat_16 and uniform4_sp75 two; pcqat_75_16 three). UDC "
+            + ("starts from the same float model, then trains " if s.warm_start else "trains from scratch, no float model: ")
+            + f"{s.warmup_epochs} warm-up + {s.search_epochs} search + {s.finetune_epochs} QAT fine-tuning epochs of "
+            f"{steps} (batch {s.batch_size}, search training rule '{s.training}'). Seed {config.seed} everywhere.")
 
 
 def markdown(points, summary, command, machine, budget) -> str:

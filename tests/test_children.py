@@ -3,30 +3,15 @@
 import numpy as np
 import pytest
 
+from supernet_helpers import CHOICES, trained_supernet
 from udc.compat import keras, tf
-from udc.models.supernet import fmnist_supernet
-from udc.search_space import SearchOptions, searchable_layers
-from udc.search_space import children
+from udc.search_space import children, searchable_layers
 from udc.strip import set_choices, strip
-
-CHOICES = {
-    "conv0": {"width": 8, "sparsity": 0.5, "bits": 3},
-    "conv1": {"width": 16, "sparsity": 0.9, "bits": 4},
-    "conv2": {"width": 24, "sparsity": 0.0, "bits": 8},
-    "conv3": {"width": 8, "sparsity": 0.75, "bits": 2},
-    "conv4": {"width": 16, "sparsity": 0.25, "bits": 5},
-    "logits": {"width": 10, "sparsity": 0.5, "bits": 6},
-}
 
 
 @pytest.fixture(scope="module")
 def supernet(digits_splits):
-    keras.utils.set_random_seed(0)
-    model = fmnist_supernet(digits_splits.input_shape, 10, SearchOptions(), widths=(16, 16, 32, 32, 32))
-    model.compile(optimizer=keras.optimizers.Adam(3e-3),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    model.fit(digits_splits.train.x[:640], digits_splits.train.y[:640], batch_size=64, epochs=1, verbose=0)
-    return model
+    return trained_supernet(digits_splits)
 
 
 def test_a_child_computes_what_strip_builds_whatever_the_argmax(supernet, digits_splits):

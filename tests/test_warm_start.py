@@ -8,8 +8,7 @@ from udc.distillation import distillation_loss
 from udc.errors import UdcError
 from udc.models import fmnist_cnn
 from udc.models.supernet import fmnist_supernet
-from udc.search_space import SearchOptions, searchable_layers
-from udc.search_space import children
+from udc.search_space import SearchOptions, children, searchable_layers
 from udc.warm_start import load_float_weights
 
 WIDTHS = (8, 16, 16, 32, 32)

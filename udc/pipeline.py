@@ -43,14 +43,15 @@ def check_counts(config, section) -> None:
                           f"set --config.{section}.{key}")
 
 
-def train_and_save(config, workdir, log=print):
-    """Trains the config's backbone (resuming an interrupted run) into WORKDIR/model.keras."""
+def train_and_save(config, workdir, log=print, widths=None):
+    """Trains the config's backbone (resuming an interrupted run) into WORKDIR/model.keras;
+    `widths` overrides the backbone's own."""
     check_counts(config, "train")
     splits = load_splits(config)  # a bad dataset fails before the workdir is made
     with workdir_lock(workdir) as workdir:
         log(f"training {config.backbone} on {splits.name}: {len(splits.train)} train, "
             f"{len(splits.val)} validation, {len(splits.test)} test images")
-        model = train_float_model(config, splits, workdir)
+        model = train_float_model(config, splits, workdir, widths)
         log(f"saved {save_model(model, workdir / 'model.keras')}")
     return model, splits
 
@@ -58,12 +59,13 @@ def train_and_save(config, workdir, log=print):
 def float_model(config, splits, path, log=print):
     """The trained float backbone of a config at PATH (a .keras file), trained into its folder with the
     config's `train` section if it is not there yet: what the baselines fine-tune and a search
-    warm-starts from, trained once and shared by udc-search, udc-benchmark and udc-ensemble."""
+    warm-starts from, trained once and shared by udc-search, udc-benchmark and udc-ensemble. It has
+    the widths of the config's supernet (`search.max_widths`, when set)."""
     path = Path(path)
     if path.exists():
         model = load_model(path)
     else:
-        model, _ = train_and_save(config, path.parent, log=log)
+        model, _ = train_and_save(config, path.parent, log=log, widths=config.search.max_widths)
     classes = int(model.output_shape[-1])
     if classes != splits.num_classes or tuple(model.input_shape[1:]) != splits.input_shape:
         raise ConfigError(

@@ -23,21 +23,19 @@ def keras_accuracy(model, split, batch_size: int = 256) -> float:
     return float((logits.argmax(axis=1) == split.y).mean())
 
 
-def train_float_model(config, splits: udc_data.Splits, workdir) -> keras.Model:
+def train_float_model(config, splits: udc_data.Splits, workdir, widths=None) -> keras.Model:
     """Trains `config.backbone` on the training split, validating each epoch.
 
-    The backbone has the widths `search.max_widths` where the config sets them (the
-    largest network its search considers, so the search can start from this model),
-    else its own. An interrupted run resumes from the last finished epoch (Keras BackupAndRestore
+    `widths` overrides the backbone's own (a search's float model has the widths of its
+    supernet, `search.max_widths`). An interrupted run resumes from the last finished epoch (Keras BackupAndRestore
     in `workdir/backup`), so a long run loses at most one epoch.
     """
     backup = Path(workdir) / "backup"
     check_backup_readable(backup, workdir)
     keras.utils.set_random_seed(config.seed)
     tf.config.experimental.enable_op_determinism()
-    max_widths = config.get("search", {}).get("max_widths")
-    widths = {"widths": tuple(max_widths)} if max_widths else {}
-    model = build_backbone(config.backbone, splits.input_shape, splits.num_classes, **widths)
+    model = build_backbone(config.backbone, splits.input_shape, splits.num_classes,
+                           **({"widths": tuple(widths)} if widths else {}))
     compile_for_training(model, config.train.learning_rate)
     callbacks = [keras.callbacks.BackupAndRestore(str(backup))]
     model.fit(

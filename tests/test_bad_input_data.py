@@ -39,6 +39,8 @@ Overrides:
 * `--config.seed=1.5`: `udc-train: error: --config.seed takes an integer, not '1.5'; e.g. --config.seed=0`
 * `--config.download=maybe`: `udc-train: error: --config.download takes True or False, not
   'maybe'; e.g. --config.download=False`
+* `--config.search.training=bogus`: `udc-search: error: unknown search.training 'bogus'; choose
+  one of: sandwich, soft in --config.search.training`
 
 The in-process tests below check the same rules on `read_idx`, `RawDataset` (every
 loader's output passes `check_dataset`), `make_splits` and the search option lists.
@@ -150,7 +152,10 @@ def test_bad_dataset_files(tmp_path, binary, dataset, make, fragments):
     ("search", "--config.budget_kb=abc", ("--config.budget_kb takes a number, not 'abc'", "e.g. --config.budget_kb=4.0")),
     ("train", "--config.seed=1.5", ("--config.seed takes an integer, not '1.5'", "e.g. --config.seed=0")),
     ("train", "--config.download=maybe", ("--config.download takes True or False, not 'maybe'",)),
-], ids=["bits=abc", "widths=(8,12)", "bits=2 4", "epochs=abc", "budget_kb=abc", "seed=1.5", "download=maybe"])
+    ("search", "--config.search.training=bogus",
+     ("unknown search.training 'bogus'; choose one of: sandwich, soft in --config.search.training",)),
+], ids=["bits=abc", "widths=(8,12)", "bits=2 4", "epochs=abc", "budget_kb=abc", "seed=1.5", "download=maybe",
+        "training=bogus"])
 def test_bad_overrides(tmp_path, binary, override, fragments):
     workdir = tmp_path / "work"
     assert_user_error(udc(binary, f"--config={DIGITS}", f"--workdir={workdir}", override),

@@ -43,11 +43,12 @@ def check_counts(config, section) -> None:
                           f"set --config.{section}.{key}")
 
 
-def train_and_save(config, workdir, log=print, widths=None):
+def train_and_save(config, workdir, log=print, widths=None, splits=None):
     """Trains the config's backbone (resuming an interrupted run) into WORKDIR/model.keras;
-    `widths` overrides the backbone's own."""
+    `widths` overrides the backbone's own; `splits`: the config's data, if the caller has it."""
     check_counts(config, "train")
-    splits = load_splits(config)  # a bad dataset fails before the workdir is made
+    if splits is None:
+        splits = load_splits(config)  # a bad dataset fails before the workdir is made
     with workdir_lock(workdir) as workdir:
         log(f"training {config.backbone} on {splits.name}: {len(splits.train)} train, "
             f"{len(splits.val)} validation, {len(splits.test)} test images")
@@ -65,7 +66,7 @@ def float_model(config, splits, path, log=print):
     if path.exists():
         model = load_model(path)
     else:
-        model, _ = train_and_save(config, path.parent, log=log, widths=config.search.max_widths)
+        model, _ = train_and_save(config, path.parent, log=log, widths=config.search.max_widths, splits=splits)
     classes = int(model.output_shape[-1])
     if classes != splits.num_classes or tuple(model.input_shape[1:]) != splits.input_shape:
         raise ConfigError(
@@ -119,11 +120,12 @@ def search_and_export(config, workdir, log=print, stop_after_epochs=None, export
     Returns the report (with a "search" section), the arch spec if `export` is False, or None
     if `stop_after_epochs` (search) or `stop_after_finetune_epochs` interrupted the run.
     """
-    from udc.search import budget_bytes, search_options
+    from udc.search import budget_bytes, check_training, search_options
 
     check_counts(config, "search")  # bad input fails before anything is written to the workdir
     target_of(config)  # an unknown accelerator too
     search_options(config)  # bad option lists too
+    check_training(config)
     budget_bytes(config)
     splits = load_splits(config)  # a bad dataset too
     with workdir_lock(workdir) as workdir:

@@ -93,13 +93,25 @@ _RESUME_IGNORES = ("data_dir", "download", "export.tflm_samples", "export.num_ca
 TRAINING_RULES = ("sandwich", "soft")
 
 
+LR_SCHEDULES = ("cosine", "constant")
+
+
+def check_training(config) -> None:
+    """ConfigError for a training rule or learning-rate schedule udc does not know (before any work)."""
+    s = config.search
+    if s.training not in TRAINING_RULES:
+        raise ConfigError(f"unknown search.training '{s.training}'; choose one of: {', '.join(TRAINING_RULES)} "
+                          "in --config.search.training")
+    if s.lr_schedule not in LR_SCHEDULES:
+        raise ConfigError(f"unknown learning-rate schedule '{s.lr_schedule}'; choose one of: "
+                          f"{', '.join(LR_SCHEDULES)} in --config.search.lr_schedule")
+
+
 def learning_rate_schedule(kind: str, rate: float, total_steps: int):
     """The weights' learning rate: "cosine" decays `rate` to 0 over `total_steps`, "constant" keeps it."""
-    if kind == "constant":
-        return rate
     if kind == "cosine":
         return keras.optimizers.schedules.CosineDecay(rate, max(total_steps, 1))
-    raise ConfigError(f"unknown learning-rate schedule '{kind}'; choose cosine or constant")
+    return rate
 
 def search_options(config) -> SearchOptions:
     s = config.search
@@ -323,6 +335,7 @@ class SupernetSearch:
         self.workdir = ensure_writable_dir(workdir)
         s = config.search
         self.options = search_options(config)
+        check_training(config)
         self.budget = budget_bytes(config)
         self.target = self.budget * (1.0 - float(s.budget_margin))
         self.accelerator = config.export.accelerator
@@ -350,9 +363,6 @@ class SupernetSearch:
         self.noise = tf.random.Generator.from_seed(config.seed)
         search_layers.use_noise_generator(self.noise)
         self.augmentation = Augmentation.from_config(config.get("augment"))
-        if s.training not in TRAINING_RULES:
-            raise ConfigError(f"unknown search.training '{s.training}'; choose one of: {', '.join(TRAINING_RULES)} "
-                              "in --config.search.training")
         self.eta = float(s.dual_learning_rate) / self.steps_per_epoch
         self.checkpoint = tf.train.Checkpoint(model=self.model, weight_opt=self.weight_opt,
                                               arch_opt=self.arch_opt, multiplier=self.lam)

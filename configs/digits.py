@@ -17,7 +17,7 @@ def get_config():
     config.search.max_widths = (16, 16, 32, 32, 32)  # a small supernet: quick trials and tests
     config.search.batch_size = 32
     config.search.steps_per_epoch = 0  # all 50 batches
-    config.search.warmup_epochs = 2
+    config.search.supernet_epochs = 2
     config.search.search_epochs = 3
     config.search.finetune_epochs = 2
     config.search.arch_learning_rate = 0.05

@@ -37,7 +37,7 @@ def get_config():
     config.export.num_calibration = 256  # training images that set activation ranges
     config.export.tflm_samples = 16  # test images also run through TFLite Micro
 
-    # udc-search: supernet warm-up, search under the budget, selection, strip, QAT fine-tune, export.
+    # udc-search: supernet training, search under the budget, selection, strip, QAT fine-tune, export.
     config.search = ml_collections.ConfigDict()
     config.search.budget_kb = config.get_ref("budget_kb")
     config.search.widths = config_dict.placeholder(tuple)  # None: every multiple of the target's alignment
@@ -45,33 +45,33 @@ def get_config():
     config.search.bits = (2, 3, 4, 5, 6, 8)
     config.search.max_widths = config_dict.placeholder(tuple)  # None: the backbone's own widths
     config.search.batch_size = 128
-    # Whole epochs (steps_per_epoch 0). Idle on 2 cores a search step of the default
-    # training rule takes 450 ms at batch 128 (the soft mixture alone 126 ms), so a whole
-    # Fashion-MNIST epoch of 421 batches takes 190 s: these counts, with the float model's
-    # 5 epochs, keep the README's main command near 15 minutes (benchmarks/fashion_mnist/main_command.md).
-    config.search.warmup_epochs = 1  # weights only, uniform choices
-    config.search.search_epochs = 2  # weights + choices, budget term, temperature annealed
+    # Whole epochs (steps_per_epoch 0). The supernet trains once (shared by every budget of
+    # udc-benchmark and udc-ensemble), then each budget searches on its fixed weights.
+    config.search.supernet_epochs = 2  # weights only, uniform choices, sandwich rule
+    config.search.search_epochs = 2  # choice logits only, budget term, temperature annealed
     config.search.finetune_epochs = 2  # QAT of the stripped model
     config.search.steps_per_epoch = 0  # batches per epoch; 0 = the whole training split
     config.search.learning_rate = 2e-3
     config.search.arch_learning_rate = 0.02
     config.search.dual_learning_rate = 1.0  # multiplier change per epoch per unit of relative excess
-    config.search.fill_budget = True  # grow an argmax choice far under the budget (see udc.search)
+    config.search.fill_budget = True  # grow a choice far under the budget (see udc.search)
+    config.search.candidates = 16  # children sampled after the search, beside the argmax; the most accurate ships
     config.search.budget_margin = 0.03  # the search aims at (1 - margin) * budget
     config.search.start_temperature = 5.0
     config.search.end_temperature = 0.5
     config.search.finetune_learning_rate = 5e-4
-    # How the supernet trains (see udc.search): "sandwich" trains the largest, the smallest and
-    # `sampled_children` sampled children each step, the others distilled from the largest;
-    # "soft" trains the Gumbel-softmax mixture only.
+    # How the supernet trains (see udc.search): "sandwich" trains the soft mixture, the largest,
+    # the smallest and `sampled_children` sampled children each step, the children distilled
+    # from the largest; "soft" trains the Gumbel-softmax mixture only.
     config.search.training = "sandwich"
     config.search.sampled_children = 1
-    config.search.straight_through = False  # sampled children also pass task gradients to the choice logits
     config.search.distillation_weight = 0.5  # children: (1 - w) cross-entropy + w KD(largest child)
     config.search.distillation_temperature = 1.0
-    config.search.lr_schedule = "cosine"  # the weights' learning rate over the warm-up and search; or "constant"
+    config.search.lr_schedule = "cosine"  # the weights' learning rate over the supernet's training; or "constant"
     config.search.warm_start = True  # start from the trained float backbone (the `train` section)
     config.search.float_model = ""  # that float model (.keras); empty: WORKDIR/float/model.keras, trained if missing
+    config.search.supernet = ""  # the trained supernet's folder; empty: WORKDIR/supernet, trained if missing
+    config.search.repair_steps = 100  # recovery batches after pruning an export Vela measured over budget
 
     # Training batches of the search: shifts of up to `shift` pixels, left-right flips (clothes are
     # mirror-symmetric; digits are not: configs/digits.py turns flips off).

@@ -6,7 +6,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 DIGITS = ROOT / "configs" / "digits.py"
 # What keeps a digits search short, as dotted config keys.
-SHORT = {"budget_kb": 3.0, "train.epochs": 2, "search.warmup_epochs": 1, "search.search_epochs": 2,
+SHORT = {"budget_kb": 3.0, "train.epochs": 2, "search.supernet_epochs": 1, "search.search_epochs": 2,
          "search.finetune_epochs": 2, "export.tflm_samples": 8}
 
 

@@ -11,9 +11,11 @@ fine-tune epoch, then damaged. The expected lines (WORKDIR is the case's workdir
 * report-truncated: report.json (beside a model.tflite) cut in half ->
   "WORKDIR/report.json is corrupt (...); delete WORKDIR to start over, or restore the file"
 * checkpoint-index / checkpoint-data: the search checkpoint's .index / .data cut in half ->
-  "checkpoint WORKDIR/checkpoints/ckpt-3 is corrupt (...); delete WORKDIR to start over, or restore the file"
+  "checkpoint WORKDIR/checkpoints/ckpt-2 is corrupt (...); delete WORKDIR to start over, or restore the file"
 * checkpoint-missing: the checkpoint the state names deleted ->
-  "checkpoint WORKDIR/checkpoints/ckpt-3 is missing; delete WORKDIR to start over, or restore the checkpoint"
+  "checkpoint WORKDIR/checkpoints/ckpt-2 is missing; delete WORKDIR to start over, or restore the checkpoint"
+* supernet-state / supernet-checkpoint: the trained supernet's state.json / ckpt-1.index cut ->
+  "WORKDIR/supernet/state.json is corrupt (...); delete WORKDIR/supernet to start over, or restore the file"
 * finetune-state / finetune-checkpoint: WORKDIR/finetune/state.json or its ckpt-1.data cut ->
   "WORKDIR/finetune/state.json is corrupt (...)" / "checkpoint WORKDIR/finetune/ckpt-1 is corrupt (...)"
 * train-backup: udc-train's resume checkpoint (WORKDIR/backup/chief) cut ->
@@ -65,12 +67,12 @@ DAMAGES = {
     "report-truncated": (lambda w: ((w / "model.tflite").write_bytes(b"TFL3"),
                                     (w / "report.json").write_text('{"tflite": {"sha')),
                          "report.json is corrupt"),
-    "checkpoint-index": (lambda w: _truncate(w / "checkpoints" / "ckpt-3.index"),
-                         "checkpoints/ckpt-3 is corrupt"),
-    "checkpoint-data": (lambda w: _truncate(w / "checkpoints" / "ckpt-3.data-00000-of-00001"),
-                        "checkpoints/ckpt-3 is corrupt"),
-    "checkpoint-missing": (lambda w: (w / "checkpoints" / "ckpt-3.index").unlink(),
-                           "checkpoints/ckpt-3 is missing"),
+    "checkpoint-index": (lambda w: _truncate(w / "checkpoints" / "ckpt-2.index"),
+                         "checkpoints/ckpt-2 is corrupt"),
+    "checkpoint-data": (lambda w: _truncate(w / "checkpoints" / "ckpt-2.data-00000-of-00001"),
+                        "checkpoints/ckpt-2 is corrupt"),
+    "checkpoint-missing": (lambda w: (w / "checkpoints" / "ckpt-2.index").unlink(),
+                           "checkpoints/ckpt-2 is missing"),
     "finetune-state": (lambda w: _truncate(w / "finetune" / "state.json"), "finetune/state.json is corrupt"),
     "finetune-checkpoint": (lambda w: _truncate(w / "finetune" / "ckpt-1.data-00000-of-00001"),
                             "finetune/ckpt-1 is corrupt"),
@@ -84,7 +86,8 @@ def test_corrupt_resume_files(case, interrupted, tmp_path):
     damage, fragment = DAMAGES[case]
     damage(workdir)
     result = udc("search", *digits_flags(**FAST), f"--workdir={workdir}")
-    assert_user_error(result, f"{workdir}/{fragment}", f"delete {workdir} to start over")
+    owner = workdir / "supernet" if case.startswith("supernet") else workdir  # what holds the damaged file
+    assert_user_error(result, f"{workdir}/{fragment}", f"delete {owner} to start over")
     assert half_written(workdir) == []
 
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from supernet_helpers import CHOICES, trained_supernet
-from udc.compat import keras, tf
+from udc.compat import tf
 from udc.search_space import children, searchable_layers
 from udc.strip import set_choices, strip
 
@@ -42,20 +42,16 @@ def test_largest_and_smallest_children(supernet):
     assert all(float(l.child.numpy()) == 0.0 for l in layers)
 
 
-def test_a_sampled_child_is_exact_and_passes_gradients_to_the_choice_logits(supernet, digits_splits):
+def test_a_sampled_child_is_exact(supernet, digits_splits):
     layers = searchable_layers(supernet)
-    x, y = digits_splits.train.x[:32], digits_splits.train.y[:32]
-    logits_vars = [v for l in layers for _, _, v, _ in l.choice_dimensions()]
+    x = digits_splits.train.x[:32]
     tf.random.set_seed(1)
-    with tf.GradientTape() as tape:
-        children.use_sampled(layers, straight_through=True)
-        out = supernet(x, training=False)
-        loss = keras.losses.sparse_categorical_crossentropy(y, out, from_logits=True)
+    children.use_sampled(layers)
+    out = supernet(x, training=False)
     sampled = {l.name: {name: options[int(index.numpy())] for name, options, _, index in l.choice_dimensions()}
                for l in layers}
-    grads = tape.gradient(loss, logits_vars)
     children.release(layers)
-    assert sum(float(tf.reduce_sum(tf.abs(g))) > 0 for g in grads if g is not None) >= len(layers)
+    assert len({tuple(c.values()) for c in sampled.values()}) > 1  # not every layer at one corner
     # The forward pass was that child exactly.
     children.use_choices(layers, sampled)
     np.testing.assert_allclose(supernet(x, training=False).numpy(), out.numpy(), rtol=1e-5, atol=1e-5)

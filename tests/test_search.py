@@ -31,10 +31,15 @@ def test_budget_is_met_by_vela_and_the_model_runs_wholly_on_the_npu(searched):
     assert report["vela"]["npu_fraction"] == 1.0 and report["vela"]["cpu_op_names"] == []
     assert report["tflite"]["saturated_bias_entries"] == 0
     assert search["selection_estimate_bytes"] == pytest.approx(search["vela_encoded_bytes"], rel=0.05)
-    # Progress per epoch: loss, accuracy, expected size vs budget, multiplier, choices.
-    epochs = [line for line in lines if line.startswith("epoch ")]
-    assert len(epochs) == 3 and all("E[size]" in l and "budget 3 KiB" in l and "multiplier" in l for l in epochs)
-    assert sum("choices (width/sparsity/bits): conv0" in line for line in lines) == 3
+    # Progress per epoch: loss, accuracy, children's accuracy, expected size vs budget, multiplier;
+    # the search's epochs also the choices.
+    training = [line for line in lines if line.startswith("supernet epoch ")]
+    searching = [line for line in lines if line.startswith("search epoch ")]
+    assert len(training) == 1 and "smallest child" in training[0] and "largest" in training[0]
+    assert len(searching) == 2 and all("argmax child" in line for line in searching)
+    assert all("E[size]" in l and "budget 3 KiB" in l and "multiplier" in l for l in training + searching)
+    assert sum("choices (width/sparsity/bits): conv0" in line for line in lines) == 2
+    assert search["export_attempts"] == 1 and search["budget_repairs"] == []
 
 
 @pytest.mark.e2e
@@ -111,6 +116,11 @@ def test_tensorboard_has_the_per_epoch_scalars(searched):
             for value in event.summary.value:
                 number = float(tf.make_ndarray(value.tensor)) if value.HasField("tensor") else value.simple_value
                 scalars.setdefault(value.tag, {})[event.step] = number
-    history = {h["epoch"]: h for h in json.loads((workdir / "search_state.json").read_text())["history"]}
-    for tag in ("loss", "accuracy", "val_accuracy", "expected_bytes", "multiplier", "temperature"):
-        assert scalars[tag] == pytest.approx({epoch: h[tag] for epoch, h in history.items()}), tag
+    # One step per epoch, the supernet's training first, then the search.
+    history = [json.loads((workdir / name).read_text())["history"] for name in ("supernet/state.json",
+                                                                               "search_state.json")]
+    steps = dict(enumerate(history[0] + history[1], start=1))
+    for tag in ("loss", "accuracy", "val_accuracy", "val_accuracy_smallest", "val_accuracy_largest",
+                "expected_bytes", "multiplier", "temperature"):
+        assert scalars[tag] == pytest.approx({step: h[tag] for step, h in steps.items() if tag in h}), tag
+    assert set(scalars["val_accuracy_smallest"]) == {1} and set(scalars["val_accuracy"]) == {2, 3}

@@ -10,7 +10,7 @@ from search_helpers import digits_config
 from udc.data import Split, load_splits
 from udc.errors import ConfigError, UdcError
 from udc.pipeline import search_and_export
-from udc.search import SupernetSearch, read_state
+from udc.search import STATE_FILE, SUPERNET_DIR, SUPERNET_STATE_FILE, SupernetSearch, read_state
 
 FAST = {"steps_per_epoch": 12}
 
@@ -19,12 +19,17 @@ def _choices(spec):
     return [(l["name"], l["width"], l["sparsity"], l["bits"], l["codec_bytes"]) for l in spec["layers"]]
 
 
+def _search_state(workdir):
+    return read_state(workdir / STATE_FILE)
+
+
 @pytest.fixture(scope="module")
 def interrupted(tmp_path_factory):
-    """A search stopped after 2 of its 3 epochs (as if interrupted)."""
+    """A search stopped after 2 of its 3 epochs (as if interrupted): the supernet's one, the search's first."""
     workdir = tmp_path_factory.mktemp("interrupted")
     assert search_and_export(digits_config(**FAST), workdir, log=lambda _: None, stop_after_epochs=2) is None
-    assert read_state(workdir)["epochs_done"] == 2
+    assert read_state(workdir / SUPERNET_DIR / SUPERNET_STATE_FILE)["epochs_done"] == 1
+    assert _search_state(workdir)["epochs_done"] == 1
     return workdir
 
 
@@ -34,15 +39,22 @@ def test_resume_after_interruption_gives_the_same_arch_spec(tmp_path, interrupte
     shutil.copytree(interrupted, tmp_path / "resumed")
     lines = []
     resumed = search_and_export(config, tmp_path / "resumed", log=lines.append, export=False)
-    assert any("resuming from" in line and "after epoch 2 of 3" in line for line in lines)
-    assert sum(line.startswith("epoch ") for line in lines) == 1
+    assert any("resuming the search" in line and "after epoch 1 of 2" in line for line in lines)
+    assert [line.split(" loss")[0] for line in lines if line.startswith(("supernet epoch", "search epoch"))] == [
+        "search epoch 2/2"]
     assert _choices(resumed) == _choices(straight)
-    assert read_state(tmp_path / "resumed")["history"][-1] == read_state(tmp_path / "straight")["history"][-1] | {
-        "seconds": read_state(tmp_path / "resumed")["history"][-1]["seconds"],
-        "step_seconds": read_state(tmp_path / "resumed")["history"][-1]["step_seconds"]}
+    last = _search_state(tmp_path / "resumed")["history"][-1]
+    assert last == _search_state(tmp_path / "straight")["history"][-1] | {
+        "seconds": last["seconds"], "step_seconds": last["step_seconds"]}
 
     other = digits_config(**FAST, arch_learning_rate=0.1)
-    with pytest.raises(ConfigError, match=r"different config \(search.arch_learning_rate: 0.05 -> 0.1\)"):
+    with pytest.raises(ConfigError, match=r"holds a search made with a different config "
+                                          r"\(search.arch_learning_rate: 0.05 -> 0.1\)"):
+        search_and_export(other, tmp_path / "resumed", log=lambda _: None, export=False)
+    # The supernet's own keys are checked against the supernet's state.
+    other = digits_config(**FAST, learning_rate=0.01)
+    with pytest.raises(ConfigError, match=r"holds a supernet made with a different config "
+                                          r"\(search.learning_rate: 0.002 -> 0.01\)"):
         search_and_export(other, tmp_path / "resumed", log=lambda _: None, export=False)
 
 
@@ -54,15 +66,25 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, interrupted
     x[:] = np.nan
     broken = dataclasses.replace(splits, train=Split(x, splits.train.y))
     search = SupernetSearch(config, broken, tmp_path, log=lambda _: None)
-    assert search.restore()
-    # Step 1 with oneDNN on or off: its fused conv + BatchNorm + ReLU turns NaN into 0, so the
-    # loss may stay finite while the weights are NaN; the guard checks the weights too.
-    with pytest.raises(UdcError, match=r"became non-finite \(NaN or inf\) at epoch 3 step 1; stopped and kept "
-                                       r"the last good checkpoint \(after epoch 2\)") as info:
+    with pytest.raises(UdcError, match=r"became non-finite \(NaN or inf\) at search epoch 2 step 1; stopped and "
+                                       r"kept the last good checkpoint \(after search epoch 1\)") as info:
         search.run()
     assert "conv0" in str(info.value) and "\n" not in str(info.value)
-    assert read_state(tmp_path)["epochs_done"] == 2
-    assert (tmp_path / read_state(tmp_path)["checkpoint"]).with_suffix(".index").is_file()
+    assert _search_state(tmp_path)["epochs_done"] == 1
+    assert (tmp_path / _search_state(tmp_path)["checkpoint"]).with_suffix(".index").is_file()
+
+
+def test_nan_in_the_supernet_training_stops_it_with_no_checkpoint(tmp_path):
+    config = digits_config(**FAST)
+    splits = load_splits(config)
+    x = splits.train.x.copy()
+    x[:] = np.nan
+    broken = dataclasses.replace(splits, train=Split(x, splits.train.y))
+    # Step 1 with oneDNN on or off: its fused conv + BatchNorm + ReLU turns NaN into 0, so the
+    # loss may stay finite while the weights are NaN; the guard checks the weights too.
+    with pytest.raises(UdcError, match=r"became non-finite \(NaN or inf\) at supernet epoch 1 step 1; stopped "
+                                       r"and no supernet epoch had finished, so there is no checkpoint"):
+        SupernetSearch(config, broken, tmp_path, log=lambda _: None).run()
 
 
 def test_a_second_run_on_a_workdir_in_use_is_refused(tmp_path):
@@ -75,7 +97,7 @@ def test_a_second_run_on_a_workdir_in_use_is_refused(tmp_path):
     outcome = {}
 
     def log(line):
-        if line.startswith("epoch 1/"):
+        if line.startswith("supernet epoch 1/"):
             first_epoch_done.set()
             second_refused.wait(timeout=120)
 
@@ -92,6 +114,6 @@ def test_a_second_run_on_a_workdir_in_use_is_refused(tmp_path):
     finally:
         second_refused.set()
         thread.join()
-    assert outcome["first"] is None and read_state(tmp_path)["epochs_done"] == 2
+    assert outcome["first"] is None and _search_state(tmp_path)["epochs_done"] == 1
     # Once the first run is over, the workdir is free again (the lock file stays behind).
     assert search_and_export(config, tmp_path, log=lambda _: None, stop_after_epochs=2) is None

@@ -3,7 +3,8 @@
     python tools/benchmark_search.py [--budgets 6 12 24 48] [--config=configs/fashion_mnist.py]
         [--workdir=runs/search_fashion_mnist] [--accelerator=ethos-u55-128]
 
-Per budget: int8 accuracy of the .tflite, Vela encoded bytes against the budget, the size
+The budgets share one float model and one trained supernet (in WORKDIR/float and
+WORKDIR/supernet). Per budget: int8 accuracy of the .tflite, Vela encoded bytes against the budget, the size
 model's error against Vela at selection (supernet weights) and on the exported weights,
 wall time. Once: the ratio of the supernet's search step time to
 the plain backbone's training step time (same batch, measured back to back). Results are
@@ -29,7 +30,7 @@ SIZE_FIGURES = (("selection", "estimate"), ("selection", "codec"), ("export", "e
 
 
 def step_times(config_path, steps=30):
-    """(plain backbone step s, supernet search step s): medians over `steps` steps, back to back."""
+    """Median seconds of a plain backbone step, a supernet training step and a search step, back to back."""
     code = f"""
 import json, sys, time, tempfile
 sys.path.insert(0, {str(ROOT)!r})
@@ -55,16 +56,17 @@ def plain_step(x, y):
     opt.apply_gradients(zip(grads, plain.trainable_variables))
     return loss
 search = SupernetSearch(config, splits, tempfile.mkdtemp(), log=lambda _: None)
-one = tf.constant(1.0)
 def timed(fn):
     for _ in range(3): float(fn())
     t = []
     for _ in range({steps}):
         t0 = time.perf_counter(); float(fn()); t.append(time.perf_counter() - t0)
     return float(np.median(t))
-p1 = timed(lambda: plain_step(x, y)); s1 = timed(lambda: search.step(x, y, one)[0])
-p2 = timed(lambda: plain_step(x, y)); s2 = timed(lambda: search.step(x, y, one)[0])
-print(json.dumps({{"plain_step_s": (p1 + p2) / 2, "supernet_step_s": (s1 + s2) / 2}}))
+p1 = timed(lambda: plain_step(x, y)); t1 = timed(lambda: search.train_step(x, y)[0])
+s1 = timed(lambda: search.search_step(x, y)[0])
+p2 = timed(lambda: plain_step(x, y)); t2 = timed(lambda: search.train_step(x, y)[0])
+s2 = timed(lambda: search.search_step(x, y)[0])
+print(json.dumps({{"plain_step_s": (p1 + p2) / 2, "supernet_step_s": (t1 + t2) / 2, "search_step_s": (s1 + s2) / 2}}))
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -75,9 +77,11 @@ def to_markdown(result) -> str:
         f"# udc-search on {result['dataset']} ({result['accelerator']})", "",
         f"Command per budget: `{result['command']}`; {result['machine']}; "
         f"load average {result['load_average_start']} at the start (the cores were shared).", "",
-        f"Supernet search step {result['steps']['supernet_step_s'] * 1e3:.0f} ms vs plain backbone step "
+        f"Supernet training step {result['steps']['supernet_step_s'] * 1e3:.0f} ms, search step "
+        f"{result['steps']['search_step_s'] * 1e3:.0f} ms, plain backbone step "
         f"{result['steps']['plain_step_s'] * 1e3:.0f} ms (batch {result['batch_size']}): "
-        f"ratio {result['steps']['ratio']:.2f}.", "",
+        f"training/plain ratio {result['steps']['ratio']:.2f}. The budgets share one float model and one "
+        "trained supernet (the first budget trains them; its wall time includes that).", "",
         "| budget KiB | budget B | Vela encoded B | within | int8 test acc | Keras test acc | "
         "selection estimate B | selection error | export estimate B | export error | exports | wall time |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
@@ -109,8 +113,10 @@ def main():
     parser.add_argument("--accelerator", default="ethos-u55-128")
     parser.add_argument("--budgets", type=float, nargs="+", default=[6, 12, 24, 48])
     args = parser.parse_args()
+    shared = (f"--config.search.float_model={args.workdir}/float/model.keras "
+              f"--config.search.supernet={args.workdir}/supernet")
     command = (f"udc-search --config={args.config} --config.budget_kb=K --config.accelerator={args.accelerator} "
-               f"--workdir={args.workdir}/K")
+               f"{shared} --workdir={args.workdir}/K")
     result = {"dataset": None, "accelerator": args.accelerator, "command": command, "machine": machine(),
               "load_average_start": " ".join(f"{v:.1f}" for v in os.getloadavg()), "budgets": [],
               "not_run": list(args.budgets)}
@@ -123,7 +129,8 @@ def main():
         workdir = ROOT / args.workdir / f"{budget:g}"
         workdir.mkdir(parents=True, exist_ok=True)
         cmd = [sys.executable, "-c", "from udc.cli.search import run; run()", f"--config={args.config}",
-               f"--config.budget_kb={budget:g}", f"--config.accelerator={args.accelerator}", f"--workdir={workdir}"]
+               f"--config.budget_kb={budget:g}", f"--config.accelerator={args.accelerator}", *shared.split(),
+               f"--workdir={workdir}"]
         start = time.time()
         with open(workdir / "log.txt", "a") as log:
             status = subprocess.run(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT).returncode

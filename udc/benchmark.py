@@ -3,7 +3,9 @@
 Every point is exported by udc's export path and measured the same way (int8 .tflite
 test accuracy, Vela encoded weight bytes, flash, cycles, wall time). Each finished
 point is kept in WORKDIR/points/<name>.json, so an interrupted run resumes where it
-stopped. The shared float model is WORKDIR/float/model.keras.
+stopped. The float model (WORKDIR/float/model.keras) and the trained supernet
+(WORKDIR/supernet) are shared: the baselines and every search start from the same float
+model, and the supernet is trained once for all budgets.
 """
 
 import json
@@ -14,7 +16,7 @@ from udc.data import load_splits
 from udc.errors import ConfigError
 from udc.export import export_model
 from udc.fileio import ensure_writable_dir, write_json_atomic
-from udc.pipeline import budget_workdir, check_budgets, float_model, search_and_export, target_of, with_budget
+from udc.pipeline import budget_plan, check_budgets, float_model, search_and_export, shared_float_model_path, target_of
 
 
 def check_plan(recipes, budgets_kb):
@@ -45,7 +47,7 @@ def run_benchmark(config, workdir, recipes, budgets_kb, tuning: FineTuning, log=
 
     points = []
     model = None
-    float_path = workdir / "float" / "model.keras"  # the baselines' start, and every search's warm start
+    float_path = shared_float_model_path(workdir)  # the baselines' start, and every search's warm start
     for recipe in recipes:
         point = done(recipe)
         if point is None:
@@ -59,13 +61,12 @@ def run_benchmark(config, workdir, recipes, budgets_kb, tuning: FineTuning, log=
             point = _point(recipe, "baseline", report, time.perf_counter() - start)
             write_json_atomic(points_dir / f"{recipe}.json", point)
         points.append(point)
-    for kb in budgets_kb:
-        budget_dir = budget_workdir(workdir, kb)
+    for kb, budget_config, budget_dir in budget_plan(config, workdir, budgets_kb):
         name = budget_dir.name
         point = done(name)
         if point is None:
             log(f"== UDC search at {kb:g} KiB")
-            report = search_and_export(with_budget(config, kb, float_path), budget_dir, log=log)
+            report = search_and_export(budget_config, budget_dir, log=log)
             # The search's own time: a finished workdir is reused at once (udc.pipeline.finished_report).
             point = _point(name, "udc", report, report["search"]["total_seconds"])
             point["budget_bytes"] = report["search"]["budget_bytes"]

@@ -46,10 +46,13 @@ def check_readable(prefix, workdir) -> None:
         raise corrupt(f"checkpoint {prefix}", e, workdir) from None
 
 
-def restore(checkpoint, prefix, workdir) -> None:
-    """Restores `checkpoint` (a tf.train.Checkpoint) from exactly `prefix`."""
+def restore(checkpoint, prefix, workdir, partial=False) -> None:
+    """Restores `checkpoint` (a tf.train.Checkpoint) from exactly `prefix`; `partial`: the file may hold
+    more objects than `checkpoint` tracks (a stage's model without its optimizer)."""
     check_readable(prefix, workdir)
     try:
-        checkpoint.restore(str(prefix)).assert_existing_objects_matched()
+        status = checkpoint.restore(str(prefix)).assert_existing_objects_matched()
+        if partial:
+            status.expect_partial()
     except (tf.errors.OpError, ValueError, AssertionError) as e:
         raise corrupt(f"checkpoint {prefix}", e, workdir) from None

@@ -39,6 +39,7 @@ from udc.train import keras_accuracy
 import tensorflow_model_optimization as tfmot  # noqa: E402  (after compat picked tf_keras)
 
 STATE_FILE = "state.json"
+RECOVERY_EPOCH = 10**5  # the batch order of a recovery: one no fine-tune epoch uses
 
 
 def _bits_of(arch):
@@ -134,18 +135,8 @@ class FineTuneCheckpoint:
                                             "settings": self.settings})
 
 
-def finetune(plain, arch, masks, splits, *, epochs, learning_rate, batch_size, seed=0, checkpoint_dir=None,
-             steps_per_epoch=None, stop_after_epochs=None, log=print):
-    """QAT fine-tuning; returns the QAT model (ready for `udc.export.export_model`).
-
-    Deterministic: the same inputs and seed give the same weights, whether or not the run
-    was interrupted. With `checkpoint_dir` (WORKDIR/finetune), every epoch is checkpointed
-    there and a rerun resumes after the last one. `stop_after_epochs` stops after that many
-    epochs and returns None (a simulated interruption).
-    """
-    keras.utils.set_random_seed(seed)
-    tf.config.experimental.enable_op_determinism()
-    qat = quantize_model(plain, arch)
+def qat_step(qat, masks, learning_rate):
+    """(traced training step of `qat` that keeps the masks' zeros, its variables, its new Adam)."""
     variables = qat.trainable_variables
     optimizer = keras.optimizers.Adam(learning_rate)
     optimizer.build(variables)
@@ -162,6 +153,31 @@ def finetune(plain, arch, masks, splits, *, epochs, learning_rate, batch_size, s
         keep.apply()
         correct = tf.equal(tf.argmax(logits, axis=1, output_type=tf.int32), tf.cast(y, tf.int32))
         return loss, tf.reduce_mean(tf.cast(correct, tf.float32)), all_finite(variables + [loss])
+
+    return step, variables, optimizer
+
+
+def check_masks_kept(qat, masks) -> None:
+    """UdcError if a pruned weight is no longer zero."""
+    for name, mask in masks.items():
+        kernel = kernel_of(wrapped_layers(qat)[name]).numpy()
+        if np.any(kernel[mask == 0] != 0):
+            raise UdcError(f"pruned weights of {name} moved away from zero during fine-tuning")
+
+
+def finetune(plain, arch, masks, splits, *, epochs, learning_rate, batch_size, seed=0, checkpoint_dir=None,
+             steps_per_epoch=None, stop_after_epochs=None, log=print):
+    """QAT fine-tuning; returns the QAT model (ready for `udc.export.export_model`).
+
+    Deterministic: the same inputs and seed give the same weights, whether or not the run
+    was interrupted. With `checkpoint_dir` (WORKDIR/finetune), every epoch is checkpointed
+    there and a rerun resumes after the last one. `stop_after_epochs` stops after that many
+    epochs and returns None (a simulated interruption).
+    """
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+    qat = quantize_model(plain, arch)
+    step, variables, optimizer = qat_step(qat, masks, learning_rate)
 
     saver = manager = None
     done = 0
@@ -184,28 +200,45 @@ def finetune(plain, arch, masks, splits, *, epochs, learning_rate, batch_size, s
             return None
         label = f"fine-tune epoch {epoch + 1}/{epochs}" + (
             f" (resumed after epoch {resumed_after})" if resumed_after and epoch == resumed_after else "")
-        progress = StepProgress(label, steps)
-        losses, accuracies = [], []
-        for i, (x, y) in enumerate(epoch_batches(splits.train, batch_size, seed, epoch, steps)):
-            loss, accuracy, finite = step(x, y)
-            if not finite:
-                progress.clear()
-                kept = (f"kept the last good checkpoint (after fine-tune epoch {epoch}) in {checkpoint_dir}"
-                        if saver is not None and epoch else "no fine-tune checkpoint is kept")
-                raise non_finite_error(f"fine-tune epoch {epoch + 1} step {i + 1}",
-                                       {"loss": loss, **named(variables)}, kept,
-                                       "check the training data for NaN, or lower the fine-tuning learning rate "
-                                       "(--config.search.finetune_learning_rate)")
-            losses.append(float(loss))
-            accuracies.append(float(accuracy))
-            progress.update(i + 1, losses[-1])
-        progress.clear()
+        kept = (f"kept the last good checkpoint (after fine-tune epoch {epoch}) in {checkpoint_dir}"
+                if saver is not None and epoch else "no fine-tune checkpoint is kept")
+        losses, accuracies = _train_steps(step, variables, splits, batch_size, seed, epoch, steps, label,
+                                          f"fine-tune epoch {epoch + 1}", kept)
         val = f" val {keras_accuracy(qat, splits.val):.2%}" if len(splits.val) else ""
         log(f"{label}: loss {np.mean(losses):.4f} acc {np.mean(accuracies):.2%}{val}")
         if saver is not None:
             saver.save(manager, epoch + 1)
-    for name, mask in masks.items():
-        kernel = kernel_of(wrapped_layers(qat)[name]).numpy()
-        if np.any(kernel[mask == 0] != 0):
-            raise UdcError(f"pruned weights of {name} moved away from zero during fine-tuning")
+    check_masks_kept(qat, masks)
     return qat
+
+
+def recover(qat, masks, splits, *, steps, learning_rate, batch_size, seed=0, log=print):
+    """A short QAT recovery of `qat` in place after its masks grew (`udc.budget_repair`): `steps` batches."""
+    step, variables, _ = qat_step(qat, masks, learning_rate)
+    steps = min(steps, len(splits.train) // batch_size)
+    label = f"recovery ({steps} steps)"
+    losses, accuracies = _train_steps(step, variables, splits, batch_size, seed, RECOVERY_EPOCH, steps, label,
+                                      "recovery", "the model before the repair is in model_qat.keras")
+    val = f" val {keras_accuracy(qat, splits.val):.2%}" if len(splits.val) else ""
+    log(f"{label}: loss {np.mean(losses):.4f} acc {np.mean(accuracies):.2%}{val}")
+    check_masks_kept(qat, masks)
+    return qat
+
+
+def _train_steps(step, variables, splits, batch_size, seed, epoch, steps, label, where, kept):
+    """Runs `steps` batches of epoch `epoch`; (losses, accuracies). Stops at a non-finite weight,
+    saying `where` (as "fine-tune epoch 2") and what was `kept`."""
+    progress = StepProgress(label, steps)
+    losses, accuracies = [], []
+    for i, (x, y) in enumerate(epoch_batches(splits.train, batch_size, seed, epoch, steps)):
+        loss, accuracy, finite = step(x, y)
+        if not finite:
+            progress.clear()
+            raise non_finite_error(f"{where} step {i + 1}", {"loss": loss, **named(variables)}, kept,
+                                   "check the training data for NaN, or lower the fine-tuning learning rate "
+                                   "(--config.search.finetune_learning_rate)")
+        losses.append(float(loss))
+        accuracies.append(float(accuracy))
+        progress.update(i + 1, losses[-1])
+    progress.clear()
+    return losses, accuracies

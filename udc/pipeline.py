@@ -17,12 +17,14 @@ from udc.workdir_lock import workdir_lock
 TRAINING_COUNTS = {
     "train": (("batch_size", 1, None), ("epochs", 1, None)),
     "search": (("batch_size", 1, None), ("steps_per_epoch", 0, "the whole training split"),
-               ("warmup_epochs", 0, "no warm-up"), ("search_epochs", 0, "no search epochs"),
+               ("supernet_epochs", 0, "no supernet training"), ("search_epochs", 0, "no search epochs"),
                ("finetune_epochs", 0, "no fine-tuning")),
 }
 
 
 FINETUNE_DIR = "finetune"  # the fine-tune's checkpoints in a search's WORKDIR
+MAX_EXPORTS = 4  # the first export and up to three budget repairs (udc.budget_repair)
+REPAIR_SLACK = 0.005  # a repair prunes the excess plus this share of the budget
 
 
 def target_of(config, accelerator=None):
@@ -102,13 +104,29 @@ def budget_workdir(workdir, budget_kb) -> Path:
     return Path(workdir) / f"udc_{budget_kb:g}kb"
 
 
-def with_budget(config, budget_kb, float_model=None):
-    """A copy of the config that searches under `budget_kb` KiB (from the float model at `float_model`)."""
+def with_budget(config, budget_kb, float_model=None, supernet=None):
+    """A copy of the config that searches under `budget_kb` KiB (from the float model at `float_model`,
+    with the trained supernet in the folder `supernet`, both shared by every budget)."""
     budget_config = copy.deepcopy(config)
     budget_config.budget_kb = float(budget_kb)
     if float_model is not None:
         budget_config.search.float_model = str(float_model)
+    if supernet is not None:
+        budget_config.search.supernet = str(supernet)
     return budget_config
+
+
+def budget_plan(config, workdir, budgets_kb) -> list:
+    """[(budget KiB, its config, its workdir)] of searches that share WORKDIR/float/model.keras and
+    the supernet trained once in WORKDIR/supernet (udc-benchmark and udc-ensemble: train once,
+    search many); the supernet and the float model are made by the first search that needs them."""
+    return [(kb, with_budget(config, kb, shared_float_model_path(workdir), Path(workdir) / "supernet"),
+             budget_workdir(workdir, kb)) for kb in budgets_kb]
+
+
+def shared_float_model_path(workdir) -> Path:
+    """The float model several budgets' searches (and the baselines) share under WORKDIR."""
+    return Path(workdir) / "float" / "model.keras"
 
 
 def search_and_export(config, workdir, log=print, stop_after_epochs=None, export=True,
@@ -137,16 +155,17 @@ def _search_and_export_locked(config, splits, workdir, log, stop_after_epochs, e
                               stop_after_finetune_epochs):
     import time
 
-    from udc.finetune import FineTuneCheckpoint, finetune
+    from udc.budget_repair import prune_to_save
+    from udc.finetune import FineTuneCheckpoint, finetune, recover
     from udc.report import to_markdown, write_report
-    from udc.search import KIB, SupernetSearch, budget_bytes, check_resumable
+    from udc.search import KIB, SupernetSearch, budget_bytes, check_resumable_workdir
     from udc.strip import arch_spec, strip
 
     started = time.perf_counter()
     target = target_of(config)
     budget = budget_bytes(config)
     # Refused or unreadable resume files fail before any slow work.
-    check_resumable(config, workdir)
+    check_resumable_workdir(config, workdir)
     FineTuneCheckpoint(workdir / FINETUNE_DIR).read()
     interrupting = stop_after_epochs is not None or stop_after_finetune_epochs is not None
     finished = finished_report(config, workdir) if export and not interrupting else None
@@ -158,38 +177,38 @@ def _search_and_export_locked(config, splits, workdir, log, stop_after_epochs, e
     smallest = search.check_feasible()
     log(f"search space: {len(search.layers)} layers; smallest network {smallest} B, budget {budget} B "
         f"({budget / KIB:g} KiB) on {target.accelerator}")
-    if search.restore():
-        log(f"resuming from {workdir} after epoch {search.state['epochs_done']} of {search.epochs}")
-    elif config.search.warm_start:
+
+    def warm_start():
         path = float_model_path(config, workdir)
-        log(f"warm start from the float model {path}")
-        search.warm_start(float_model(config, splits, path, log=log))
-    if not search.run(stop_after_epochs):
-        log(f"stopped after epoch {search.state['epochs_done']} as asked; rerun to resume")
+        return float_model(config, splits, path, log=log), path
+
+    if not search.run(stop_after_epochs, float_model=warm_start if config.search.warm_start else None):
+        log("stopped as asked; rerun to resume")
         return None
     search_seconds = time.perf_counter() - started
     s = config.search
-    limit = int(search.target)
-    for attempt in range(1, 5):
-        choices = search.select(limit)
-        spec = arch_spec(search.model, choices, target.accelerator, extra_bytes=search.sizes.pool_bytes(choices),
-                         backbone=config.backbone, dataset=splits.name, budget_bytes=budget, limit_bytes=limit)
-        write_json_atomic(workdir / "arch_spec.json", spec)
-        log(f"arch spec: {spec['codec_bytes']} B by the codec, {spec['estimated_bytes']:.0f} B estimated "
-            f"-> {workdir / 'arch_spec.json'}")
-        search.recalibrate_batch_norm(choices)  # the stripped model folds these statistics
-        plain, masks = strip(search.model, choices)
-        save_model(plain, workdir / "stripped.keras")
-        if not export:
-            return spec
-        qat = finetune(plain, spec, masks, splits, epochs=int(s.finetune_epochs),
-                       learning_rate=float(s.finetune_learning_rate), batch_size=int(s.batch_size),
-                       seed=config.seed, checkpoint_dir=workdir / FINETUNE_DIR,
-                       steps_per_epoch=int(s.steps_per_epoch) or None,
-                       stop_after_epochs=stop_after_finetune_epochs, log=log)
-        if qat is None:
-            log("stopped fine-tuning as asked; rerun to resume")
-            return None
+    choices = search.select()
+    spec = arch_spec(search.model, choices, target.accelerator, extra_bytes=search.sizes.pool_bytes(choices),
+                     backbone=config.backbone, dataset=splits.name, budget_bytes=budget,
+                     limit_bytes=int(search.target), selection=search.selection)
+    write_json_atomic(workdir / "arch_spec.json", spec)
+    log(f"arch spec: {spec['codec_bytes']} B by the codec, {spec['estimated_bytes']:.0f} B estimated "
+        f"-> {workdir / 'arch_spec.json'}")
+    search.recalibrate_batch_norm(choices)  # the stripped model folds these statistics
+    plain, masks = strip(search.model, choices)
+    save_model(plain, workdir / "stripped.keras")
+    if not export:
+        return spec
+    qat = finetune(plain, spec, masks, splits, epochs=int(s.finetune_epochs),
+                   learning_rate=float(s.finetune_learning_rate), batch_size=int(s.batch_size),
+                   seed=config.seed, checkpoint_dir=workdir / FINETUNE_DIR,
+                   steps_per_epoch=int(s.steps_per_epoch) or None,
+                   stop_after_epochs=stop_after_finetune_epochs, log=log)
+    if qat is None:
+        log("stopped fine-tuning as asked; rerun to resume")
+        return None
+    repairs = []
+    for attempt in range(1, MAX_EXPORTS + 1):
         log(f"saved {save_model(qat, workdir / 'model_qat.keras')}")
         report = export_model(qat, splits, target, workdir, name="model", config=config, arch_spec=spec,
                               num_calibration=config.export.num_calibration,
@@ -198,18 +217,25 @@ def _search_and_export_locked(config, splits, workdir, log, stop_after_epochs, e
         log(f"Vela: {vela_bytes} B encoded weights, budget {budget} B")
         if vela_bytes <= budget:
             break
-        limit = min(limit - (vela_bytes - budget), int(limit * budget / vela_bytes)) - 16
-        log(f"over budget by {vela_bytes - budget} B: repairing to {limit} B and exporting again")
-    else:
-        raise UdcError(f"Vela still measures {vela_bytes} B > budget {budget} B after {attempt} repairs")
-    history = search.state["history"]
+        if attempt == MAX_EXPORTS:
+            raise UdcError(f"Vela still measures {vela_bytes} B > budget {budget} B after {attempt - 1} repairs; "
+                           "raise --config.search.budget_margin (the search aims lower) or --config.budget_kb")
+        # The slack covers what Vela counts beyond the per-layer codec (stream splits, padding).
+        need = vela_bytes - budget + max(16, int(REPAIR_SLACK * budget))
+        log(f"over budget by {vela_bytes - budget} B: pruning {need} B out of the fine-tuned model")
+        repairs += prune_to_save(qat, masks, spec, need, target.accelerator, log=log)
+        spec["repairs"] = repairs
+        write_json_atomic(workdir / "arch_spec.json", spec)
+        recover(qat, masks, splits, steps=int(s.repair_steps), learning_rate=float(s.finetune_learning_rate),
+                batch_size=int(s.batch_size), seed=config.seed, log=log)
+    history = search.history()
     report["search"] = {
         "budget_bytes": budget, "vela_encoded_bytes": vela_bytes, "within_budget": vela_bytes <= budget,
         **size_figures(spec, (workdir / "model.tflite").read_bytes(), target.accelerator, vela_bytes),
-        "smallest_network_bytes": smallest, "export_attempts": attempt,
+        "smallest_network_bytes": smallest, "export_attempts": attempt, "budget_repairs": repairs,
         "search_seconds": search_seconds, "total_seconds": time.perf_counter() - started,
-        "search_step_seconds": float(sorted(h["step_seconds"] for h in history if h["stage"] == "search")[
-            len([h for h in history if h["stage"] == "search"]) // 2]) if s.search_epochs else None,
+        "supernet_step_seconds": median_step_seconds(history, "supernet"),
+        "search_step_seconds": median_step_seconds(history, "search"),
         "arch_spec": spec, "history": history,
     }
     write_report(report, workdir)
@@ -217,6 +243,12 @@ def _search_and_export_locked(config, splits, workdir, log, stop_after_epochs, e
     write_text_atomic(workdir / "report.md", markdown)  # replaces the plain report with the searched one
     log(markdown)
     return report
+
+
+def median_step_seconds(history, stage):
+    """The median step time of a stage's epochs (None if it ran none in this workdir)."""
+    times = sorted(h["step_seconds"] for h in history if h["stage"] == stage)
+    return float(times[len(times) // 2]) if times else None
 
 
 def finished_report(config, workdir):
@@ -267,7 +299,10 @@ def search_markdown(search) -> str:
     lines = ["", "## Search", "",
              f"Budget {search['budget_bytes']:,} B; Vela {search['vela_encoded_bytes']:,} B "
              f"({'within' if search['within_budget'] else 'OVER'} budget); "
-             f"{search['export_attempts']} export(s); {search['total_seconds']:.0f} s in all.", "",
+             f"{search['export_attempts']} export(s)"
+             + "".join(f"; repair: {r['layer']} +{r['pruned']} zeros (sparsity {r['sparsity']:.1%}, "
+                       f"-{r['saved_bytes']} B by the codec)" for r in search.get("budget_repairs", []))
+             + f"; {search['total_seconds']:.0f} s in all.", "",
              "Size model against Vela's encoded weight bytes:", "",
              "| figure | bytes | vs Vela |", "|---|---|---|",
              f"| estimate at selection (supernet weights) | {search['selection_estimate_bytes']:,.0f} | "

@@ -1,64 +1,66 @@
-"""Search under a budget: warm-up, differentiable search with dual ascent, selection, repair.
+"""Search under a budget: train the supernet once, then search each budget on its trained weights.
 
-Stages (one call of `run_search`, resumable from WORKDIR at every epoch):
+Two resumable stages (`SupernetSearch.run`), then selection:
 
-0. **Warm start** (`search.warm_start`, default on): the supernet begins as the trained
-   float backbone (`udc.warm_start`; the float model of `search.float_model`, or one
-   trained with the config's `train` section into WORKDIR/float).
-1. **Warm-up** (`search.warmup_epochs`): only the weights train, with uniform choices,
-   so every sub-network gets trained.
-2. **Search** (`search.search_epochs`): weights and choice logits train together on
+1. **Supernet training** (`search.supernet_epochs`), once for every budget: the supernet
+   starts as the trained float backbone (`search.warm_start`, `udc.warm_start`; the float
+   model of `search.float_model`, or one trained with the config's `train` section into
+   WORKDIR/float) and only its weights train, with uniform choices (the logits stay at 0).
+   The loss (`search.training = "sandwich"`, the default) is the soft Gumbel-softmax
+   mixture's cross-entropy plus the **sandwich rule** on exact children: the largest child
+   on the labels, the smallest and `search.sampled_children` children sampled uniformly on
+   `(1 - w) * cross-entropy + w * KD(largest child)` (in-place distillation, w =
+   `search.distillation_weight`; `udc.distillation`, `udc.search_space.children`).
+   Why children: trained only as the mixture (`search.training = "soft"`, kept for
+   comparison), the argmax network -- the one that ships -- sat at 11-33 % validation
+   accuracy on Fashion-MNIST while the mixture trained at 91 %; one-shot NAS trains the
+   exact children every step (BigNAS, OFA, AttentiveNAS). Why the mixture too: it is what
+   the search stage differentiates, so its outputs must mean something. Batches are
+   augmented (`augment`, `udc.augment`); the learning rate follows a cosine decay
+   (`search.lr_schedule`). The trained supernet lives in `search.supernet` (default
+   WORKDIR/supernet); searches of the same config at other budgets that name the same
+   folder start from it (`udc-benchmark`, `udc-ensemble`: train once, search many).
+2. **Search** (`search.search_epochs`), per budget: only the choice logits move, on
 
-       loss = task loss + lambda * E[bytes] / target,   target = (1 - margin) * budget
+       loss = task loss of the soft mixture + lambda * E[bytes] / target,   target = (1 - margin) * budget
 
-   with E[bytes] the size model's differentiable expectation of Vela's encoded weight
-   bytes (`udc.hardware.size_model`, recalibrated on the current weights every epoch,
-   plus the ones-kernel Vela adds for the global pooling, whose size follows the last
-   convolution's width). lambda is a Lagrange multiplier updated by dual ascent after
-   every step, `lambda <- max(0, lambda + eta * (E[bytes] / target - 1))` (eta =
+   with the trained weights fixed (a search step costs one forward and backward pass of
+   the mixture, about a quarter of a training step). E[bytes] is the size model's
+   differentiable expectation of Vela's encoded weight bytes (`udc.hardware.size_model`,
+   calibrated on the trained weights, plus the ones-kernel Vela adds for the global
+   pooling, whose size follows the last convolution's width). lambda is a Lagrange
+   multiplier updated by dual ascent after every step,
+   `lambda <- max(0, lambda + eta * (E[bytes] / target - 1))` (eta =
    `dual_learning_rate / steps_per_epoch`): it rises while the expected size is over the
    target and falls back when it is under, so the budget is met without a hand-tuned
    penalty. The Gumbel temperature falls from start to end over the search.
-   The task loss (`search.training = "sandwich"`, the default) is the soft Gumbel-softmax
-   mixture's cross-entropy, which moves the choice logits as before, plus the **sandwich
-   rule** on the exact children: the largest child on the labels, the smallest and
-   `search.sampled_children` children sampled from the choice distribution on
-   `(1 - w) * cross-entropy + w * KD(largest child)` (in-place distillation, w =
-   `search.distillation_weight`; `udc.distillation`, `udc.search_space.children`).
-   Why both: trained only as the mixture (`search.training = "soft"`, kept for
-   comparison), the argmax network -- the one that ships -- sat at 11-33 % validation
-   accuracy on Fashion-MNIST while the mixture trained at 91 %; one-shot NAS trains the
-   exact children every step (BigNAS, OFA, AttentiveNAS). But children alone do not
-   steer the logits: with the budget term idle, their straight-through gradients say
-   nothing about a wider layer (the next layer's weights on switched-off channels are
-   cut from the exact child). On one short digits search (3 KiB, 3 epochs) the int8
-   accuracies were: children only 44 %, mixture only 81 %, both 86 %
-   (`search.straight_through` passes the sampled children's gradients to the logits
-   too; 78 % there). The budget term acts on the softmax choice probabilities.
-   Batches are augmented (`augment`, `udc.augment`) and the weights' learning rate
-   follows a cosine decay over all epochs (`search.lr_schedule`).
-3. **Selection**: the argmax choice of every layer; its exact codec bytes (the stripped
-   weights through Vela's encoder, plus the pooling weights) must be within the target,
-   else **repair**: repeatedly take the single move (one layer one step narrower, sparser
-   or fewer bits) that loses the least log-probability per byte saved, until it fits.
-   A choice under the target is **filled** the same way in reverse (wider, denser, more
-   bits, least log-probability lost per byte added) while it still fits
-   (`search.fill_budget`, default on): the per-layer argmax of a search steered by the
-   expected size can land far below the budget.
+3. **Selection**: candidates are the argmax choice of every layer and `search.candidates`
+   children sampled from the final choice distribution. Each must fit the target by its
+   exact codec bytes (the stripped weights through Vela's encoder, plus the pooling
+   weights), else **repair**: repeatedly take the single move (one layer one step
+   narrower, sparser or fewer bits) that loses the least log-probability per byte saved,
+   until it fits. A candidate under the target is **filled** the same way in reverse
+   (wider, denser, more bits, least log-probability lost per byte added) while it still
+   fits (`search.fill_budget`, default on): the per-layer argmax of a search steered by
+   the expected size can land far below the budget. Each candidate then runs as an exact
+   child (BatchNorm recalibrated) on the validation split and the most accurate ships.
+   Why not the argmax alone: the mixture's gradient ranks choices, but the shipped
+   network is a child, and its accuracy on frozen weights is what can be measured
+   (on a digits test the argmax child sat at 26-56 % while the largest was at 97 %).
 
-`udc.cli.search` then strips, fine-tunes (QAT) and exports, and checks the guarantee with
-Vela itself: if Vela's `total_npu_encoded_weights` exceeds the budget, the limit is
-tightened by the excess and the repair, strip, fine-tune and export run again.
+`udc.pipeline` then strips, fine-tunes (QAT) and exports, and checks the guarantee with
+Vela itself (`udc.budget_repair` for a miss).
 
 A budget below the smallest network of the space (narrowest widths, highest sparsity,
 fewest bits, measured by the codec on the initial weights) is rejected before training.
-Checkpoints: WORKDIR/checkpoints (tf.train.Checkpoint of the supernet, both optimizers,
-lambda) and WORKDIR/search_state.json (epochs done, the checkpoint they are in, history,
-the config they were made with; see `udc.checkpoints`); a resume with a different config
-is refused, naming the keys that differ. A step that leaves a weight, a choice logit, the
-multiplier or the expected size non-finite stops the search there (`udc.epoch_loop`).
+Checkpoints, each stage its own (`Stage`, `udc.checkpoints`): SUPERNET/ (the supernet and
+its optimizer) with SUPERNET/state.json, and WORKDIR/checkpoints (the supernet, the
+logits' optimizer, lambda) with WORKDIR/search_state.json; each state names its
+checkpoint, its history and the config it was made with (the supernet's without the
+per-budget keys, `PER_BUDGET_KEYS`). A resume with a different config is refused, naming
+the keys that differ. A step that leaves a weight, a choice logit, the multiplier or the
+expected size non-finite stops there (`udc.epoch_loop`).
 """
-
 import json
 import math
 import time
@@ -78,11 +80,19 @@ from udc.models.supernet import build_supernet
 from udc.progress import StepProgress
 from udc.search_space import SearchOptions, children, layers as search_layers
 from udc.warm_start import load_float_weights
+from udc.workdir_lock import workdir_lock
 
 KIB = 1024
 _SCALAR_METADATA = tf.compat.v1.SummaryMetadata(
     plugin_data=tf.compat.v1.SummaryMetadata.PluginData(plugin_name="scalars"))
-STATE_FILE = "search_state.json"
+STATE_FILE = "search_state.json"  # the search stage's state, in WORKDIR
+SUPERNET_DIR = "supernet"  # the trained supernet's default folder in WORKDIR
+SUPERNET_STATE_FILE = "state.json"  # the training stage's state, in the supernet's folder
+# Keys the trained supernet does not depend on: searches that differ only in these share it.
+PER_BUDGET_KEYS = ("budget_kb", "search.budget_kb", "search.search_epochs", "search.arch_learning_rate",
+                   "search.dual_learning_rate", "search.fill_budget", "search.budget_margin", "search.candidates",
+                   "search.end_temperature", "search.finetune_epochs", "search.finetune_learning_rate",
+                   "search.supernet", "search.repair_steps")
 # Keys that change nothing the checkpoints hold: a resume may differ in them.
 _RESUME_IGNORES = ("data_dir", "download", "export.tflm_samples", "export.num_calibration",
                    "export.system_config", "export.memory_mode", "search.tensorboard", "train.")
@@ -137,11 +147,11 @@ def _flatten(d, prefix=""):
     return out
 
 
-def config_fingerprint(config) -> dict:
-    """The config keys a checkpoint depends on (flattened, JSON-ready)."""
+def config_fingerprint(config, ignore=()) -> dict:
+    """The config keys a checkpoint depends on (flattened, JSON-ready), less those in `ignore`."""
     flat = json.loads(json.dumps(_flatten(config.to_dict()), default=str))
     return {k: v for k, v in flat.items() if not any(k == i or (i.endswith(".") and k.startswith(i))
-                                                      for i in _RESUME_IGNORES)}
+                                                      for i in _RESUME_IGNORES + tuple(ignore))}
 
 
 def config_differences(saved: dict, current: dict) -> list:
@@ -327,12 +337,56 @@ def _hard_accuracy(model, split, batch_size=512):
     return correct / len(split)
 
 
-class SupernetSearch:
-    """The supernet, its optimizers and multiplier, and the warm-up/search epochs (resumable)."""
+class Stage:
+    """One resumable stage of the search: its tf.train checkpoints in `directory` and the state file
+    naming the last one (epochs done, history, the config fingerprint it was made with)."""
 
-    def __init__(self, config, splits, workdir, log=print):
+    def __init__(self, state_path, directory, checkpoint, fingerprint, root):
+        self.state_path, self.directory, self.checkpoint, self.root = Path(state_path), Path(directory), checkpoint, root
+        self.manager = tf.train.CheckpointManager(checkpoint, str(directory), max_to_keep=2)
+        self.state = {"epochs_done": 0, "history": [], "config": fingerprint}
+
+    @property
+    def epochs_done(self) -> int:
+        return self.state["epochs_done"]
+
+    def restore(self) -> bool:
+        """Resumes from the state file if it holds this config's epochs; False if there is none."""
+        saved = check_resumable(self.state_path, self.state["config"], self.root)
+        if saved is None:
+            return False
+        if saved["epochs_done"]:
+            checkpoints.restore(self.checkpoint, checkpoint_of(saved, self.state_path), self.root)
+        self.state = saved
+        return True
+
+    def begin(self) -> None:
+        # The config is on record before the first epoch ends: a rerun with another config is
+        # refused even if no epoch finished.
+        write_json_atomic(self.state_path, self.state)
+
+    def save(self, record) -> None:
+        path = self.manager.save(checkpoint_number=self.epochs_done + 1)  # the checkpoint, then the state naming it
+        self.state["epochs_done"] += 1
+        self.state["checkpoint"] = str(Path(path).relative_to(self.state_path.parent))
+        self.state["history"].append(record)
+        write_json_atomic(self.state_path, self.state)
+
+    def last_checkpoint(self) -> Path:
+        return checkpoint_of(self.state, self.state_path)
+
+
+class SupernetSearch:
+    """The supernet and its two resumable stages: training (shared by every budget) and search (one budget).
+
+    `supernet_dir` holds the trained supernet (default WORKDIR/supernet); searches at other
+    budgets that name the same folder (`search.supernet`) start from it without training it again.
+    """
+
+    def __init__(self, config, splits, workdir, supernet_dir=None, log=print):
         self.config, self.splits, self.log = config, splits, log
         self.workdir = ensure_writable_dir(workdir)
+        self.supernet_dir = Path(supernet_dir or supernet_path(config, self.workdir))
         s = config.search
         self.options = search_options(config)
         check_training(config)
@@ -348,14 +402,15 @@ class SupernetSearch:
         self.arch_vars = search_layers.architecture_variables(self.model)
         arch_ids = {id(v) for v in self.arch_vars}
         self.weight_vars = [v for v in self.model.trainable_variables if id(v) not in arch_ids]
-        self.epochs = int(s.warmup_epochs) + int(s.search_epochs)
+        self.supernet_epochs, self.search_epochs = int(s.supernet_epochs), int(s.search_epochs)
+        self.epochs = self.supernet_epochs + self.search_epochs
         steps = len(splits.train) // int(s.batch_size)
         if steps < 1:
             raise ConfigError(f"search.batch_size {s.batch_size} exceeds the {len(splits.train)} training "
                               "examples; lower --config.search.batch_size")
         self.steps_per_epoch = min(steps, int(s.steps_per_epoch)) if s.steps_per_epoch else steps
         self.weight_opt = keras.optimizers.Adam(learning_rate_schedule(
-            s.lr_schedule, float(s.learning_rate), self.epochs * self.steps_per_epoch))
+            s.lr_schedule, float(s.learning_rate), self.supernet_epochs * self.steps_per_epoch))
         self.arch_opt = keras.optimizers.Adam(float(s.arch_learning_rate), beta_1=0.5)
         self.weight_opt.build(self.weight_vars)
         self.arch_opt.build(self.arch_vars)
@@ -364,12 +419,18 @@ class SupernetSearch:
         search_layers.use_noise_generator(self.noise)
         self.augmentation = Augmentation.from_config(config.get("augment"))
         self.eta = float(s.dual_learning_rate) / self.steps_per_epoch
-        self.checkpoint = tf.train.Checkpoint(model=self.model, weight_opt=self.weight_opt,
-                                              arch_opt=self.arch_opt, multiplier=self.lam)
-        self.manager = tf.train.CheckpointManager(self.checkpoint, str(self.workdir / "checkpoints"), max_to_keep=2)
-        self.state = {"epochs_done": 0, "history": [], "config": config_fingerprint(config)}
+        self.training = Stage(
+            self.supernet_dir / SUPERNET_STATE_FILE, self.supernet_dir,
+            tf.train.Checkpoint(model=self.model, weight_opt=self.weight_opt),
+            config_fingerprint(config, ignore=PER_BUDGET_KEYS), self.supernet_dir)
+        self.searching = Stage(
+            self.workdir / STATE_FILE, self.workdir / "checkpoints",
+            tf.train.Checkpoint(model=self.model, arch_opt=self.arch_opt, multiplier=self.lam),
+            config_fingerprint(config), self.workdir)
+        self.selection = None  # what `select` measured: candidates and their validation accuracies
         self._loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-        self.step = tf.function(self._step)
+        self.train_step = tf.function(self._train_step)
+        self.search_step = tf.function(self._search_step)
         self.writer = (tf.summary.create_file_writer(str(self.workdir / "tensorboard"))
                        if s.tensorboard else None)
 
@@ -378,43 +439,46 @@ class SupernetSearch:
         return tf.reduce_mean(tf.cast(tf.equal(tf.argmax(logits, axis=1, output_type=tf.int32),
                                                tf.cast(y, tf.int32)), tf.float32))
 
-    def _task_loss(self, x, y):
-        """(task loss, logits whose accuracy is reported) of one batch, by the config's training rule."""
+    def _training_loss(self, x, y):
+        """(loss, logits whose accuracy is reported) of one batch, by the config's training rule."""
         if self.config.search.training == "soft":
             logits = self.model(x, training=True)
             return self._loss(y, logits), logits
         s = self.config.search
         weight, temperature = float(s.distillation_weight), float(s.distillation_temperature)
-        loss = self._loss(y, self.model(x, training=True))  # the soft mixture: what moves the choice logits
+        loss = self._loss(y, self.model(x, training=True))  # the soft mixture: what the search will steer
         children.use_largest(self.layers)
         largest = self.model(x, training=True)
         loss += self._loss(y, largest)
         children.use_smallest(self.layers)
         loss += distillation_loss(y, self.model(x, training=True), largest, weight, temperature)
         for _ in range(int(s.sampled_children)):
-            children.use_sampled(self.layers, straight_through=bool(s.straight_through))
+            children.use_sampled(self.layers)
             loss += distillation_loss(y, self.model(x, training=True), largest, weight, temperature)
         children.release(self.layers)
         return loss, largest
 
-    def _step(self, x, y, searching):
-        """One step of either stage (one traced function: `searching` is 0. in warm-up, 1. in search).
-
-        In warm-up the choice logits get zero gradients (Adam leaves them where they are)
-        and the multiplier does not move.
-        """
+    def _train_step(self, x, y):
+        """One step of supernet training: the weights only, choices uniform (the logits stay at 0)."""
         x = self.augmentation(x, self.noise)
         with tf.GradientTape() as tape:
-            task, logits = self._task_loss(x, y)
+            loss, logits = self._training_loss(x, y)
+        self.weight_opt.apply_gradients(zip(tape.gradient(loss, self.weight_vars), self.weight_vars))
+        finite = all_finite(self.weight_vars + [loss])
+        return loss, self._accuracy(y, logits), self.sizes.expected(), finite
+
+    def _search_step(self, x, y):
+        """One step of the search: the choice logits only, on the soft mixture plus the budget term, and
+        the multiplier's dual ascent; the trained weights stay as they are."""
+        x = self.augmentation(x, self.noise)
+        with tf.GradientTape() as tape:
+            logits = self.model(x, training=True)
+            task = self._loss(y, logits)
             size = self.sizes.expected()
-            loss = task + searching * self.lam * size / self.target
-        variables = self.weight_vars + self.arch_vars
-        grads = tape.gradient(loss, variables)
-        n = len(self.weight_vars)
-        self.weight_opt.apply_gradients(zip(grads[:n], self.weight_vars))
-        self.arch_opt.apply_gradients(zip([g * searching for g in grads[n:]], self.arch_vars))
-        self.lam.assign(tf.maximum(0.0, self.lam + searching * self.eta * (size / self.target - 1.0)))
-        finite = all_finite(self.model.trainable_variables + [self.lam, size, task])
+            loss = task + self.lam * size / self.target
+        self.arch_opt.apply_gradients(zip(tape.gradient(loss, self.arch_vars), self.arch_vars))
+        self.lam.assign(tf.maximum(0.0, self.lam + self.eta * (size / self.target - 1.0)))
+        finite = all_finite(self.arch_vars + [self.lam, size, task])
         return task, self._accuracy(y, logits), size, finite
 
     # --- checks ------------------------------------------------------------
@@ -431,70 +495,96 @@ class SupernetSearch:
                 f"raise --config.budget_kb to at least {math.ceil(smallest / KIB * 100) / 100:g}")
         return smallest
 
-    def warm_start(self, float_model) -> None:
-        """The supernet's weights from a trained float backbone (before the first epoch)."""
-        load_float_weights(self.model, float_model)
+    # --- epochs ------------------------------------------------------------
+    def run(self, stop_after_epochs=None, float_model=None) -> bool:
+        """Trains the supernet (unless `supernet_dir` holds it already), then searches this budget.
 
-    def restore(self) -> bool:
-        """Resumes from WORKDIR if it holds a checkpoint of the same config; False if none."""
-        saved = check_resumable(self.config, self.workdir)
-        if saved is None:
-            return False
-        if saved["epochs_done"]:
-            checkpoints.restore(self.checkpoint, checkpoint_of(saved, self.workdir), self.workdir)
-        self.state = saved
+        `float_model`: a callable giving the trained float backbone to start from (called only
+        if the supernet's training has not begun). `stop_after_epochs` (counted over both
+        stages) simulates an interruption: False if it stopped the run.
+        """
+        if self.searching.restore() and self.searching.epochs_done:
+            self.log(f"resuming the search in {self.workdir} after epoch {self.searching.epochs_done} of "
+                     f"{self.search_epochs}")
+        else:
+            if not self._train(stop_after_epochs, float_model):
+                return False
+            # The search starts from the trained supernet: weights and BatchNorm statistics.
+            if self.training.epochs_done:
+                checkpoints.restore(tf.train.Checkpoint(model=self.model), self.training.last_checkpoint(),
+                                    self.supernet_dir, partial=True)
+        stop = None if stop_after_epochs is None else stop_after_epochs - self.supernet_epochs
+        return self._search(stop)
+
+    def _train(self, stop_after_epochs, float_model) -> bool:
+        with workdir_lock(self.supernet_dir):  # searches at other budgets may share this supernet
+            self.training.restore()
+            done = self.training.epochs_done
+            if done and done >= self.supernet_epochs:
+                self.log(f"the supernet in {self.supernet_dir} is trained ({done} epochs): searching this budget")
+                return True
+            if done:
+                self.log(f"resuming the supernet's training in {self.supernet_dir} after epoch {done} of "
+                         f"{self.supernet_epochs}")
+            elif float_model is not None:
+                model, path = float_model()
+                self.log(f"warm start from the float model {path}")
+                load_float_weights(self.model, model)
+            self.training.begin()
+            temperature = float(self.config.search.start_temperature)
+            search_layers.set_temperature(self.model, temperature)
+            for epoch in range(done, self.supernet_epochs):
+                if stop_after_epochs is not None and epoch >= stop_after_epochs:
+                    return False
+                self._epoch(self.train_step, self.training, "supernet", epoch, self.supernet_epochs, epoch,
+                            lambda i: temperature)
         return True
 
-    # --- epochs ------------------------------------------------------------
-    def run(self, stop_after_epochs=None):
-        """Runs the remaining warm-up and search epochs; `stop_after_epochs` simulates an interruption."""
+    def _search(self, stop_after_epochs) -> bool:
         s = self.config.search
-        warmup = int(s.warmup_epochs)
-        search_steps = max(1, int(s.search_epochs) * self.steps_per_epoch)
-        # The config is on record before the first epoch ends: a rerun with another config is
-        # refused even if no epoch finished, or the config has none.
-        write_json_atomic(self.workdir / STATE_FILE, self.state)
-        while self.state["epochs_done"] < self.epochs:
-            epoch = self.state["epochs_done"]
+        total_steps = max(1, self.search_epochs * self.steps_per_epoch)
+        self.searching.begin()
+        for epoch in range(self.searching.epochs_done, self.search_epochs):
             if stop_after_epochs is not None and epoch >= stop_after_epochs:
                 return False
-            searching = epoch >= warmup
-            self.noise.reset_from_seed(self.config.seed * 100003 + epoch)
-            if searching:
-                self.sizes.calibrate()
-            start = time.perf_counter()
-            losses, accs, sizes_seen = [], [], []
-            step_times = []
-            progress = StepProgress(f"epoch {epoch + 1}/{self.epochs}", self.steps_per_epoch)
-            for i, (x, y) in enumerate(epoch_batches(self.splits.train, int(s.batch_size), self.config.seed, epoch,
-                                                     self.steps_per_epoch)):
-                if searching:
-                    t = search_layers.temperature_at((epoch - warmup) * self.steps_per_epoch + i, search_steps,
-                                                     float(s.start_temperature), float(s.end_temperature))
-                else:
-                    t = float(s.start_temperature)
-                search_layers.set_temperature(self.model, t)
-                t0 = time.perf_counter()
-                loss, acc, size, finite = self.step(x, y, tf.constant(1.0 if searching else 0.0))
-                step_times.append(time.perf_counter() - t0)
-                if not finite:
-                    progress.clear()
-                    raise self._non_finite(epoch, i, loss, size)
-                loss = float(loss)
-                progress.update(i + 1, loss)
-                losses.append(loss)
-                accs.append(float(acc))
-                sizes_seen.append(float(size))
-            progress.clear()
-            self._end_epoch(epoch, searching, losses, accs, sizes_seen, step_times, time.perf_counter() - start, t)
+            self.sizes.calibrate()
+            first = epoch * self.steps_per_epoch
+            self._epoch(self.search_step, self.searching, "search", epoch, self.search_epochs,
+                        self.supernet_epochs + epoch,
+                        lambda i: search_layers.temperature_at(first + i, total_steps, float(s.start_temperature),
+                                                               float(s.end_temperature)))
         return True
 
-    def _non_finite(self, epoch, step, loss, size) -> UdcError:
-        kept = (f"kept the last good checkpoint (after epoch {epoch}) in {self.workdir / 'checkpoints'}"
-                if epoch else "no epoch had finished, so there is no checkpoint")
+    def _epoch(self, step, stage, name, epoch, epochs, batch_epoch, temperature):
+        """One epoch of `step` (batches and noise by (seed, `batch_epoch`)), checkpointed in `stage`."""
+        s = self.config.search
+        self.noise.reset_from_seed(self.config.seed * 100003 + batch_epoch)
+        start = time.perf_counter()
+        losses, accs, step_times = [], [], []
+        label = f"{name} epoch {epoch + 1}/{epochs}"
+        progress = StepProgress(label, self.steps_per_epoch)
+        for i, (x, y) in enumerate(epoch_batches(self.splits.train, int(s.batch_size), self.config.seed,
+                                                 batch_epoch, self.steps_per_epoch)):
+            search_layers.set_temperature(self.model, temperature(i))
+            t0 = time.perf_counter()
+            loss, acc, size, finite = step(x, y)
+            step_times.append(time.perf_counter() - t0)
+            if not finite:
+                progress.clear()
+                raise self._non_finite(stage, name, epoch, i, loss, size)
+            losses.append(float(loss))
+            progress.update(i + 1, losses[-1])
+            accs.append(float(acc))
+        progress.clear()
+        self._end_epoch(stage, name, label, epoch, losses, accs, step_times, time.perf_counter() - start,
+                        temperature(self.steps_per_epoch - 1))
+
+    def _non_finite(self, stage, name, epoch, step, loss, size) -> UdcError:
+        kept = (f"kept the last good checkpoint (after {name} epoch {epoch}) in {stage.directory}"
+                if epoch else f"no {name} epoch had finished, so there is no checkpoint")
         values = {"loss": loss, **named(self.model.trainable_variables), "multiplier": self.lam.numpy(),
                   "expected size": size}
-        return non_finite_error(f"epoch {epoch + 1} step {step + 1}", values, kept,
+        return non_finite_error(f"{name} epoch {epoch + 1} step {step + 1}", values, kept,
                                 "check the training data for NaN, or lower --config.search.learning_rate or "
                                 "arch_learning_rate")
 
@@ -508,38 +598,47 @@ class SupernetSearch:
             children.release(self.layers)
             search_layers.set_hard(self.model, False)
 
-    def _end_epoch(self, epoch, searching, losses, accs, sizes_seen, step_times, seconds, temperature):
-        # The argmax child is the network that ships; the largest is what the others learn from.
-        val = self._child_accuracy(lambda layers: None)
+    def _end_epoch(self, stage, name, label, epoch, losses, accs, step_times, seconds, temperature):
+        # The largest child is what the others learn from. In training the choices are uniform, so
+        # the smallest child stands for the cheap end; in the search the argmax child is the
+        # network that ships.
         val_largest = self._child_accuracy(children.use_largest)
+        if name == "supernet":
+            others = {"val_accuracy_smallest": self._child_accuracy(children.use_smallest)}
+            shown = f"smallest child {others['val_accuracy_smallest']:.2%}"
+        else:
+            others = {"val_accuracy": self._child_accuracy(lambda layers: None)}
+            shown = f"argmax child {others['val_accuracy']:.2%}"
         expected = float(self.sizes.expected())
         choices = {layer.name: layer.hard_choice() for layer in self.layers}
         record = {
-            "epoch": epoch + 1, "stage": "search" if searching else "warm-up", "loss": float(np.mean(losses)),
-            "accuracy": float(np.mean(accs)), "val_accuracy": val, "val_accuracy_largest": val_largest,
+            "epoch": epoch + 1, "stage": name, "loss": float(np.mean(losses)),
+            "accuracy": float(np.mean(accs)), **others, "val_accuracy_largest": val_largest,
             "expected_bytes": expected,
             "budget_bytes": self.budget, "multiplier": float(self.lam.numpy()), "temperature": temperature,
             "seconds": seconds, "step_seconds": float(np.median(step_times[1:] or step_times)),
             "choices": choices,
         }
-        self.log(f"epoch {epoch + 1}/{self.epochs} [{record['stage']}] loss {record['loss']:.4f} "
-                 f"acc {record['accuracy']:.2%} val: argmax child {val:.2%}, largest {val_largest:.2%} "
+        self.log(f"{label} loss {record['loss']:.4f} acc {record['accuracy']:.2%} "
+                 f"val: {shown}, largest {val_largest:.2%} "
                  f"E[size] {expected / KIB:.2f} KiB / budget {self.budget / KIB:g} KiB "
                  f"multiplier {record['multiplier']:.3f} T {temperature:.2f} ({seconds:.0f} s)")
-        self.log(f"  choices (width/sparsity/bits): {format_choices(choices)}")
+        if name == "search":
+            self.log(f"  choices (width/sparsity/bits): {format_choices(choices)}")
         if self.writer is not None:
-            with self.writer.as_default(step=epoch + 1):
-                for key in ("loss", "accuracy", "val_accuracy", "val_accuracy_largest", "expected_bytes",
-                            "multiplier", "temperature"):
-                    # tf.summary.scalar lives in the tensorboard package (not a dependency);
-                    # this is what it writes: a float32 scalar tagged for the scalars plugin.
-                    tf.summary.write(key, tf.constant(record[key], tf.float32), metadata=_SCALAR_METADATA)
+            with self.writer.as_default(step=len(self.history()) + 1):
+                for key in ("loss", "accuracy", "val_accuracy", "val_accuracy_smallest", "val_accuracy_largest",
+                            "expected_bytes", "multiplier", "temperature"):
+                    if key in record:
+                        # tf.summary.scalar lives in the tensorboard package (not a dependency);
+                        # this is what it writes: a float32 scalar tagged for the scalars plugin.
+                        tf.summary.write(key, tf.constant(record[key], tf.float32), metadata=_SCALAR_METADATA)
             self.writer.flush()
-        path = self.manager.save(checkpoint_number=epoch + 1)
-        self.state["epochs_done"] = epoch + 1
-        self.state["checkpoint"] = str(Path(path).relative_to(self.workdir))
-        self.state["history"].append(record)
-        write_json_atomic(self.workdir / STATE_FILE, self.state)
+        stage.save(record)
+
+    def history(self) -> list:
+        """The epochs of both stages, training first."""
+        return self.training.state["history"] + self.searching.state["history"]
 
     def recalibrate_batch_norm(self, choices=None):
         """BatchNorm statistics of `choices` (default: the argmax); the choice logits are left as they were."""
@@ -555,45 +654,86 @@ class SupernetSearch:
 
     # --- selection -----------------------------------------------------------
     def select(self, limit=None) -> dict:
-        """The argmax choices, repaired until their exact bytes fit `limit` (default: the target)."""
+        """The most accurate of the candidates (see module doc) whose exact bytes fit `limit`
+        (default: the target); records the candidates' accuracies in `self.selection`."""
         self.sizes.calibrate()
         limit = int(self.target if limit is None else limit)
-        choices = {layer.name: layer.hard_choice() for layer in self.layers}
-        exact = self.sizes.exact(choices)
-        self.log(f"selection: {format_choices(choices)}: {exact} B by the codec (limit {limit} B)")
-        if exact > limit:
-            choices = repair(self.sizes, choices, limit, self.log)
+        argmax = {layer.name: layer.hard_choice() for layer in self.layers}
+        self.log(f"selection: argmax {format_choices(argmax)}: {self.sizes.exact(argmax)} B by the codec "
+                 f"(limit {limit} B)")
+        rng = np.random.default_rng(self.config.seed)
+        candidates = []
+        for choices in [argmax] + [self._sampled_choices(rng) for _ in range(int(self.config.search.candidates))]:
+            choices = self._fit(choices, limit)
+            if choices not in candidates:
+                candidates.append(choices)
+        scored = [(self._child_accuracy(lambda layers, c=c: children.use_choices(layers, c)), i, c)
+                  for i, c in enumerate(candidates)]
+        accuracy, index, best = max(scored, key=lambda item: (item[0], -item[1]))
+        self.selection = {"candidates": len(candidates), "val_accuracy": accuracy,
+                          "argmax_val_accuracy": scored[0][0],
+                          "candidate_val_accuracies": [round(a, 4) for a, _, _ in scored]}
+        self.log(f"  {len(candidates)} candidates within {limit} B, validation accuracy "
+                 f"{min(a for a, _, _ in scored):.2%}..{accuracy:.2%} (the argmax's: {scored[0][0]:.2%}); "
+                 f"chosen: {'the argmax' if index == 0 else f'sample {index}'}: {format_choices(best)} "
+                 f"{self.sizes.exact(best)} B")
+        return best
+
+    def _sampled_choices(self, rng) -> dict:
+        """A child drawn from the search's final choice distribution softmax(logits)."""
+        choices = {}
+        for layer in self.layers:
+            choices[layer.name] = {}
+            for name, options, logits, _ in layer.choice_dimensions():
+                p = tf.nn.softmax(logits).numpy().astype(np.float64)
+                choices[layer.name][name] = options[int(rng.choice(len(options), p=p / p.sum()))]
+        return choices
+
+    def _fit(self, choices, limit) -> dict:
+        """`choices` repaired down to `limit` if over, then filled up to it (`search.fill_budget`)."""
+        if self.sizes.exact(choices) > limit:
+            choices = repair(self.sizes, choices, limit, log=lambda _: None)
         if self.config.search.get("fill_budget", True):  # also takes back what a repair overshot
-            choices = fill(self.sizes, choices, limit, self.log)
+            choices = fill(self.sizes, choices, limit, log=lambda _: None)
         return choices
 
 
-def step_time_ratio_note(history) -> float:
-    """Median search-step seconds over the epochs of the search stage."""
-    times = [h["step_seconds"] for h in history if h["stage"] == "search"]
-    return float(np.median(times)) if times else float("nan")
-
-
-def check_resumable(config, workdir):
-    """The saved state of WORKDIR (None if none); ConfigError if it was made with another config,
-    UdcError if the state or its checkpoint cannot be read (both are checked before any slow work)."""
-    saved = read_state(workdir)
+def check_resumable(state_path, fingerprint, root):
+    """The saved state at `state_path` (None if none); ConfigError if it was made with another config,
+    UdcError if the state or its checkpoint cannot be read (both are checked before any slow work).
+    `root`: the folder an error tells the user to replace."""
+    saved = read_state(state_path, root)
     if saved is None:
         return None
     if saved["epochs_done"]:
-        checkpoints.check_readable(checkpoint_of(saved, workdir), workdir)
-    differences = config_differences(saved["config"], config_fingerprint(config))
+        checkpoints.check_readable(checkpoint_of(saved, state_path), root)
+    differences = config_differences(saved["config"], fingerprint)
     if differences:
         raise ConfigError(
-            f"{workdir} holds a search made with a different config ({'; '.join(differences)}); "
-            "use another --workdir or the same config to resume")
+            f"{root} holds a {'supernet' if Path(state_path).name == SUPERNET_STATE_FILE else 'search'} made "
+            f"with a different config ({'; '.join(differences)}); use another --workdir or the same config to resume")
     return saved
 
 
-def read_state(workdir):
-    return checkpoints.read_json(Path(workdir) / STATE_FILE, workdir, keys=("epochs_done", "history", "config"))
+def check_resumable_workdir(config, workdir) -> None:
+    """Both stages' resume files of a search in WORKDIR, checked before any slow work."""
+    supernet_dir = supernet_path(config, workdir)  # first: a different supernet is the larger difference
+    check_resumable(supernet_dir / SUPERNET_STATE_FILE, config_fingerprint(config, ignore=PER_BUDGET_KEYS),
+                    supernet_dir)
+    check_resumable(Path(workdir) / STATE_FILE, config_fingerprint(config), workdir)
 
 
-def checkpoint_of(state, workdir) -> Path:
-    """The checkpoint a state was written with (states older than the "checkpoint" key: its epoch's number)."""
-    return Path(workdir) / state.get("checkpoint", f"checkpoints/ckpt-{state['epochs_done']}")
+def read_state(path, root=None):
+    """A stage's state file (WORKDIR/search_state.json, SUPERNET/state.json); None if absent."""
+    path = Path(path)
+    return checkpoints.read_json(path, root or path.parent, keys=("epochs_done", "history", "config"))
+
+
+def checkpoint_of(state, state_path) -> Path:
+    """The checkpoint a state names (relative to its state file's folder)."""
+    return Path(state_path).parent / state["checkpoint"]
+
+
+def supernet_path(config, workdir) -> Path:
+    """Where the trained supernet lives: search.supernet, else WORKDIR/supernet."""
+    return Path(config.search.supernet or Path(workdir) / SUPERNET_DIR)

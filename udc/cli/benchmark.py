@@ -37,7 +37,8 @@ def training_budget(config, finetune_epochs: int) -> str:
             "training split, at least one per phase (`udc.baselines`: qat_int8 and uniform4 one phase; pqat_*, "
             "cqat_16 and uniform4_sp75 two; pcqat_75_16 three). UDC "
             + ("starts from the same float model, then trains " if s.warm_start else "trains from scratch, no float model: ")
-            + f"{s.warmup_epochs} warm-up + {s.search_epochs} search + {s.finetune_epochs} QAT fine-tuning epochs of "
+            + f"one supernet for all budgets ({s.supernet_epochs} epochs), then per budget {s.search_epochs} search "
+            f"epochs (choices only) + {s.finetune_epochs} QAT fine-tuning epochs, all of "
             f"{steps} (batch {s.batch_size}, search training rule '{s.training}'). Seed {config.seed} everywhere.")
 
 

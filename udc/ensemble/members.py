@@ -229,14 +229,13 @@ def search_members(config, budgets_kb, workdir, log=print) -> list[str]:
     again; an interrupted one resumes. A directory of another config is refused before
     any search starts.
     """
-    from udc.pipeline import budget_workdir, check_budgets, search_and_export, with_budget
-    from udc.search import check_resumable
+    from udc.pipeline import budget_plan, check_budgets, search_and_export
+    from udc.search import check_resumable_workdir
 
     check_budgets(budgets_kb)
-    float_path = Path(workdir) / "float" / "model.keras"  # one float model warm-starts every budget's search
-    plan = [(kb, with_budget(config, kb, float_path), budget_workdir(workdir, kb)) for kb in sorted(budgets_kb)]
+    plan = budget_plan(config, workdir, sorted(budgets_kb))
     for _, budget_config, budget_dir in plan:
-        check_resumable(budget_config, budget_dir)  # before any slow work
+        check_resumable_workdir(budget_config, budget_dir)  # before any slow work
     for kb, budget_config, budget_dir in plan:
         log(f"== UDC search at {kb:g} KiB in {budget_dir}")
         search_and_export(budget_config, budget_dir, log=log)  # a finished one gives back its report at once

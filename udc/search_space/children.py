@@ -6,9 +6,7 @@ most of a search while the mixture trained at 91 %. One-shot NAS therefore train
 children every step (BigNAS, OFA, AttentiveNAS): the **largest** (widest, densest, most
 bits), the **smallest** (narrowest, sparsest, fewest bits) and one or more **sampled**
 from the current choice distribution, the ones between. The largest learns from the
-labels and teaches the others (in-place distillation, `udc.distillation`); sampled
-children may run with straight-through one-hot choices, so that their task loss also
-moves the choice logits (see `udc.search` for when that helps).
+labels and teaches the others (in-place distillation, `udc.distillation`).
 
 Each function sets the child mode of every searchable layer (see `udc.search_space.layers`)
 through variables, so it works inside a traced training step as well as eagerly; the
@@ -20,12 +18,11 @@ from udc.compat import tf
 from udc.search_space.layers import gumbel_noise
 
 
-def _use(layers, indices, straight_through=0.0):
+def _use(layers, indices):
     """indices: per layer, (width, sparsity, bits) option indices (ints or int tensors)."""
     for layer, per_dim in zip(layers, indices):
         for (_, _, _, variable), index in zip(layer.choice_dimensions(), per_dim):
             variable.assign(tf.cast(index, tf.int32))
-        layer.straight_through.assign(straight_through)
         layer.child.assign(1.0)
 
 
@@ -39,11 +36,10 @@ def use_smallest(layers) -> None:
     _use(layers, [(0, len(l.sparsities) - 1, 0) for l in layers])
 
 
-def use_sampled(layers, straight_through: bool = True) -> None:
-    """A child drawn from softmax(logits) of every choice (Gumbel-max), straight-through if asked."""
+def use_sampled(layers) -> None:
+    """A child drawn from softmax(logits) of every choice (Gumbel-max)."""
     _use(layers, [tuple(tf.argmax(logits + gumbel_noise(tf.shape(logits)), output_type=tf.int32)
-                        for _, _, logits, _ in l.choice_dimensions()) for l in layers],
-         1.0 if straight_through else 0.0)
+                        for _, _, logits, _ in l.choice_dimensions()) for l in layers])
 
 
 def use_choices(layers, choices: dict) -> None:
@@ -56,4 +52,3 @@ def release(layers) -> None:
     """Back to the soft mixture (or the argmax, for layers in hard mode)."""
     for layer in layers:
         layer.child.assign(0.0)
-        layer.straight_through.assign(0.0)

@@ -32,9 +32,7 @@ How the choices are made differentiable (the pick, and why):
 * **child mode** (`udc.search_space.children`): like hard mode, but the option indices
   come from the non-trainable `width_index`, `sparsity_index` and `bits_index`, so one
   training step can run the largest, the smallest and sampled sub-networks in turn (the
-  sandwich rule). With `straight_through` on, g is the one-hot of the index plus
-  `p - stop_gradient(p)`, p = softmax(logits): the forward pass is the exact child, and the
-  task loss still reaches the choice logits (the straight-through estimator).
+  sandwich rule).
 
 `hard` and `temperature` are non-trainable variables, so switching them never retraces
 a compiled `fit`. `choice_probabilities()` gives softmax(logits) (one-hot in hard mode),
@@ -189,7 +187,6 @@ class _Searchable(keras.layers.Layer):
             initializer=keras.initializers.Constant(self.initial_temperature))
         self.hard = self.add_weight("hard", shape=(), trainable=False, initializer=zeros)
         self.child = self.add_weight("child", shape=(), trainable=False, initializer=zeros)
-        self.straight_through = self.add_weight("straight_through", shape=(), trainable=False, initializer=zeros)
         self.width_index, self.sparsity_index, self.bits_index = (
             self.add_weight(f"{dim}_index", shape=(), dtype=tf.int32, trainable=False, initializer=zeros)
             for dim in ("width", "sparsity", "bits"))
@@ -232,9 +229,7 @@ class _Searchable(keras.layers.Layer):
         soft = _gumbel_softmax(logits, self.temperature) if training else tf.nn.softmax(logits)
         count = tf.shape(logits)[0]
         hard = tf.one_hot(tf.argmax(logits), count, dtype=logits.dtype)
-        probs = tf.nn.softmax(logits)
-        child = tf.one_hot(index, count, dtype=logits.dtype) + self.straight_through * (
-            probs - tf.stop_gradient(probs))
+        child = tf.one_hot(index, count, dtype=logits.dtype)
         return self.child * child + (1.0 - self.child) * (self.hard * hard + (1.0 - self.hard) * soft)
 
     def choice_probabilities(self):

@@ -48,14 +48,14 @@ def get_config():
     # Whole epochs (steps_per_epoch 0). The supernet trains once (shared by every budget of
     # udc-benchmark and udc-ensemble), then each budget searches on its fixed weights.
     config.search.supernet_epochs = 2  # weights only, uniform choices, sandwich rule
-    config.search.search_epochs = 2  # choice logits only, budget term, temperature annealed
+    config.search.search_epochs = 1  # choice logits only, budget term, temperature annealed
     config.search.finetune_epochs = 2  # QAT of the stripped model
     config.search.steps_per_epoch = 0  # batches per epoch; 0 = the whole training split
     config.search.learning_rate = 2e-3
     config.search.arch_learning_rate = 0.02
     config.search.dual_learning_rate = 1.0  # multiplier change per epoch per unit of relative excess
     config.search.fill_budget = True  # grow a choice far under the budget (see udc.search)
-    config.search.candidates = 16  # children sampled after the search, beside the argmax; the most accurate ships
+    config.search.candidates = 8  # children sampled after the search, beside the argmax; the most accurate ships
     config.search.budget_margin = 0.03  # the search aims at (1 - margin) * budget
     config.search.start_temperature = 5.0
     config.search.end_temperature = 0.5

@@ -327,12 +327,13 @@ def recalibrate_batch_norm(model, split, batch_size, batches=20, seed=0):
             bn.momentum = momentum
 
 
-def _hard_accuracy(model, split, batch_size=512):
+def _accuracy_of(predict, split, batch_size=512):
+    """Accuracy on `split` of `predict` (images -> logits)."""
     if not len(split):
         return float("nan")
     correct = 0
     for i in range(0, len(split), batch_size):
-        logits = model(split.x[i:i + batch_size], training=False)
+        logits = predict(split.x[i:i + batch_size])
         correct += int(np.sum(np.argmax(logits.numpy(), axis=1) == split.y[i:i + batch_size]))
     return correct / len(split)
 
@@ -431,6 +432,8 @@ class SupernetSearch:
         self._loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
         self.train_step = tf.function(self._train_step)
         self.search_step = tf.function(self._search_step)
+        # Inference of whichever child the mode variables name (traced once per batch shape).
+        self.predict = tf.function(lambda x: self.model(x, training=False))
         self.writer = (tf.summary.create_file_writer(str(self.workdir / "tensorboard"))
                        if s.tensorboard else None)
 
@@ -593,7 +596,7 @@ class SupernetSearch:
         use_child(self.layers)
         try:
             self.recalibrate_batch_norm()
-            return _hard_accuracy(self.model, self.splits.val)
+            return _accuracy_of(self.predict, self.splits.val)
         finally:
             children.release(self.layers)
             search_layers.set_hard(self.model, False)

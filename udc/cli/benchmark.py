@@ -6,6 +6,7 @@ Writes pareto.json, pareto.md and pareto.png (in --output_dir, default
 benchmarks/<dataset>); a rerun with the same --workdir resumes after the last finished point.
 """
 
+import os
 import sys
 
 from absl import flags
@@ -22,6 +23,10 @@ _BUDGETS = define_budgets_flag("6,12,24,48")
 _EPOCHS = flags.DEFINE_integer("finetune_epochs", 2, "Fine-tuning epochs every baseline recipe gets.")
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Where pareto.* go (default: benchmarks/<dataset>).")
 flags.mark_flags_as_required(["config"])
+
+
+def _load_average() -> str:
+    return " ".join(f"{v:.2f}" for v in os.getloadavg())
 
 
 def _fmt(value, spec, none="–"):
@@ -42,9 +47,10 @@ def training_budget(config, finetune_epochs: int) -> str:
             f"{steps} (batch {s.batch_size}, search training rule '{s.training}'). Seed {config.seed} everywhere.")
 
 
-def markdown(points, summary, command, machine, budget) -> str:
+def markdown(points, summary, command, machine, budget, load) -> str:
     lines = ["# Pareto benchmark: UDC against tfmot recipes, measured by Vela", "",
-             f"Made with `{command}` on {machine}.", "", budget, "",
+             f"Made with `{command}` on {machine}; load average (1, 5, 15 min) before {load[0]}, after {load[1]} "
+             "(the run itself keeps the cores busy).", "", budget, "",
              "| point | kind | int8 test accuracy | Vela encoded bytes | flash KiB | cycles | wall s |",
              "|---|---|---|---|---|---|---|"]
     for p in sorted(points, key=lambda p: p["encoded_bytes"]):
@@ -55,6 +61,11 @@ def markdown(points, summary, command, machine, budget) -> str:
     if earlier:
         lines += ["", "Points measured by an earlier run with the same config and seed, kept in the workdir and reused:", ""]
         lines += [f"- {p['name']}: `{p['source']}`" for p in earlier]
+    lines += ["", "| UDC point | budget B | Vela encoded B | exports | selection estimate vs Vela |", "|---|---|---|---|---|"]
+    for p in points:
+        if p["kind"] == "udc":
+            lines.append(f"| {p['name']} | {p['budget_bytes']:,} | {p['encoded_bytes']:,} | "
+                         f"{p.get('export_attempts', '–')} | {p['selection_estimate_error']:+.2%} |")
     lines += ["", "| UDC point | size ratio at iso-accuracy | accuracy gain at iso-size (points) |", "|---|---|---|"]
     for r in summary["udc"]:
         lines.append(f"| {r['name']} | {_fmt(r['iso_accuracy_size_ratio'], '.2f')}x | "
@@ -87,6 +98,7 @@ def main(argv):
     from udc.pareto import compare, plot
     from udc.machine import describe_machine
 
+    load_before = _load_average()
     config = loaded_config(_CONFIG)
     budgets = budgets_kb(_BUDGETS)
     tuning = FineTuning(epochs=_EPOCHS.value, batch_size=config.train.batch_size, seed=config.seed)
@@ -96,10 +108,12 @@ def main(argv):
     command = " ".join(["udc-benchmark", *sys.argv[1:]])
     machine = describe_machine()
     budget = training_budget(config, _EPOCHS.value)
-    write_json_atomic(out / "pareto.json", {"command": command, "machine": machine, "finetune_epochs": _EPOCHS.value,
-                                            "training_budget": budget, "points": points, "summary": summary})
+    load = (load_before, _load_average())
+    write_json_atomic(out / "pareto.json", {"command": command, "machine": machine, "load_average": load,
+                                            "finetune_epochs": _EPOCHS.value, "training_budget": budget,
+                                            "points": points, "summary": summary})
     plot(points, out / "pareto.png", f"{config.dataset}, {config.backbone}, {config.export.accelerator}")
-    text = markdown(points, summary, command, machine, budget)
+    text = markdown(points, summary, command, machine, budget, load)
     write_text_atomic(out / "pareto.md", text)
     print(text)
 

@@ -6,8 +6,8 @@
 The budgets share one float model and one trained supernet (in WORKDIR/float and
 WORKDIR/supernet). Per budget: int8 accuracy of the .tflite, Vela encoded bytes against the budget, the size
 model's error against Vela at selection (supernet weights) and on the exported weights,
-wall time. Once: the ratio of the supernet's search step time to
-the plain backbone's training step time (same batch, measured back to back). Results are
+wall time. Once: the supernet's training and search step times beside the plain
+backbone's training step (same batch, measured back to back). Results are
 written after every budget, so an interrupted benchmark keeps the budgets it finished.
 """
 

@@ -2,9 +2,10 @@
 
     udc-search --config=configs/fashion_mnist.py --config.budget_kb=12 --config.accelerator=ethos-u55-128
 
-Trains the supernet (warm-up, then search with the budget term), selects and repairs
-the architecture until Vela's encoded weight bytes fit the budget, strips it, fine-tunes
-it with QAT and exports it (LiteRT, Vela, TFLite Micro). Progress per epoch; checkpoints
+Trains the supernet (or reuses the one in --config.search.supernet), searches its choices
+under the budget, ships the most accurate candidate that fits, strips it, fine-tunes it
+with QAT and exports it (LiteRT, Vela, TFLite Micro); an export Vela measures over the
+budget is pruned and briefly recovered until it fits. Progress per epoch; checkpoints
 in --workdir each epoch, and a rerun with the same --workdir resumes (or, once the
 export finished, prints its report and stops).
 """

@@ -246,7 +246,7 @@ def _search_and_export_locked(config, splits, workdir, log, stop_after_epochs, e
 
 
 def median_step_seconds(history, stage):
-    """The median step time of a stage's epochs (None if it ran none in this workdir)."""
+    """The median step time of a stage's epochs (None if it has none)."""
     times = sorted(h["step_seconds"] for h in history if h["stage"] == stage)
     return float(times[len(times) // 2]) if times else None
 

@@ -10,7 +10,7 @@ fine-tune. Instead (`prune_to_save`, then `udc.finetune.recover`):
 1. The layer with the most encoded bytes gives them up: a fixed number of bytes is the
    smallest share of the largest layer's weights, so it loses the least of its function.
 2. Its smallest-magnitude surviving weights are zeroed, as few as Vela's codec
-   (`size_model.codes_bytes` on the codes the export will store) says save the excess
+   (`size_model.codes_bytes` on the codes the export will store, `size_model.kernel_codes`) says save the excess
    plus a slack; the mask grows with them, so fine-tuning keeps them at zero.
 3. A short QAT recovery (`search.repair_steps` batches) and a new export.
 """
@@ -21,7 +21,6 @@ from udc.compat import keras
 from udc.errors import UdcError
 from udc.finetune import kernel_of, wrapped_layers
 from udc.hardware import size_model as sm
-from udc.search_space.quantizers import grid_codes
 
 
 def _kind(wrapper):
@@ -31,15 +30,8 @@ def _kind(wrapper):
     return "dense" if isinstance(layer, keras.layers.Dense) else "conv"
 
 
-def _stored_codes(kernel, bits, kind):
-    """The int8 codes the export stores for a QAT kernel, in TFLite's layout (as `size_model.layer_codes`)."""
-    if kind == "dense":
-        return grid_codes(kernel, bits, channel_axis=None).T
-    return np.transpose(grid_codes(kernel, bits, channel_axis=-1), (3, 0, 1, 2))
-
-
 def _codec_bytes(kernel, bits, kind, accelerator):
-    return sm.codes_bytes(_stored_codes(kernel, bits, kind), kind, accelerator)
+    return sm.codes_bytes(sm.kernel_codes(kernel, bits, kind), kind, accelerator)
 
 
 def _prune_smallest(kernel, mask, count):

@@ -103,16 +103,19 @@ def layer_codes(layer, bits: int, sparsity: float, width=None, input_width=None)
     kernel = layer.kernel.numpy()
     kind = _kind(layer)
     if kind == "depthwise":
-        channels = input_width or kernel.shape[2]
-        sub = kernel[:, :, :channels, :]
-        codes = grid_codes(magnitude_prune(sub, sparsity), bits, channel_axis=2)
-        return np.transpose(codes, (3, 0, 1, 2))
-    width = width or kernel.shape[-1]
-    cin = input_width or kernel.shape[-2]
+        sub = kernel[:, :, :input_width or kernel.shape[2], :]
+    else:
+        cin, width = input_width or kernel.shape[-2], width or kernel.shape[-1]
+        sub = kernel[:cin, :width] if kind == "dense" else kernel[:, :, :cin, :width]
+    return kernel_codes(magnitude_prune(sub, sparsity), bits, kind)
+
+
+def kernel_codes(kernel: np.ndarray, bits: int, kind: str) -> np.ndarray:
+    """The int8 codes an exported kernel (Keras layout: HWIO conv, HWC1 depthwise, (in, out) Dense)
+    is stored as, in TFLite's layout: per-channel grids for convolutions, one for Dense."""
     if kind == "dense":
-        codes = grid_codes(magnitude_prune(kernel[:cin, :width], sparsity), bits, channel_axis=None)
-        return codes.T
-    codes = grid_codes(magnitude_prune(kernel[:, :, :cin, :width], sparsity), bits, channel_axis=-1)
+        return grid_codes(kernel, bits, channel_axis=None).T
+    codes = grid_codes(kernel, bits, channel_axis=2 if kind == "depthwise" else -1)
     return np.transpose(codes, (3, 0, 1, 2))
 
 

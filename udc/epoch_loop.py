@@ -1,4 +1,5 @@
-"""What udc's own training loops (search, QAT fine-tune) share: batches per epoch, the NaN guard.
+"""What udc's own training loops (search, QAT fine-tune) share: batches per epoch, the learning-rate
+schedule, the NaN guard.
 
 Batches: the data order of an epoch is a function of (seed, epoch) alone, so an epoch run
 after a resume sees the same batches as in an uninterrupted run.
@@ -11,8 +12,10 @@ into 0, so the loss stays finite for a few steps while the weights are already N
 
 import numpy as np
 
-from udc.compat import tf
+from udc.compat import keras, tf
 from udc.errors import UdcError
+
+LR_SCHEDULES = ("cosine", "constant")
 
 
 def epoch_batches(split, batch_size, seed, epoch, steps=None):
@@ -24,6 +27,19 @@ def epoch_batches(split, batch_size, seed, epoch, steps=None):
     for i in range(n):
         idx = np.sort(order[i * batch_size:(i + 1) * batch_size])
         yield split.x[idx], split.y[idx]
+
+
+def learning_rate_schedule(kind: str, rate: float, total_steps: int, warmup_steps: int = 0):
+    """An optimizer's learning rate: "cosine" rises linearly from 0 to `rate` over `warmup_steps`, then
+    decays to 0 by `total_steps` (the optimizer's step count, which its checkpoint keeps, so a resumed
+    run continues the curve); "constant" keeps `rate`."""
+    if kind != "cosine":
+        return rate
+    warmup_steps = min(warmup_steps, total_steps - 1)
+    if warmup_steps > 0:
+        return keras.optimizers.schedules.CosineDecay(0.0, total_steps - warmup_steps, warmup_target=rate,
+                                                      warmup_steps=warmup_steps)
+    return keras.optimizers.schedules.CosineDecay(rate, max(total_steps, 1))
 
 
 def all_finite(tensors):

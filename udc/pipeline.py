@@ -5,9 +5,8 @@ import json
 from pathlib import Path
 
 from udc.data import load_splits
-from udc.errors import ConfigError, UdcError
+from udc.errors import ConfigError
 from udc.export import export_model
-from udc.fileio import write_json_atomic, write_text_atomic
 from udc.hardware import resolve_target
 from udc.model_io import load_model, save_model
 from udc.train import train_float_model
@@ -20,11 +19,6 @@ TRAINING_COUNTS = {
                ("supernet_epochs", 0, "no supernet training"), ("search_epochs", 0, "no search epochs"),
                ("finetune_epochs", 0, "no fine-tuning")),
 }
-
-
-FINETUNE_DIR = "finetune"  # the fine-tune's checkpoints in a search's WORKDIR
-MAX_EXPORTS = 4  # the first export and up to three budget repairs (udc.budget_repair)
-REPAIR_SLACK = 0.005  # a repair prunes the excess plus this share of the budget
 
 
 def target_of(config, accelerator=None):
@@ -155,11 +149,9 @@ def _search_and_export_locked(config, splits, workdir, log, stop_after_epochs, e
                               stop_after_finetune_epochs):
     import time
 
-    from udc.budget_repair import prune_to_save
-    from udc.finetune import FineTuneCheckpoint, finetune, recover
-    from udc.report import to_markdown, write_report
+    from udc.finetune import FineTuneCheckpoint
     from udc.search import KIB, SupernetSearch, budget_bytes, check_resumable_workdir
-    from udc.strip import arch_spec, strip
+    from udc.ship import FINETUNE_DIR, ship_child
 
     started = time.perf_counter()
     target = target_of(config)
@@ -178,71 +170,21 @@ def _search_and_export_locked(config, splits, workdir, log, stop_after_epochs, e
     log(f"search space: {len(search.layers)} layers; smallest network {smallest} B, budget {budget} B "
         f"({budget / KIB:g} KiB) on {target.accelerator}")
 
-    def warm_start():
+    def trained_float():
         path = float_model_path(config, workdir)
         return float_model(config, splits, path, log=log), path
 
-    if not search.run(stop_after_epochs, float_model=warm_start if config.search.warm_start else None):
+    if not search.run(stop_after_epochs, float_model=trained_float if config.search.warm_start else None):
         log("stopped as asked; rerun to resume")
         return None
     search_seconds = time.perf_counter() - started
-    s = config.search
-    choices = search.select()
-    spec = arch_spec(search.model, choices, target.accelerator, extra_bytes=search.sizes.pool_bytes(choices),
-                     backbone=config.backbone, dataset=splits.name, budget_bytes=budget,
-                     limit_bytes=int(search.target), selection=search.selection)
-    write_json_atomic(workdir / "arch_spec.json", spec)
-    log(f"arch spec: {spec['codec_bytes']} B by the codec, {spec['estimated_bytes']:.0f} B estimated "
-        f"-> {workdir / 'arch_spec.json'}")
-    search.recalibrate_batch_norm(choices)  # the stripped model folds these statistics
-    plain, masks = strip(search.model, choices)
-    save_model(plain, workdir / "stripped.keras")
-    if not export:
-        return spec
-    qat = finetune(plain, spec, masks, splits, epochs=int(s.finetune_epochs),
-                   learning_rate=float(s.finetune_learning_rate), batch_size=int(s.batch_size),
-                   seed=config.seed, checkpoint_dir=workdir / FINETUNE_DIR,
-                   steps_per_epoch=int(s.steps_per_epoch) or None,
-                   stop_after_epochs=stop_after_finetune_epochs, log=log)
-    if qat is None:
-        log("stopped fine-tuning as asked; rerun to resume")
-        return None
-    repairs = []
-    for attempt in range(1, MAX_EXPORTS + 1):
-        log(f"saved {save_model(qat, workdir / 'model_qat.keras')}")
-        report = export_model(qat, splits, target, workdir, name="model", config=config, arch_spec=spec,
-                              num_calibration=config.export.num_calibration,
-                              tflm_samples=config.export.tflm_samples, log=log)
-        vela_bytes = report["vela"]["encoded_weight_bytes"]
-        log(f"Vela: {vela_bytes} B encoded weights, budget {budget} B")
-        if vela_bytes <= budget:
-            break
-        if attempt == MAX_EXPORTS:
-            raise UdcError(f"Vela still measures {vela_bytes} B > budget {budget} B after {attempt - 1} repairs; "
-                           "raise --config.search.budget_margin (the search aims lower) or --config.budget_kb")
-        # The slack covers what Vela counts beyond the per-layer codec (stream splits, padding).
-        need = vela_bytes - budget + max(16, int(REPAIR_SLACK * budget))
-        log(f"over budget by {vela_bytes - budget} B: pruning {need} B out of the fine-tuned model")
-        repairs += prune_to_save(qat, masks, spec, need, target.accelerator, log=log)
-        spec["repairs"] = repairs
-        write_json_atomic(workdir / "arch_spec.json", spec)
-        recover(qat, masks, splits, steps=int(s.repair_steps), learning_rate=float(s.finetune_learning_rate),
-                batch_size=int(s.batch_size), seed=config.seed, log=log)
     history = search.history()
-    report["search"] = {
-        "budget_bytes": budget, "vela_encoded_bytes": vela_bytes, "within_budget": vela_bytes <= budget,
-        **size_figures(spec, (workdir / "model.tflite").read_bytes(), target.accelerator, vela_bytes),
-        "smallest_network_bytes": smallest, "export_attempts": attempt, "budget_repairs": repairs,
-        "search_seconds": search_seconds, "total_seconds": time.perf_counter() - started,
-        "supernet_step_seconds": median_step_seconds(history, "supernet"),
-        "search_step_seconds": median_step_seconds(history, "search"),
-        "arch_spec": spec, "history": history,
-    }
-    write_report(report, workdir)
-    markdown = to_markdown(report) + search_markdown(report["search"])
-    write_text_atomic(workdir / "report.md", markdown)  # replaces the plain report with the searched one
-    log(markdown)
-    return report
+    fields = {"smallest_network_bytes": smallest, "search_seconds": search_seconds,
+              "supernet_step_seconds": median_step_seconds(history, "supernet"),
+              "search_step_seconds": median_step_seconds(history, "search"), "history": history}
+    return ship_child(config, splits, search, search.select(), workdir, target, selection=search.selection,
+                      teacher=lambda: trained_float()[0], fields=fields, started=started, export=export,
+                      stop_after_finetune_epochs=stop_after_finetune_epochs, log=log)
 
 
 def median_step_seconds(history, stage):
@@ -274,48 +216,3 @@ def finished_report(config, workdir):
         return None
     recorded = (tflite_file.read_metadata(data) or {}).get("config")
     return report if recorded == json.loads(json.dumps(config.to_dict())) else None
-
-
-def size_figures(spec, data, accelerator, vela_bytes) -> dict:
-    """The size model against Vela, at selection (supernet weights) and on the exported .tflite.
-
-    selection_*: the arch spec's figures, made before fine-tuning moved the weights.
-    export_*: `size_model.exported_bytes` of the file itself, in Vela's brick order where
-    its API knows the target (the size model calibrated on these weights) and, as
-    `export_plain_codec_*`, the codec on the stored stream.
-    """
-    from udc.hardware import size_model as sm
-
-    exported = sm.exported_bytes(data, accelerator)
-    plain = sm.exported_bytes(data, accelerator, order="flat")
-    figures = {"selection_estimate_bytes": spec["estimated_bytes"], "selection_codec_bytes": spec["codec_bytes"],
-               "export_estimate_bytes": exported["total"], "export_plain_codec_bytes": plain["total"]}
-    figures.update({k.replace("_bytes", "_error"): v / vela_bytes - 1.0 for k, v in figures.items()})
-    figures["export_layer_bytes"] = exported["layers"]
-    return figures
-
-
-def search_markdown(search) -> str:
-    lines = ["", "## Search", "",
-             f"Budget {search['budget_bytes']:,} B; Vela {search['vela_encoded_bytes']:,} B "
-             f"({'within' if search['within_budget'] else 'OVER'} budget); "
-             f"{search['export_attempts']} export(s)"
-             + "".join(f"; repair: {r['layer']} +{r['pruned']} zeros (sparsity {r['sparsity']:.1%}, "
-                       f"-{r['saved_bytes']} B by the codec)" for r in search.get("budget_repairs", []))
-             + f"; {search['total_seconds']:.0f} s in all.", "",
-             "Size model against Vela's encoded weight bytes:", "",
-             "| figure | bytes | vs Vela |", "|---|---|---|",
-             f"| estimate at selection (supernet weights) | {search['selection_estimate_bytes']:,.0f} | "
-             f"{search['selection_estimate_error']:+.2%} |",
-             f"| codec at selection (supernet weights) | {search['selection_codec_bytes']:,} | "
-             f"{search['selection_codec_error']:+.2%} |",
-             f"| estimate of the exported weights | {search['export_estimate_bytes']:,} | "
-             f"{search['export_estimate_error']:+.2%} |",
-             f"| codec of the exported weights, stored order | {search['export_plain_codec_bytes']:,} | "
-             f"{search['export_plain_codec_error']:+.2%} |", "",
-             "| layer | width | input | sparsity | bits | selection estimate B | selection codec B | exported B |",
-             "|---|---|---|---|---|---|---|---|"]
-    for layer, exported in zip(search["arch_spec"]["layers"], search["export_layer_bytes"]):
-        lines.append(f"| {layer['name']} | {layer['width']} | {layer['input_width']} | {layer['sparsity']:.0%} | "
-                     f"{layer['bits']} | {layer['estimated_bytes']:.0f} | {layer['codec_bytes']} | {exported} |")
-    return "\n".join(lines) + "\n"

@@ -72,7 +72,7 @@ from udc import checkpoints
 from udc.augment import Augmentation
 from udc.compat import keras, tf
 from udc.distillation import distillation_loss
-from udc.epoch_loop import all_finite, epoch_batches, named, non_finite_error
+from udc.epoch_loop import LR_SCHEDULES, all_finite, epoch_batches, learning_rate_schedule, named, non_finite_error
 from udc.errors import ConfigError, UdcError
 from udc.fileio import ensure_writable_dir, write_json_atomic
 from udc.hardware import size_model as sm
@@ -89,10 +89,13 @@ STATE_FILE = "search_state.json"  # the search stage's state, in WORKDIR
 SUPERNET_DIR = "supernet"  # the trained supernet's default folder in WORKDIR
 SUPERNET_STATE_FILE = "state.json"  # the training stage's state, in the supernet's folder
 # Keys the trained supernet does not depend on: searches that differ only in these share it.
+# Keys of what follows the search (fine-tune, budget repair): the search stage's checkpoints do
+# not depend on them, so a workdir whose search is done fine-tunes again with new values.
+AFTER_SEARCH_KEYS = ("search.finetune_epochs", "search.finetune_learning_rate", "search.finetune_lr_schedule",
+                     "search.finetune_distillation_weight", "search.finetune_augment", "search.repair_steps")
 PER_BUDGET_KEYS = ("budget_kb", "search.budget_kb", "search.search_epochs", "search.arch_learning_rate",
                    "search.dual_learning_rate", "search.fill_budget", "search.budget_margin", "search.candidates",
-                   "search.end_temperature", "search.finetune_epochs", "search.finetune_learning_rate",
-                   "search.supernet", "search.repair_steps")
+                   "search.end_temperature", "search.supernet") + AFTER_SEARCH_KEYS
 # Keys that change nothing the checkpoints hold: a resume may differ in them.
 _RESUME_IGNORES = ("data_dir", "download", "export.tflm_samples", "export.num_calibration",
                    "export.system_config", "export.memory_mode", "search.tensorboard", "train.")
@@ -103,25 +106,17 @@ _RESUME_IGNORES = ("data_dir", "download", "export.tflm_samples", "export.num_ca
 TRAINING_RULES = ("sandwich", "soft")
 
 
-LR_SCHEDULES = ("cosine", "constant")
-
-
 def check_training(config) -> None:
     """ConfigError for a training rule or learning-rate schedule udc does not know (before any work)."""
     s = config.search
     if s.training not in TRAINING_RULES:
         raise ConfigError(f"unknown search.training '{s.training}'; choose one of: {', '.join(TRAINING_RULES)} "
                           "in --config.search.training")
-    if s.lr_schedule not in LR_SCHEDULES:
-        raise ConfigError(f"unknown learning-rate schedule '{s.lr_schedule}'; choose one of: "
-                          f"{', '.join(LR_SCHEDULES)} in --config.search.lr_schedule")
+    for key in ("lr_schedule", "finetune_lr_schedule"):
+        if s[key] not in LR_SCHEDULES:
+            raise ConfigError(f"unknown learning-rate schedule '{s[key]}'; choose one of: "
+                              f"{', '.join(LR_SCHEDULES)} in --config.search.{key}")
 
-
-def learning_rate_schedule(kind: str, rate: float, total_steps: int):
-    """The weights' learning rate: "cosine" decays `rate` to 0 over `total_steps`, "constant" keeps it."""
-    if kind == "cosine":
-        return keras.optimizers.schedules.CosineDecay(rate, max(total_steps, 1))
-    return rate
 
 def search_options(config) -> SearchOptions:
     s = config.search
@@ -427,7 +422,7 @@ class SupernetSearch:
         self.searching = Stage(
             self.workdir / STATE_FILE, self.workdir / "checkpoints",
             tf.train.Checkpoint(model=self.model, arch_opt=self.arch_opt, multiplier=self.lam),
-            config_fingerprint(config), self.workdir)
+            config_fingerprint(config, ignore=AFTER_SEARCH_KEYS), self.workdir)
         self.selection = None  # what `select` measured: candidates and their validation accuracies
         self._loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
         self.train_step = tf.function(self._train_step)
@@ -518,6 +513,15 @@ class SupernetSearch:
                                     self.supernet_dir, partial=True)
         stop = None if stop_after_epochs is None else stop_after_epochs - self.supernet_epochs
         return self._search(stop)
+
+    def use_trained_supernet(self) -> None:
+        """The trained supernet's weights, with no search (its choice logits stay uniform): what the
+        controls of `udc.controls` pick children from. UdcError if its training has not finished."""
+        self.training.restore()  # its checkpoint holds the weights and BatchNorm statistics
+        if self.training.epochs_done < self.supernet_epochs:
+            raise UdcError(f"the supernet in {self.supernet_dir} has trained {self.training.epochs_done} of "
+                           f"{self.supernet_epochs} epochs; finish its search first (udc-search with the same "
+                           "--config.search.supernet)")
 
     def _train(self, stop_after_epochs, float_model) -> bool:
         with workdir_lock(self.supernet_dir):  # searches at other budgets may share this supernet
@@ -667,11 +671,10 @@ class SupernetSearch:
         rng = np.random.default_rng(self.config.seed)
         candidates = []
         for choices in [argmax] + [self._sampled_choices(rng) for _ in range(int(self.config.search.candidates))]:
-            choices = self._fit(choices, limit)
+            choices = self.fit_to_limit(choices, limit)
             if choices not in candidates:
                 candidates.append(choices)
-        scored = [(self._child_accuracy(lambda layers, c=c: children.use_choices(layers, c)), i, c)
-                  for i, c in enumerate(candidates)]
+        scored = [(self.child_accuracy(c), i, c) for i, c in enumerate(candidates)]
         accuracy, index, best = max(scored, key=lambda item: (item[0], -item[1]))
         self.selection = {"candidates": len(candidates), "val_accuracy": accuracy,
                           "argmax_val_accuracy": scored[0][0],
@@ -692,7 +695,11 @@ class SupernetSearch:
                 choices[layer.name][name] = options[int(rng.choice(len(options), p=p / p.sum()))]
         return choices
 
-    def _fit(self, choices, limit) -> dict:
+    def child_accuracy(self, choices) -> float:
+        """Validation accuracy of the exact child of `choices` on the current weights (BatchNorm recalibrated)."""
+        return self._child_accuracy(lambda layers: children.use_choices(layers, choices))
+
+    def fit_to_limit(self, choices, limit) -> dict:
         """`choices` repaired down to `limit` if over, then filled up to it (`search.fill_budget`)."""
         if self.sizes.exact(choices) > limit:
             choices = repair(self.sizes, choices, limit, log=lambda _: None)
@@ -723,7 +730,7 @@ def check_resumable_workdir(config, workdir) -> None:
     supernet_dir = supernet_path(config, workdir)  # first: a different supernet is the larger difference
     check_resumable(supernet_dir / SUPERNET_STATE_FILE, config_fingerprint(config, ignore=PER_BUDGET_KEYS),
                     supernet_dir)
-    check_resumable(Path(workdir) / STATE_FILE, config_fingerprint(config), workdir)
+    check_resumable(Path(workdir) / STATE_FILE, config_fingerprint(config, ignore=AFTER_SEARCH_KEYS), workdir)
 
 
 def read_state(path, root=None):

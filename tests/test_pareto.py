@@ -40,3 +40,20 @@ def test_compare_and_plot(tmp_path):
     assert [r["name"] for r in summary["udc"]] == ["udc_12", "udc_6"]
     plot(POINTS, tmp_path / "p.png", "test")
     assert (tmp_path / "p.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_controls_are_compared_at_their_budget_and_plotted(tmp_path):
+    searched = [{**point("udc_8kb", "udc", 0.89, 7_900), "budget_bytes": 8192},
+                {**point("udc_16kb", "udc", 0.90, 15_900), "budget_bytes": 16384}]
+    controls = [{**point("uniform_8kb", "control", 0.87, 8_000), "budget_bytes": 8192},
+                {**point("random_8kb_1", "control", 0.891, 8_100), "budget_bytes": 8192},
+                {**point("uniform_16kb", "control", 0.88, 16_000), "budget_bytes": 16384}]
+    summary = compare(POINTS + searched + controls)
+    rows = {r["name"]: r for r in summary["controls"]}
+    assert rows["udc_8kb"]["controls"] == {"uniform_8kb": 0.87, "random_8kb_1": 0.891}
+    assert not rows["udc_8kb"]["beats_every_control"]  # the random child is more accurate
+    assert rows["udc_16kb"]["beats_every_control"] and rows["udc_16kb"]["controls"] == {"uniform_16kb": 0.88}
+    assert "udc_12" not in rows  # no controls at its budget
+    assert [r["name"] for r in summary["udc"]] == ["udc_12", "udc_6", "udc_8kb", "udc_16kb"]  # not the controls
+    plot(POINTS + searched + controls, tmp_path / "p.png", "test")
+    assert (tmp_path / "p.png").stat().st_size > 1000

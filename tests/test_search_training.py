@@ -71,3 +71,66 @@ def test_one_supernet_serves_a_second_budget_and_a_budget_miss_is_repaired_witho
     with pytest.raises(ConfigError, match=r"holds a supernet made with a different config "
                                           r"\(search.sampled_children: 1 -> 2\)"):
         search_and_export(other, root / "udc_other", log=lambda _: None, export=False)
+
+
+def _trained_supernet_search(root, workdir):
+    from udc.data import load_splits
+    from udc.search import SupernetSearch
+
+    config = digits_config(**SHORT, supernet=str(root / "supernet"))
+    search = SupernetSearch(config, load_splits(config), workdir, log=lambda _: None)
+    search.use_trained_supernet()
+    search.sizes.calibrate()
+    return config, search
+
+
+def test_controls_are_children_of_the_trained_supernet_at_the_limit(shared, tmp_path):
+    from udc.controls import random_children, uniform_children
+
+    root, spec, _ = shared
+    _, search = _trained_supernet_search(root, tmp_path / "controls")
+    limit = spec["limit_bytes"]
+    uniform = uniform_children(search, limit)
+    assert len(uniform) >= 5  # most (sparsity, bits) pairs fit 3 KiB at some width
+    for child in uniform:
+        assert search.sizes.exact(child) <= limit
+        assert len({(c["sparsity"], c["bits"]) for c in child.values()}) == 1  # the same in every layer
+        # The widest share that fits: the next share up (if any layer can widen) is over the limit.
+        wider = {name: {**c, "width": min((w for w in layer.widths if w > c["width"]), default=c["width"])}
+                 for (name, c), layer in zip(child.items(), search.layers)}
+        assert wider == child or search.sizes.exact(wider) > limit
+    drawn = random_children(search, 3, seed=0, limit=limit)
+    assert len({str(c) for c in drawn}) == 3
+    assert all(limit * 0.8 <= search.sizes.exact(c) <= limit for c in drawn)  # filled up to the limit
+    assert random_children(search, 3, seed=0, limit=limit) == drawn  # the same seed, the same children
+
+
+def test_a_control_needs_a_trained_supernet(tmp_path):
+    from udc.data import load_splits
+    from udc.errors import UdcError
+    from udc.search import SupernetSearch
+
+    config = digits_config(**SHORT, supernet=str(tmp_path / "untrained"))
+    search = SupernetSearch(config, load_splits(config), tmp_path / "control", log=lambda _: None)
+    with pytest.raises(UdcError, match="has trained 0 of 2 epochs; finish its search first"):
+        search.use_trained_supernet()
+
+
+@pytest.mark.e2e
+def test_a_uniform_control_ships_like_the_searched_child(shared):
+    from udc.controls import ship_control
+    from udc.data import load_splits
+    from udc.pipeline import target_of
+
+    root, _, _ = shared
+    config = digits_config(**SHORT, supernet=str(root / "supernet"))
+    lines = []
+    report = ship_control(config, load_splits(config), root / "controls" / "uniform_3kb", "uniform", 0,
+                          target_of(config), log=lines.append)
+    spec = report["search"]["arch_spec"]
+    assert spec["selection"]["control"] == "uniform" and spec["selection"]["candidates"] >= 5
+    assert len({(layer["sparsity"], layer["bits"]) for layer in spec["layers"]}) == 1
+    assert report["search"]["vela_encoded_bytes"] <= 3 * 1024
+    assert len([line for line in lines if line.startswith("fine-tune epoch")]) == 2  # the searched child's recipe
+    assert not any(line.startswith(("supernet epoch", "search epoch")) for line in lines)
+    assert report["accuracy"]["int8_tflite"] > 0.5  # digits, 10 classes

@@ -5,13 +5,15 @@ test accuracy, Vela encoded weight bytes, flash, cycles, wall time). Each finish
 point is kept in WORKDIR/points/<name>.json, so an interrupted run resumes where it
 stopped. The float model (WORKDIR/float/model.keras) and the trained supernet
 (WORKDIR/supernet) are shared: the baselines and every search start from the same float
-model, and the supernet is trained once for all budgets.
+model, the supernet is trained once for all budgets, and the controls (`udc.controls`,
+WORKDIR/controls/<name>) take their children from it.
 """
 
 import json
 import time
 
 from udc.baselines import RECIPES, FineTuning, run_recipe
+from udc.controls import ship_control
 from udc.data import load_splits
 from udc.errors import ConfigError
 from udc.export import export_model
@@ -34,7 +36,11 @@ def _point(name, kind, report, seconds):
             "wall_seconds": round(seconds, 1)}
 
 
-def run_benchmark(config, workdir, recipes, budgets_kb, tuning: FineTuning, log=print) -> list[dict]:
+def run_benchmark(config, workdir, recipes, budgets_kb, tuning: FineTuning, random_controls=0,
+                  uniform_controls=False, log=print) -> list[dict]:
+    """The baselines, the UDC searches and, from the same trained supernet, the controls
+    (`udc.controls`): `random_controls` random children at each of the two smallest budgets
+    and, with `uniform_controls`, the uniform child at every budget."""
     check_plan(recipes, budgets_kb)
     target = target_of(config)
     splits = load_splits(config)  # a bad dataset fails before the workdir is made
@@ -75,4 +81,21 @@ def run_benchmark(config, workdir, recipes, budgets_kb, tuning: FineTuning, log=
             point["export_estimate_error"] = report["search"]["export_estimate_error"]
             write_json_atomic(points_dir / f"{name}.json", point)
         points.append(point)
+    smallest_two = sorted(budgets_kb)[:2]
+    for kb, budget_config, budget_dir in budget_plan(config, workdir, budgets_kb):
+        controls = [("uniform", 0)] if uniform_controls else []
+        controls += [("random", i) for i in range(random_controls if kb in smallest_two else 0)]
+        for kind, index in controls:
+            name = f"{kind}_{kb:g}kb" + (f"_{index + 1}" if kind == "random" else "")
+            point = done(name)
+            if point is None:
+                log(f"== control {name}")
+                report = ship_control(budget_config, splits, workdir / "controls" / name, kind, index, target,
+                                      log=log)
+                point = _point(name, "control", report, report["search"]["total_seconds"])
+                point["budget_bytes"] = report["search"]["budget_bytes"]
+                point["export_attempts"] = report["search"]["export_attempts"]
+                point["supernet_val_accuracy"] = report["search"]["arch_spec"]["selection"]["val_accuracy"]
+                write_json_atomic(points_dir / f"{name}.json", point)
+            points.append(point)
     return points

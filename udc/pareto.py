@@ -1,7 +1,8 @@
 """Accuracy against encoded size: the Pareto front and UDC's standing against baselines.
 
-A point is a dict with at least `name`, `kind` ("baseline" or "udc"), `accuracy`
+A point is a dict with at least `name`, `kind` ("baseline", "udc" or "control"), `accuracy`
 (int8 .tflite test accuracy, 0..1) and `encoded_bytes` (Vela's total_npu_encoded_weights).
+UDC points and controls (`udc.controls`) also carry `budget_bytes`.
 """
 
 import math
@@ -47,7 +48,19 @@ def compare(points: list[dict]) -> dict:
                      "iso_size_accuracy_gain_points": iso_size_gain(p, baselines)})
     ratios = [r["iso_accuracy_size_ratio"] for r in rows if r["iso_accuracy_size_ratio"] is not None]
     return {"udc": rows, "best_iso_accuracy_size_ratio": max(ratios) if ratios else None,
-            "front": [p["name"] for p in pareto_front(points)]}
+            "front": [p["name"] for p in pareto_front(points)], "controls": control_rows(points)}
+
+
+def control_rows(points: list[dict]) -> list[dict]:
+    """Per UDC point with controls at its budget: its accuracy against theirs, and whether it beats each."""
+    rows = []
+    for p in (p for p in points if p["kind"] == "udc"):
+        controls = [c for c in points if c["kind"] == "control" and c["budget_bytes"] == p.get("budget_bytes")]
+        if controls:
+            rows.append({"name": p["name"], "accuracy": p["accuracy"],
+                         "controls": {c["name"]: c["accuracy"] for c in controls},
+                         "beats_every_control": all(p["accuracy"] > c["accuracy"] for c in controls)})
+    return rows
 
 
 def plot(points: list[dict], path, title: str) -> None:
@@ -57,12 +70,15 @@ def plot(points: list[dict], path, title: str) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(8, 5))
-    for kind, marker, color in (("baseline", "s", "tab:gray"), ("udc", "o", "tab:red")):
+    labels = {"baseline": "baselines (tfmot recipes, uniform grid)", "udc": "UDC (budgets)",
+              "control": "controls (random, uniform children of the same supernet)"}
+    for kind, marker, color in (("baseline", "s", "tab:gray"), ("udc", "o", "tab:red"), ("control", "^", "tab:green")):
         chosen = [p for p in points if p["kind"] == kind]
+        if not chosen:
+            continue
         ax.scatter([p["encoded_bytes"] / 1024 for p in chosen], [100 * p["accuracy"] for p in chosen],
-                   marker=marker, color=color, label="UDC (budgets)" if kind == "udc" else "baselines (tfmot recipes, uniform grid)",
-                   zorder=3)
-        for p in chosen:
+                   marker=marker, color=color, label=labels[kind], zorder=3)
+        for p in chosen if kind != "control" else ():  # many controls at each budget: the legend says what they are
             ax.annotate(p["name"], (p["encoded_bytes"] / 1024, 100 * p["accuracy"]), fontsize=8,
                         xytext=(4, -10), textcoords="offset points")
     front = pareto_front(points)

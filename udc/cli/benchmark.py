@@ -21,6 +21,12 @@ _RECIPES = flags.DEFINE_list(
     "Baseline recipes to run (see udc.baselines).")
 _BUDGETS = define_budgets_flag("6,12,24,48")
 _EPOCHS = flags.DEFINE_integer("finetune_epochs", 2, "Fine-tuning epochs every baseline recipe gets.")
+_RANDOM_CONTROLS = flags.DEFINE_integer(
+    "random_controls", 3, "Random children of the trained supernet, fine-tuned as the searched one, at each of "
+    "the two smallest budgets (udc.controls); 0: none.", lower_bound=0)
+_UNIFORM_CONTROLS = flags.DEFINE_boolean(
+    "uniform_controls", True, "Also ship the best uniform child (every layer the same bits and sparsity, widths "
+    "scaled to fit) at every budget (udc.controls).")
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Where pareto.* go (default: benchmarks/<dataset>).")
 flags.mark_flags_as_required(["config"])
 
@@ -44,7 +50,9 @@ def training_budget(config, finetune_epochs: int) -> str:
             + ("starts from the same float model, then trains " if s.warm_start else "trains from scratch, no float model: ")
             + f"one supernet for all budgets ({s.supernet_epochs} epochs), then per budget {s.search_epochs} search "
             f"epochs (choices only) + {s.finetune_epochs} QAT fine-tuning epochs, all of "
-            f"{steps} (batch {s.batch_size}, search training rule '{s.training}'). Seed {config.seed} everywhere.")
+            f"{steps} (batch {s.batch_size}, search training rule '{s.training}'; fine-tune peak rate "
+            f"{s.finetune_learning_rate:g}, {s.finetune_lr_schedule}). The controls take their children from the same "
+            f"supernet and fine-tune them the same way. Seed {config.seed} everywhere.")
 
 
 def markdown(points, summary, command, machine, budget, load) -> str:
@@ -66,6 +74,15 @@ def markdown(points, summary, command, machine, budget, load) -> str:
         if p["kind"] == "udc":
             lines.append(f"| {p['name']} | {p['budget_bytes']:,} | {p['encoded_bytes']:,} | "
                          f"{p.get('export_attempts', '–')} | {p['selection_estimate_error']:+.2%} |")
+    if summary["controls"]:
+        lines += ["", "Does the search earn its keep? Controls from the same trained supernet at the same limit, "
+                  "fine-tuned and exported exactly as the searched child (`udc.controls`): random children and the "
+                  "best uniform child (same bits and sparsity in every layer, widths scaled to fit).", "",
+                  "| UDC point | searched | controls | beats every control |", "|---|---|---|---|"]
+        for r in summary["controls"]:
+            shown = ", ".join(f"{name} {100 * a:.2f} %" for name, a in r["controls"].items())
+            lines.append(f"| {r['name']} | {100 * r['accuracy']:.2f} % | {shown} | "
+                         f"{'yes' if r['beats_every_control'] else 'NO'} |")
     lines += ["", "| UDC point | size ratio at iso-accuracy | accuracy gain at iso-size (points) |", "|---|---|---|"]
     for r in summary["udc"]:
         lines.append(f"| {r['name']} | {_fmt(r['iso_accuracy_size_ratio'], '.2f')}x | "
@@ -102,7 +119,8 @@ def main(argv):
     config = loaded_config(_CONFIG)
     budgets = budgets_kb(_BUDGETS)
     tuning = FineTuning(epochs=_EPOCHS.value, batch_size=config.train.batch_size, seed=config.seed)
-    points = run_benchmark(config, Path(_WORKDIR.value), _RECIPES.value, budgets, tuning)
+    points = run_benchmark(config, Path(_WORKDIR.value), _RECIPES.value, budgets, tuning,
+                           random_controls=_RANDOM_CONTROLS.value, uniform_controls=_UNIFORM_CONTROLS.value)
     summary = compare(points)
     out = ensure_writable_dir(_OUTPUT_DIR.value or f"benchmarks/{config.dataset}")
     command = " ".join(["udc-benchmark", *sys.argv[1:]])

@@ -13,6 +13,8 @@ size limit, so a control differs from the searched point only in how its child w
   strongest uniform choice, picked the way the search picks.
 """
 
+import time
+
 import numpy as np
 
 from udc.search import SupernetSearch, format_choices
@@ -81,6 +83,7 @@ def ship_control(config, splits, workdir, kind: str, index: int, target, log=pri
     WORKDIR (its own folder: one run owns it); returns the report."""
     from udc.pipeline import finished_report
 
+    started = time.perf_counter()  # the report's total_seconds include choosing the child
     with workdir_lock(workdir) as workdir:
         finished = finished_report(config, workdir)
         if finished is not None:
@@ -91,4 +94,5 @@ def ship_control(config, splits, workdir, kind: str, index: int, target, log=pri
         choices, selection = control_children(search, kind, index, config.seed, int(search.target))
         log(f"control {kind} {index + 1}: {format_choices(choices)} {search.sizes.exact(choices)} B by the codec, "
             f"validation {selection['val_accuracy']:.2%} on the supernet")
-        return ship_child(config, splits, search, choices, workdir, target, selection=selection, log=log)
+        return ship_child(config, splits, search, choices, workdir, target, selection=selection, started=started,
+                          log=log)

@@ -1,0 +1,66 @@
+"""Mean and spread over seeds of the UDC points of several udc-benchmark runs.
+
+    python tools/seed_spread.py benchmarks/fashion_mnist/pareto.json \
+        benchmarks/fashion_mnist/seed1/pareto.json benchmarks/fashion_mnist/seed2/pareto.json \
+        --output=benchmarks/fashion_mnist/seeds.md
+
+Each pareto.json is one seed's run (`udc-benchmark --config.seed=S`, each with its own float
+model and supernet); the table lists, per UDC point present in every run, each seed's int8
+test accuracy and Vela bytes, their mean and their spread (max - min, and the standard
+deviation over seeds).
+"""
+
+import argparse
+import json
+import statistics
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from udc.fileio import write_text_atomic  # noqa: E402
+
+
+def seed_of(run) -> str:
+    for part in run["command"].split():
+        if part.startswith("--config.seed="):
+            return part.split("=", 1)[1]
+    return "0 (the config's)"
+
+
+def table(runs) -> str:
+    names = [p["name"] for p in runs[0]["points"] if p["kind"] == "udc"]
+    names = [n for n in names if all(any(p["name"] == n for p in r["points"]) for r in runs)]
+    seeds = [seed_of(r) for r in runs]
+    lines = ["| UDC point | " + " | ".join(f"seed {s}" for s in seeds) + " | mean | max - min | std |",
+             "|---|" + "---|" * (len(seeds) + 3)]
+    for name in names:
+        points = [next(p for p in r["points"] if p["name"] == name) for r in runs]
+        accuracies = [100 * p["accuracy"] for p in points]
+        cells = [f"{a:.2f} % ({p['encoded_bytes']:,} B)" for a, p in zip(accuracies, points)]
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {statistics.mean(accuracies):.2f} % | "
+                     f"{max(accuracies) - min(accuracies):.2f} | {statistics.stdev(accuracies):.2f} |")
+    return "\n".join(lines)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("runs", nargs="+", type=Path, help="pareto.json of each seed's run")
+    parser.add_argument("--output", type=Path, required=True)
+    args = parser.parse_args()
+    if len(args.runs) < 2:
+        parser.error("give at least two runs (seeds) to compare")
+    runs = [json.loads(path.read_text()) for path in args.runs]
+    text = ["# UDC over seeds", "", "Made with `python tools/seed_spread.py "
+            + " ".join(str(p) for p in args.runs) + f" --output={args.output}` from these runs:", ""]
+    for path, run in zip(args.runs, runs):
+        text.append(f"- `{path}`: `{run['command']}`; load average before {run['load_average'][0]}, "
+                    f"after {run['load_average'][1]}")
+    text += ["", table(runs), ""]
+    write_text_atomic(args.output, "\n".join(text))
+    print("\n".join(text))
+
+
+if __name__ == "__main__":
+    main()

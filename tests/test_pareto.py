@@ -38,6 +38,12 @@ def test_compare_and_plot(tmp_path):
     summary = compare(POINTS)
     assert summary["best_iso_accuracy_size_ratio"] == pytest.approx(max(90_000 / 12_000, 40_000 / 6_000))
     assert [r["name"] for r in summary["udc"]] == ["udc_12", "udc_6"]
+    per_baseline = {r["baseline"]: r for r in summary["baselines"]}
+    assert per_baseline["pqat_75"]["udc_point"] == "udc_12"  # 0.893 >= 0.895 - 0.003; udc_6 is not
+    assert per_baseline["pqat_75"]["size_ratio"] == pytest.approx(90_000 / 12_000)
+    assert per_baseline["pqat_90"]["udc_point"] == "udc_12"  # udc_6 is a point below it
+    assert per_baseline["dominated"]["udc_point"] == "udc_6"  # the smallest within 0.3 points
+    assert per_baseline["ptq"]["udc_point"] is None and per_baseline["ptq"]["size_ratio"] is None
     plot(POINTS, tmp_path / "p.png", "test")
     assert (tmp_path / "p.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 

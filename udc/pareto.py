@@ -48,7 +48,22 @@ def compare(points: list[dict]) -> dict:
                      "iso_size_accuracy_gain_points": iso_size_gain(p, baselines)})
     ratios = [r["iso_accuracy_size_ratio"] for r in rows if r["iso_accuracy_size_ratio"] is not None]
     return {"udc": rows, "best_iso_accuracy_size_ratio": max(ratios) if ratios else None,
-            "front": [p["name"] for p in pareto_front(points)], "controls": control_rows(points)}
+            "front": [p["name"] for p in pareto_front(points)], "controls": control_rows(points),
+            "baselines": baseline_rows(points)}
+
+
+def baseline_rows(points: list[dict], tolerance=ISO_ACCURACY_TOLERANCE) -> list[dict]:
+    """Per baseline: the smallest UDC point within `tolerance` of its accuracy and the size ratio
+    (baseline bytes / UDC bytes; None when no UDC point is that accurate)."""
+    searched = [p for p in points if p["kind"] == "udc"]
+    rows = []
+    for b in sorted((p for p in points if p["kind"] == "baseline"), key=lambda p: p["encoded_bytes"]):
+        reaching = [p for p in searched if p["accuracy"] >= b["accuracy"] - tolerance]
+        best = min(reaching, key=lambda p: p["encoded_bytes"]) if reaching else None
+        rows.append({"baseline": b["name"], "accuracy": b["accuracy"], "encoded_bytes": b["encoded_bytes"],
+                     "udc_point": best and best["name"],
+                     "size_ratio": best and b["encoded_bytes"] / best["encoded_bytes"]})
+    return rows
 
 
 def control_rows(points: list[dict]) -> list[dict]:

@@ -83,6 +83,15 @@ def markdown(points, summary, command, machine, budget, load) -> str:
             shown = ", ".join(f"{name} {100 * a:.2f} %" for name, a in r["controls"].items())
             lines.append(f"| {r['name']} | {100 * r['accuracy']:.2f} % | {shown} | "
                          f"{'yes' if r['beats_every_control'] else 'NO'} |")
+    lines += ["", "Per baseline: the smallest UDC point within 0.3 points of its accuracy (goal: at most 1/4 of "
+              "its bytes, a ratio of 4x or more).", "",
+              "| baseline | accuracy | Vela encoded B | smallest UDC point within 0.3 points | size ratio | 4x |",
+              "|---|---|---|---|---|---|"]
+    for r in summary["baselines"]:
+        ratio = r["size_ratio"]
+        lines.append(f"| {r['baseline']} | {100 * r['accuracy']:.2f} % | {r['encoded_bytes']:,} | "
+                     f"{r['udc_point'] or 'none'} | {_fmt(ratio, '.2f')}x | "
+                     f"{'met' if ratio is not None and ratio >= 4 else 'NOT met'} |")
     lines += ["", "| UDC point | size ratio at iso-accuracy | accuracy gain at iso-size (points) |", "|---|---|---|"]
     for r in summary["udc"]:
         lines.append(f"| {r['name']} | {_fmt(r['iso_accuracy_size_ratio'], '.2f')}x | "

@@ -81,7 +81,7 @@ def control_children(search, kind: str, index: int, seed: int, limit: int):
 def ship_control(config, splits, workdir, kind: str, index: int, target, log=print):
     """Ships control `kind` #`index` of the config's trained supernet (`search.supernet`) from
     WORKDIR (its own folder: one run owns it); returns the report."""
-    from udc.pipeline import finished_report
+    from udc.pipeline import finished_report, float_model, float_model_path
 
     started = time.perf_counter()  # the report's total_seconds include choosing the child
     with workdir_lock(workdir) as workdir:
@@ -94,5 +94,6 @@ def ship_control(config, splits, workdir, kind: str, index: int, target, log=pri
         choices, selection = control_children(search, kind, index, config.seed, int(search.target))
         log(f"control {kind} {index + 1}: {format_choices(choices)} {search.sizes.exact(choices)} B by the codec, "
             f"validation {selection['val_accuracy']:.2%} on the supernet")
-        return ship_child(config, splits, search, choices, workdir, target, selection=selection, started=started,
-                          log=log)
+        return ship_child(config, splits, search, choices, workdir, target, selection=selection,
+                          teacher=lambda: float_model(config, splits, float_model_path(config, workdir), log=log),
+                          started=started, log=log)

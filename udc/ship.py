@@ -32,7 +32,7 @@ def finetune_recipe(config, teacher):
                   distillation_temperature=float(s.distillation_temperature))
 
 
-def ship_child(config, splits, search, choices, workdir, target, *, selection, teacher=None, fields=None,
+def ship_child(config, splits, search, choices, workdir, target, *, selection, teacher, fields=None,
                started=None, export=True, stop_after_finetune_epochs=None, log=print):
     """Ships the child `choices` of `search`'s supernet from WORKDIR; returns the report (with a
     "search" section: the size figures, `fields` and the arch spec), the arch spec if `export` is
@@ -61,7 +61,7 @@ def ship_child(config, splits, search, choices, workdir, target, *, selection, t
     save_model(plain, workdir / "stripped.keras")
     if not export:
         return spec
-    distilling = float(s.finetune_distillation_weight) and teacher is not None
+    distilling = float(s.finetune_distillation_weight) > 0
     qat = finetune(plain, spec, masks, splits, epochs=int(s.finetune_epochs),
                    learning_rate=float(s.finetune_learning_rate), batch_size=int(s.batch_size),
                    seed=config.seed, recipe=finetune_recipe(config, teacher() if distilling else None),

@@ -21,9 +21,6 @@ from udc.search import SupernetSearch, format_choices
 from udc.ship import ship_child
 from udc.workdir_lock import workdir_lock
 
-KINDS = ("random", "uniform")
-
-
 def random_children(search, count: int, seed: int, limit: int) -> list:
     """`count` children drawn uniformly per choice, each fitted to `limit` bytes."""
     rng = np.random.default_rng([seed, 7])  # not the search's candidate stream (seed alone)

@@ -15,9 +15,9 @@ Pruned weights stay zero: `KeepPruned` multiplies each kernel by its sparsity ma
 every training step (the forward pass always sees the masked kernel), so the exported
 tensor has at least the chosen sparsity and at most 2^b - 1 distinct int8 codes.
 
-The recipe (`Recipe`; `udc.pipeline` builds it from the config's `search.finetune_*` keys)
-adds to plain QAT at a constant rate what the schedule of a float training taught: a cosine
-decay of the learning rate to 0 over the fine-tune (the issue's measurement: 8 epochs of
+The recipe (`Recipe`; `udc.ship` builds it from the config's `search.finetune_*` keys)
+adds to plain QAT at a constant rate what the schedule of a float training taught: a short
+warm-up, then a cosine decay of the learning rate to 0 over the fine-tune (the issue's measurement: 8 epochs of
 fmnist_cnn at a constant 1e-3 reach 89.4 %, 3 more at 1e-4 reach 92.4 %), the search's
 augmentation (`udc.augment`), and distillation from the trained float model the search
 started from (`udc.distillation`): the compressed student learns the teacher's softened
@@ -154,7 +154,7 @@ class FineTuneCheckpoint:
 class Recipe:
     """How the fine-tune trains beyond plain QAT at a constant rate (the defaults add nothing)."""
 
-    lr_schedule: str = "constant"  # "cosine": from the learning rate down to 0 over the fine-tune
+    lr_schedule: str = "constant"  # "cosine": up to the learning rate (WARMUP_FRACTION), then down to 0
     augmentation: Augmentation = Augmentation()
     teacher: object = None  # a float model of the same task whose logits the QAT model learns
     distillation_weight: float = 0.0  # (1 - w) cross-entropy + w KD(teacher); 0 without a teacher

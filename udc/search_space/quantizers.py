@@ -21,14 +21,14 @@ from the weights in training, and in inference the grid step is derived from the
 stored range, so the grid and the fake-quant range never disagree even if the weights
 moved after the last training step.
 
-With `zero_counts` set (`udc.finetune` does it on grids of at most 3 bits), the quantizer
+With `zero_counts` set (`udc.finetune` does it on 2-bit grids), the quantizer
 keeps each channel's number of zero codes instead of deriving the step from max|w|: the
 step puts the zero threshold between the k-th and (k+1)-th smallest |w|. On such grids
 the share of zeros decides the codec's size, and a max-based step lets it drift as the
 largest weights grow: on the Pareto benchmark's children, Vela's bytes of 2-bit layers
-came out 16 % below the selection's figure after the fine-tune (3-bit sparse ones 9 %),
-and with the step frozen instead they grew 32 %. Keeping the count keeps the size the
-search paid for (and on a 2-bit grid, every non-zero code is +-1 anyway).
+came out 16 % below the selection's figure after the fine-tune, and with the step frozen
+instead they grew 32 %. Keeping the count keeps the size the search paid for (and on a
+2-bit grid, every non-zero code is +-1 anyway).
 """
 
 from udc.compat import keras, tf

@@ -1,14 +1,15 @@
-"""Runs udc-search on Fashion-MNIST at several budgets and records benchmarks/<dataset>/udc.{json,md}.
+"""The searched points of a `udc-benchmark` run in detail: benchmarks/<dataset>/udc.{json,md}.
 
-    python tools/benchmark_search.py [--budgets 6 12 24 48] [--config=configs/fashion_mnist.py]
-        [--workdir=runs/search_fashion_mnist] [--accelerator=ethos-u55-128]
+    python tools/benchmark_search.py --workdir=runs/benchmark_v4 [--config=configs/fashion_mnist.py]
 
-The budgets share one float model and one trained supernet (in WORKDIR/float and
-WORKDIR/supernet). Per budget: int8 accuracy of the .tflite, Vela encoded bytes against the budget, the size
-model's error against Vela at selection (supernet weights) and on the exported weights,
-wall time. Once: the supernet's training and search step times beside the plain
-backbone's training step (same batch, measured back to back). Results are
-written after every budget, so an interrupted benchmark keeps the budgets it finished.
+`udc-benchmark` already searches every budget from one float model and one trained
+supernet (train once, search many); rerunning the same searches here would only measure
+them twice. This reads its finished WORKDIR instead: per budget, the int8 accuracy of the
+.tflite, Vela's encoded bytes against the budget, the size model's error against Vela at
+selection (supernet weights) and on the exported weights, the exports, the chosen layers
+and the wall time; once, the float model's and the supernet's training time. Then it
+measures, on this machine and now (run it idle), the supernet's training and search step
+times beside the plain backbone's training step (same batch, back to back).
 """
 
 import argparse
@@ -16,26 +17,24 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tools"))
 
-from udc.machine import describe_machine as machine  # noqa: E402
 from udc.fileio import write_json_atomic, write_text_atomic  # noqa: E402
+from udc.machine import describe_machine  # noqa: E402
 
 SIZE_FIGURES = (("selection", "estimate"), ("selection", "codec"), ("export", "estimate"), ("export", "plain_codec"))
 
 
 def step_times(config_path, steps=30):
-    """Median seconds of a plain backbone step, a supernet training step and a search step, back to back."""
+    """Median seconds of a plain backbone step, a supernet training step and a search step, back to back
+    (and the batch size)."""
     code = f"""
 import json, sys, time, tempfile
 sys.path.insert(0, {str(ROOT)!r})
 import numpy as np
-from ml_collections import config_flags
 from udc.compat import keras, tf
 from udc.data import load_splits
 from udc.models import build_backbone
@@ -66,102 +65,97 @@ p1 = timed(lambda: plain_step(x, y)); t1 = timed(lambda: search.train_step(x, y)
 s1 = timed(lambda: search.search_step(x, y)[0])
 p2 = timed(lambda: plain_step(x, y)); t2 = timed(lambda: search.train_step(x, y)[0])
 s2 = timed(lambda: search.search_step(x, y)[0])
-print(json.dumps({{"plain_step_s": (p1 + p2) / 2, "supernet_step_s": (t1 + t2) / 2, "search_step_s": (s1 + s2) / 2}}))
+print(json.dumps({{"plain_step_s": (p1 + p2) / 2, "supernet_step_s": (t1 + t2) / 2, "search_step_s": (s1 + s2) / 2,
+                  "batch_size": bs}}))
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def budget_row(name, report, point) -> dict:
+    s = report["search"]
+    return {"name": name, "budget_bytes": s["budget_bytes"], "vela_encoded_bytes": s["vela_encoded_bytes"],
+            "within_budget": s["within_budget"], "int8_accuracy": report["accuracy"]["int8_tflite"],
+            "keras_accuracy": report["accuracy"]["keras"],
+            **{f"{stage}_{figure}_{unit}": s[f"{stage}_{figure}_{unit}"] for stage, figure in SIZE_FIGURES
+               for unit in ("bytes", "error")},
+            "export_attempts": s["export_attempts"], "wall_time_s": point["wall_seconds"],
+            "npu_fraction": report["vela"]["npu_fraction"], "layers": s["arch_spec"]["layers"]}
+
+
+def supernet_seconds(workdir) -> float:
+    state = json.loads((workdir / "supernet" / "state.json").read_text())
+    return sum(epoch["seconds"] for epoch in state["history"])
+
+
 def to_markdown(result) -> str:
+    steps = result["steps"]
     lines = [
-        f"# udc-search on {result['dataset']} ({result['accelerator']})", "",
-        f"Command per budget: `{result['command']}`; {result['machine']}; "
-        f"load average {result['load_average_start']} at the start (the cores were shared).", "",
-        f"Supernet training step {result['steps']['supernet_step_s'] * 1e3:.0f} ms, search step "
-        f"{result['steps']['search_step_s'] * 1e3:.0f} ms, plain backbone step "
-        f"{result['steps']['plain_step_s'] * 1e3:.0f} ms (batch {result['batch_size']}): "
-        f"training/plain ratio {result['steps']['ratio']:.2f}. The budgets share one float model and one "
-        "trained supernet (the first budget trains them; its wall time includes that).", "",
-        "| budget KiB | budget B | Vela encoded B | within | int8 test acc | Keras test acc | "
+        f"# udc-search on {result['dataset']} ({result['accelerator']}): the Pareto run's searched points", "",
+        f"Points: the UDC points of `{result['benchmark_command']}` (see pareto.md), read from its workdir by "
+        f"`{result['command']}`.", "",
+        f"{result['training_budget']} The supernet's {result['supernet_epochs']} epochs took "
+        f"{result['supernet_seconds'] / 60:.1f} min in the run that trained it; the wall time below is each "
+        "budget's own (search epoch, selection, fine-tune, export, Vela).", "",
+        f"Step times, measured by this tool on {result['machine']} (load average before {result['load'][0]}, "
+        f"after {result['load'][1]}): supernet training step {steps['supernet_step_s'] * 1e3:.0f} ms (sandwich "
+        f"rule), search step {steps['search_step_s'] * 1e3:.0f} ms, plain backbone step "
+        f"{steps['plain_step_s'] * 1e3:.0f} ms (batch {result['batch_size']}): training/plain ratio "
+        f"{steps['supernet_step_s'] / steps['plain_step_s']:.2f}.", "",
+        "| budget | budget B | Vela encoded B | within | int8 test acc | Keras test acc | "
         "selection estimate B | selection error | export estimate B | export error | exports | wall time |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in result["budgets"]:
-        if "error" in r:
-            lines.append(f"| {r['budget_kb']:g} | | | failed: {r['error']} | | | | | | | | {r['wall_time_s'] / 60:.1f} min |")
-            continue
         lines.append(
-            f"| {r['budget_kb']:g} | {r['budget_bytes']:,} | {r['vela_encoded_bytes']:,} | "
+            f"| {r['name']} | {r['budget_bytes']:,} | {r['vela_encoded_bytes']:,} | "
             f"{'yes' if r['within_budget'] else 'NO'} | {r['int8_accuracy']:.2%} | {r['keras_accuracy']:.2%} | "
             f"{r['selection_estimate_bytes']:,.0f} | {r['selection_estimate_error']:+.2%} | "
             f"{r['export_estimate_bytes']:,} | {r['export_estimate_error']:+.2%} | "
             f"{r['export_attempts']} | {r['wall_time_s'] / 60:.1f} min |")
     lines += ["", "Chosen layers (width/sparsity/bits):", ""]
     for r in result["budgets"]:
-        if "layers" in r:
-            lines.append(f"- {r['budget_kb']:g} KiB: " + ", ".join(
-                f"{l['name']} {l['width']}/{l['sparsity']:.0%}/{l['bits']}b" for l in r["layers"]))
-    if result.get("not_run"):
-        lines += ["", f"Not run (time ran out): {', '.join(f'{b:g} KiB' for b in result['not_run'])}."]
+        lines.append(f"- {r['name']}: " + ", ".join(
+            f"{l['name']} {l['width']}/{l['sparsity']:.0%}/{l['bits']}b" for l in r["layers"]))
     return "\n".join(lines) + "\n"
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--config", default="configs/fashion_mnist.py")
-    parser.add_argument("--workdir", default="runs/search_fashion_mnist")
-    parser.add_argument("--accelerator", default="ethos-u55-128")
-    parser.add_argument("--budgets", type=float, nargs="+", default=[6, 12, 24, 48])
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--workdir", required=True, help="a finished udc-benchmark WORKDIR")
+    parser.add_argument("--config", default="configs/fashion_mnist.py", help="the config it ran (for step times)")
     args = parser.parse_args()
-    shared = (f"--config.search.float_model={args.workdir}/float/model.keras "
-              f"--config.search.supernet={args.workdir}/supernet")
-    command = (f"udc-search --config={args.config} --config.budget_kb=K --config.accelerator={args.accelerator} "
-               f"{shared} --workdir={args.workdir}/K")
-    result = {"dataset": None, "accelerator": args.accelerator, "command": command, "machine": machine(),
-              "load_average_start": " ".join(f"{v:.1f}" for v in os.getloadavg()), "budgets": [],
-              "not_run": list(args.budgets)}
+    workdir = Path(args.workdir)
+    points = {}
+    for path in sorted((workdir / "points").glob("udc_*.json")):
+        point = json.loads(path.read_text())
+        points[point["name"]] = point
+    if not points:
+        sys.exit(f"tools/benchmark_search.py: no UDC points in {workdir / 'points'}; run udc-benchmark there first")
+    reports = {name: json.loads((workdir / name / "report.json").read_text()) for name in points}
+    budgets = sorted((budget_row(name, reports[name], points[name]) for name in points),
+                     key=lambda r: r["budget_bytes"])
+    first = reports[budgets[0]["name"]]
+    dataset = first["dataset"]
+    pareto = json.loads((ROOT / "benchmarks" / dataset / "pareto.json").read_text())
+    if f"--workdir={args.workdir}" not in pareto["command"]:
+        sys.exit(f"tools/benchmark_search.py: benchmarks/{dataset}/pareto.json was made by `{pareto['command']}`, "
+                 f"not in {args.workdir}; pass that run's --workdir")
+    load_before = " ".join(f"{v:.2f}" for v in os.getloadavg())
     steps = step_times(args.config)
-    steps["ratio"] = steps["supernet_step_s"] / steps["plain_step_s"]
-    result["steps"] = steps
-    print(f"step times: {steps}", flush=True)
-    out = None
-    for budget in args.budgets:
-        workdir = ROOT / args.workdir / f"{budget:g}"
-        workdir.mkdir(parents=True, exist_ok=True)
-        cmd = [sys.executable, "-c", "from udc.cli.search import run; run()", f"--config={args.config}",
-               f"--config.budget_kb={budget:g}", f"--config.accelerator={args.accelerator}", *shared.split(),
-               f"--workdir={workdir}"]
-        start = time.time()
-        with open(workdir / "log.txt", "a") as log:
-            status = subprocess.run(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT).returncode
-        wall = time.time() - start
-        row = {"budget_kb": budget, "wall_time_s": round(wall, 1)}
-        if status == 0:
-            report = json.loads((workdir / "report.json").read_text())
-            s = report["search"]
-            result["dataset"] = report["dataset"]
-            result["batch_size"] = report["search"]["arch_spec"].get("batch_size")
-            row.update({
-                "budget_bytes": s["budget_bytes"], "vela_encoded_bytes": s["vela_encoded_bytes"],
-                "within_budget": s["within_budget"], "int8_accuracy": report["accuracy"]["int8_tflite"],
-                "keras_accuracy": report["accuracy"]["keras"],
-                **{f"{stage}_{figure}_{unit}": s[f"{stage}_{figure}_{unit}"] for stage, figure in SIZE_FIGURES
-                   for unit in ("bytes", "error")},
-                "export_attempts": s["export_attempts"], "search_step_s": s["search_step_seconds"],
-                "npu_fraction": report["vela"]["npu_fraction"], "layers": s["arch_spec"]["layers"],
-            })
-        else:
-            tail = (workdir / "log.txt").read_text().strip().splitlines()[-1:]
-            row["error"] = " ".join(tail)[:200]
-        result["budgets"].append(row)
-        result["not_run"].remove(budget)
-        print(json.dumps({k: v for k, v in row.items() if k != "layers"}), flush=True)
-        result["dataset"] = result["dataset"] or "fashion_mnist"
-        result["batch_size"] = result.get("batch_size") or 128
-        out = ROOT / "benchmarks" / result["dataset"]
-        write_json_atomic(out / "udc.json", result)
-        write_text_atomic(out / "udc.md", to_markdown(result))
-    print(f"wrote {out}/udc.json and .md")
+    load_after = " ".join(f"{v:.2f}" for v in os.getloadavg())
+    arch = first["search"]["arch_spec"]
+    result = {"dataset": dataset, "accelerator": arch["accelerator"],
+              "command": " ".join(["python tools/benchmark_search.py", *sys.argv[1:]]),
+              "benchmark_command": pareto["command"], "training_budget": pareto["training_budget"],
+              "machine": describe_machine(), "load": [load_before, load_after], "steps": steps,
+              "batch_size": steps.pop("batch_size"),
+              "supernet_epochs": len(json.loads((workdir / "supernet" / "state.json").read_text())["history"]),
+              "supernet_seconds": supernet_seconds(workdir), "budgets": budgets}
+    out = ROOT / "benchmarks" / dataset
+    write_json_atomic(out / "udc.json", result)
+    write_text_atomic(out / "udc.md", to_markdown(result))
+    print(to_markdown(result))
 
 
 if __name__ == "__main__":

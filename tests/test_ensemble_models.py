@@ -202,8 +202,9 @@ def test_cli_other_user_errors(args, message, tmp_path, monkeypatch, capsys):
 @pytest.mark.e2e
 def test_cli_cascade_from_udc_searches(tmp_path, monkeypatch):
     """--config and --budgets_kb: two short digits searches -> members -> calibrated cascade."""
-    # No supernet epochs (test_search covers them): the budget's first selection, fine-tuned to ~70 %.
-    fast = {"supernet_epochs": 0, "search_epochs": 0, "finetune_epochs": 8}
+    # No supernet epochs (test_search covers them): the budget's first selection, fine-tuned briefly
+    # (what is checked is the path from searches to a cascade, not the members' accuracy).
+    fast = {"supernet_epochs": 0, "search_epochs": 0, "finetune_epochs": 2}
     code = _run_cli(monkeypatch, digits_flags(**fast) + ["--budgets_kb=3,2", f"--workdir={tmp_path}",
                                                          "--max_drop=1", "--latency_repeats=5"])
     assert code in (0, None)

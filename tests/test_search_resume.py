@@ -101,8 +101,8 @@ def test_a_second_run_on_a_workdir_in_use_is_refused(tmp_path):
             first_epoch_done.set()
             second_refused.wait(timeout=120)
 
-    def first_run():
-        outcome["first"] = search_and_export(config, tmp_path, log=log, stop_after_epochs=2)
+    def first_run():  # stops after the supernet's epoch: no search epoch is needed here
+        outcome["first"] = search_and_export(config, tmp_path, log=log, stop_after_epochs=1)
 
     thread = threading.Thread(target=first_run)
     thread.start()
@@ -110,10 +110,11 @@ def test_a_second_run_on_a_workdir_in_use_is_refused(tmp_path):
         assert first_epoch_done.wait(timeout=300)
         with pytest.raises(UdcError, match=rf"{tmp_path} is in use by udc process {os.getpid()} \(started .*\); "
                                            r"wait for it or use another --workdir"):
-            search_and_export(config, tmp_path, log=lambda _: None, stop_after_epochs=2)
+            search_and_export(config, tmp_path, log=lambda _: None, stop_after_epochs=1)
     finally:
         second_refused.set()
         thread.join()
-    assert outcome["first"] is None and _search_state(tmp_path)["epochs_done"] == 1
+    assert outcome["first"] is None
+    assert read_state(tmp_path / SUPERNET_DIR / SUPERNET_STATE_FILE)["epochs_done"] == 1
     # Once the first run is over, the workdir is free again (the lock file stays behind).
-    assert search_and_export(config, tmp_path, log=lambda _: None, stop_after_epochs=2) is None
+    assert search_and_export(config, tmp_path, log=lambda _: None, stop_after_epochs=1) is None

@@ -137,7 +137,7 @@ class GridWeightQuantizer(_quantizers.Quantizer):
         qmax_for(bits)  # validates
         self.bits = int(bits)
         self.per_axis = bool(per_axis)
-        self.zero_counts = None  # zero codes to keep per channel (or [n] per tensor); None: step from max|w|
+        self.zero_counts = None  # zero codes to keep per channel (one entry per tensor); None: step from max|w|
 
     def build(self, tensor_shape, name, layer):
         shape = (int(tensor_shape[-1]),) if self.per_axis else ()

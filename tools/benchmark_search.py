@@ -83,9 +83,10 @@ def budget_row(name, report, point) -> dict:
             "npu_fraction": report["vela"]["npu_fraction"], "layers": s["arch_spec"]["layers"]}
 
 
-def supernet_seconds(workdir) -> float:
-    state = json.loads((workdir / "supernet" / "state.json").read_text())
-    return sum(epoch["seconds"] for epoch in state["history"])
+def supernet_training(workdir) -> dict:
+    """The shared supernet's epochs and their seconds, from its state in WORKDIR/supernet."""
+    history = json.loads((workdir / "supernet" / "state.json").read_text())["history"]
+    return {"supernet_epochs": len(history), "supernet_seconds": sum(epoch["seconds"] for epoch in history)}
 
 
 def to_markdown(result) -> str:
@@ -150,8 +151,7 @@ def main():
               "benchmark_command": pareto["command"], "training_budget": pareto["training_budget"],
               "machine": describe_machine(), "load": [load_before, load_after], "steps": steps,
               "batch_size": steps.pop("batch_size"),
-              "supernet_epochs": len(json.loads((workdir / "supernet" / "state.json").read_text())["history"]),
-              "supernet_seconds": supernet_seconds(workdir), "budgets": budgets}
+              **supernet_training(workdir), "budgets": budgets}
     out = ROOT / "benchmarks" / dataset
     write_json_atomic(out / "udc.json", result)
     write_text_atomic(out / "udc.md", to_markdown(result))

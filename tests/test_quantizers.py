@@ -46,35 +46,19 @@ def test_all_zero_channel_stays_zero_without_nans():
     assert np.isfinite(out).all() and np.all(out[..., 0] == 0)
 
 
-def test_zero_keeping_scale_keeps_each_channels_zero_codes_when_the_largest_weights_grow():
-    rng = np.random.default_rng(2)
-    w = rng.normal(size=(3, 3, 8, 6)).astype(np.float32)
-    counts = q.zero_code_counts(w, 2, per_axis=True)
-    grown = w.copy()
-    grown[0, 0, 0, :] *= 4.0  # after fine-tuning: one weight per channel far larger
-    assert (q.zero_code_counts(grown, 2, per_axis=True) > counts).any()  # a max-based step drifts ...
-    levels = np.round(grown / q.zero_keeping_scale(grown, counts, per_axis=True).numpy())
-    np.testing.assert_array_equal((levels.reshape(-1, 6) == 0).sum(axis=0), counts)  # ... this one does not
-
-
-def test_zero_keeping_scale_keeps_every_masked_zero_and_a_dead_channel_without_nans():
-    w = np.random.default_rng(3).normal(size=(40, 3)).astype(np.float32)
-    counts = q.zero_code_counts(w, 3, per_axis=True)
-    w[:30, 0] = 0.0  # a repair pruned more than the count
-    w[:, 2] = 0.0  # a dead channel
-    scale = q.zero_keeping_scale(w, counts, per_axis=True).numpy()
-    levels = np.round(np.divide(w, scale, out=np.zeros_like(w), where=scale > 0))
-    assert scale.shape == (1, 3) and np.isfinite(scale).all() and scale[0, 0] > 0
-    assert (levels[:, 0] == 0).sum() == 30 and (levels[30:, 0] != 0).all()
-    assert (levels[:, 1] == 0).sum() == counts[1] and np.all(levels[:, 2] == 0)
-
-
-def test_zero_keeping_scale_per_tensor():
-    w = np.random.default_rng(4).normal(size=(20, 10)).astype(np.float32)
-    counts = q.zero_code_counts(w, 3, per_axis=False)
-    scale = q.zero_keeping_scale(w * 3.0, counts, per_axis=False).numpy()
-    assert counts.shape == (1,) and scale.shape == (1, 1)
-    assert (np.round(w * 3.0 / scale) == 0).sum() == counts[0]
+def test_step_factor_scales_the_grid_step_and_clips_the_largest_weights_below_1():
+    w = np.random.default_rng(2).normal(size=(3, 3, 8, 6)).astype(np.float32)
+    step = q.code_step(4)
+    plain = q.grid_codes(w, 4, channel_axis=-1).astype(int) // step
+    finer = q.grid_codes(w, 4, channel_axis=-1, step_factor=0.5).astype(int) // step
+    coarser = q.grid_codes(w, 4, channel_axis=-1, step_factor=2.0).astype(int) // step
+    assert np.abs(plain).max() == 7 and np.abs(coarser).max() <= 4  # max|w| lands on 7, then on 3.5 -> 4
+    assert (np.abs(finer) == 7).sum() > (np.abs(plain) == 7).sum()  # clipped to the outer level
+    assert (coarser == 0).sum() > (plain == 0).sum() > (finer == 0).sum()
+    quantizer = q.GridWeightQuantizer(4, per_axis=True)
+    quantizer.step_factor.assign(0.5)
+    high = quantizer.grid_range(w).numpy()
+    np.testing.assert_allclose(high * step / 127, 0.5 * np.abs(w).max(axis=(0, 1, 2)) / 7, rtol=1e-6)
 
 
 @pytest.mark.parametrize("bits", [1, 9, 16])

@@ -77,6 +77,7 @@ def run_benchmark(config, workdir, recipes, budgets_kb, tuning: FineTuning, rand
             point = _point(name, "udc", report, report["search"]["total_seconds"])
             point["budget_bytes"] = report["search"]["budget_bytes"]
             point["selection_estimate_error"] = report["search"]["selection_estimate_error"]
+            point["selection_codec_error"] = report["search"]["selection_codec_error"]
             point["export_attempts"] = report["search"]["export_attempts"]
             point["export_estimate_error"] = report["search"]["export_estimate_error"]
             write_json_atomic(points_dir / f"{name}.json", point)

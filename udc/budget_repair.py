@@ -17,17 +17,10 @@ fine-tune. Instead (`prune_to_save`, then `udc.finetune.recover`):
 
 import numpy as np
 
-from udc.compat import keras
 from udc.errors import UdcError
 from udc.finetune import kernel_of, wrapped_layers
 from udc.hardware import size_model as sm
-
-
-def _kind(wrapper):
-    layer = wrapper.layer
-    if isinstance(layer, keras.layers.DepthwiseConv2D):
-        return "depthwise"
-    return "dense" if isinstance(layer, keras.layers.Dense) else "conv"
+from udc.size_keeping import layer_kind
 
 
 def _codec_bytes(kernel, bits, kind, accelerator):
@@ -55,16 +48,16 @@ def prune_to_save(qat, masks, arch, need_bytes, accelerator, log=print) -> list[
     candidates = []
     for name, mask in masks.items():
         wrapper = wrappers[name]
-        if _kind(wrapper) == "depthwise":  # a few weights per channel: no room to prune
+        if layer_kind(wrapper.layer) == "depthwise":  # a few weights per channel: no room to prune
             continue
         kernel = kernel_of(wrapper).numpy() * mask
-        candidates.append((_codec_bytes(kernel, bits[name], _kind(wrapper), accelerator), name))
+        candidates.append((_codec_bytes(kernel, bits[name], layer_kind(wrapper.layer), accelerator), name))
     done = []
     for before, name in sorted(candidates, reverse=True):
         if need_bytes <= 0:
             break
         wrapper, mask = wrappers[name], masks[name]
-        variable, kind = kernel_of(wrapper), _kind(wrapper)
+        variable, kind = kernel_of(wrapper), layer_kind(wrapper.layer)
         kernel = variable.numpy() * mask
 
         def saved(count):

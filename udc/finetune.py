@@ -15,10 +15,9 @@ Pruned weights stay zero: `KeepPruned` multiplies each kernel by its sparsity ma
 every training step (the forward pass always sees the masked kernel), so the exported
 tensor has at least the chosen sparsity and at most 2^b - 1 distinct int8 codes.
 
-On 2-bit grids the fine-tune keeps each channel's number of zero codes from the stripped
-model (`GridWeightQuantizer.zero_counts`): there the zeros decide the codec's size, so the
-exported model stays at the size the search selected instead of drifting below it and
-leaving budget unused (see `udc.search_space.quantizers`).
+Given the target (`keep_sizes_for`), the fine-tune keeps each layer's encoded bytes at what the
+stripped model had (`udc.size_keeping`), so the export costs what the search selected instead of
+drifting away from it.
 
 The recipe (`Recipe`; `udc.ship` builds it from the config's `search.finetune_*` keys)
 adds to plain QAT at a constant rate what the schedule of a float training taught: a short
@@ -49,7 +48,8 @@ from udc.errors import UdcError
 from udc.fileio import write_json_atomic
 from udc.fold import WEIGHT_LAYERS
 from udc.progress import StepProgress
-from udc.search_space.quantizers import CUSTOM_OBJECTS, GridQuantizeConfig, GridWeightQuantizer, zero_code_counts
+from udc.search_space.quantizers import CUSTOM_OBJECTS, GridQuantizeConfig
+from udc.size_keeping import EVERY_STEPS, SizeKeeper
 from udc.train import keras_accuracy
 
 import tensorflow_model_optimization as tfmot  # noqa: E402  (after compat picked tf_keras)
@@ -60,14 +60,6 @@ STATE_FILE = "state.json"
 # diverged within its first epoch when the rate started at its peak.
 WARMUP_FRACTION = 0.1
 RECOVERY_EPOCH = 10**5  # the batch order of a recovery: one no fine-tune epoch uses
-# Grids this small keep their zero counts through the fine-tune. Drift of Vela's bytes from
-# selection to export with max-based steps (Fashion-MNIST Pareto children): 2 bits -16 %, 3 bits
-# sparse -9 %, dense -1 %, 4 to 8 bits within +-5 % either way. Only on a 2-bit grid is the step a
-# pure zero threshold (every other code is +-1); on wider grids it also spaces the levels, and
-# pinning it to a zero count saturated them where a mask made most zeros (digits: 3-bit 90 %-sparse
-# layers +8 %, the export over budget).
-ZERO_KEEPING_MAX_BITS = 2
-
 
 def _bits_of(arch):
     return {layer["name"]: int(layer["bits"]) for layer in arch["layers"]}
@@ -90,16 +82,7 @@ def quantize_model(plain, arch):
     with tfmot.quantization.keras.quantize_scope(CUSTOM_OBJECTS):
         qat = tfmot.quantization.keras.quantize_apply(annotated)
     check_quantize_configs(qat, arch)
-    keep_zero_counts(qat)
     return qat
-
-
-def keep_zero_counts(qat):
-    """Sets the zero counts of the current weights on every grid of at most ZERO_KEEPING_MAX_BITS bits."""
-    for wrapper in wrapped_layers(qat).values():
-        for weight, quantizer, _ in wrapper._weight_vars:
-            if isinstance(quantizer, GridWeightQuantizer) and quantizer.bits <= ZERO_KEEPING_MAX_BITS:
-                quantizer.zero_counts = zero_code_counts(weight.numpy(), quantizer.bits, quantizer.per_axis)
 
 
 def wrapped_layers(qat):
@@ -228,8 +211,11 @@ def check_masks_kept(qat, masks) -> None:
 
 
 def finetune(plain, arch, masks, splits, *, epochs, learning_rate, batch_size, seed=0, recipe=Recipe(),
-             checkpoint_dir=None, steps_per_epoch=None, stop_after_epochs=None, log=print):
+             keep_sizes_for=None, checkpoint_dir=None, steps_per_epoch=None, stop_after_epochs=None, log=print):
     """QAT fine-tuning; returns the QAT model (ready for `udc.export.export_model`).
+
+    keep_sizes_for: an accelerator whose codec measures the layers; each keeps the encoded bytes
+    it starts with (`udc.size_keeping`). None: every grid step from max|w| alone.
 
     Deterministic: the same inputs and seed give the same weights, whether or not the run
     was interrupted. With `checkpoint_dir` (WORKDIR/finetune), every epoch is checkpointed
@@ -242,13 +228,14 @@ def finetune(plain, arch, masks, splits, *, epochs, learning_rate, batch_size, s
     steps = len(splits.train) // batch_size
     steps = min(steps, steps_per_epoch) if steps_per_epoch else steps
     step, variables, optimizer, generator = qat_step(qat, masks, learning_rate, recipe, epochs * steps, seed)
+    keeper = SizeKeeper(qat, keep_sizes_for) if keep_sizes_for else None
 
     saver = manager = None
     done = 0
     if checkpoint_dir is not None:
         settings = {"layers": arch["layers"], "learning_rate": learning_rate, "batch_size": batch_size,
                     "seed": seed, "steps_per_epoch": steps_per_epoch or 0, "epochs": epochs,
-                    "recipe": recipe.settings()}
+                    "recipe": recipe.settings(), "keep_sizes_for": keep_sizes_for or ""}
         saver = FineTuneCheckpoint(checkpoint_dir, json.loads(json.dumps(settings)))
         tracked = tf.train.Checkpoint(model=qat, optimizer=optimizer)
         manager = tf.train.CheckpointManager(tracked, str(checkpoint_dir), max_to_keep=2)
@@ -266,9 +253,14 @@ def finetune(plain, arch, masks, splits, *, epochs, learning_rate, batch_size, s
         kept = (f"kept the last good checkpoint (after fine-tune epoch {epoch}) in {checkpoint_dir}"
                 if saver is not None and epoch else "no fine-tune checkpoint is kept")
         losses, accuracies = _train_steps(step, variables, generator, splits, batch_size, seed, epoch, steps,
-                                          label, f"fine-tune epoch {epoch + 1}", kept)
+                                          label, f"fine-tune epoch {epoch + 1}", kept,
+                                          keeper.keep if keeper else None)
+        kept_sizes = ""
+        if keeper:  # before the checkpoint: it holds the ranges of the kept steps
+            factors = keeper.keep()
+            kept_sizes = f", grid steps x{min(factors.values()):.2f}..{max(factors.values()):.2f} keep the sizes"
         val = f" val {keras_accuracy(qat, splits.val):.2%}" if len(splits.val) else ""
-        log(f"{label}: loss {np.mean(losses):.4f} acc {np.mean(accuracies):.2%}{val}")
+        log(f"{label}: loss {np.mean(losses):.4f} acc {np.mean(accuracies):.2%}{val}{kept_sizes}")
         if saver is not None:
             saver.save(manager, epoch + 1)
     check_masks_kept(qat, masks)
@@ -288,13 +280,17 @@ def recover(qat, masks, splits, *, steps, learning_rate, batch_size, seed=0, log
     return qat
 
 
-def _train_steps(step, variables, generator, splits, batch_size, seed, epoch, steps, label, where, kept):
+def _train_steps(step, variables, generator, splits, batch_size, seed, epoch, steps, label, where, kept,
+                 keep_sizes=None):
     """Runs `steps` batches of epoch `epoch`; (losses, accuracies). Stops at a non-finite weight,
-    saying `where` (as "fine-tune epoch 2") and what was `kept`."""
+    saying `where` (as "fine-tune epoch 2") and what was `kept`. `keep_sizes` (a `SizeKeeper.keep`)
+    runs before the epoch's first step and every EVERY_STEPS steps."""
     progress = StepProgress(label, steps)
     generator.reset_from_seed(seed * 100003 + epoch)  # an epoch's augmentation, resumed or not
     losses, accuracies = [], []
     for i, (x, y) in enumerate(epoch_batches(splits.train, batch_size, seed, epoch, steps)):
+        if keep_sizes and i % EVERY_STEPS == 0:
+            keep_sizes()
         loss, accuracy, finite = step(x, y)
         if not finite:
             progress.clear()

@@ -65,6 +65,7 @@ def ship_child(config, splits, search, choices, workdir, target, *, selection, t
     qat = finetune(plain, spec, masks, splits, epochs=int(s.finetune_epochs),
                    learning_rate=float(s.finetune_learning_rate), batch_size=int(s.batch_size),
                    seed=config.seed, recipe=finetune_recipe(config, teacher() if distilling else None),
+                   keep_sizes_for=target.accelerator,
                    checkpoint_dir=workdir / FINETUNE_DIR, steps_per_epoch=int(s.steps_per_epoch) or None,
                    stop_after_epochs=stop_after_finetune_epochs, log=log)
     if qat is None:

@@ -69,11 +69,17 @@ def markdown(points, summary, command, machine, budget, load) -> str:
     if earlier:
         lines += ["", "Points measured by an earlier run with the same config and seed, kept in the workdir and reused:", ""]
         lines += [f"- {p['name']}: `{p['source']}`" for p in earlier]
-    lines += ["", "| UDC point | budget B | Vela encoded B | exports | selection estimate vs Vela |", "|---|---|---|---|---|"]
+    lines += ["", "Size at selection against Vela's bytes of the export: the codec's bytes of the selected child "
+              "(what selection fits to the limit) and the search's differentiable estimate (its calibrated "
+              "tables).", "",
+              "| UDC point | budget B | Vela encoded B | exports | selection codec vs Vela | search estimate vs Vela |",
+              "|---|---|---|---|---|---|"]
     for p in points:
         if p["kind"] == "udc":
+            codec = p.get("selection_codec_error")
             lines.append(f"| {p['name']} | {p['budget_bytes']:,} | {p['encoded_bytes']:,} | "
-                         f"{p.get('export_attempts', '–')} | {p['selection_estimate_error']:+.2%} |")
+                         f"{p.get('export_attempts', '–')} | {'–' if codec is None else f'{codec:+.2%}'} | "
+                         f"{p['selection_estimate_error']:+.2%} |")
     if summary["controls"]:
         lines += ["", "Does the search earn its keep? Controls from the same trained supernet at the same limit, "
                   "fine-tuned and exported exactly as the searched child (`udc.controls`): random children and the "

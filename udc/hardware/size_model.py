@@ -110,12 +110,13 @@ def layer_codes(layer, bits: int, sparsity: float, width=None, input_width=None)
     return kernel_codes(magnitude_prune(sub, sparsity), bits, kind)
 
 
-def kernel_codes(kernel: np.ndarray, bits: int, kind: str) -> np.ndarray:
+def kernel_codes(kernel: np.ndarray, bits: int, kind: str, step_factor=1.0) -> np.ndarray:
     """The int8 codes an exported kernel (Keras layout: HWIO conv, HWC1 depthwise, (in, out) Dense)
-    is stored as, in TFLite's layout: per-channel grids for convolutions, one for Dense."""
+    is stored as, in TFLite's layout: per-channel grids for convolutions, one for Dense; the grid
+    step `step_factor` times the max-based one (`udc.size_keeping`)."""
     if kind == "dense":
-        return grid_codes(kernel, bits, channel_axis=None).T
-    codes = grid_codes(kernel, bits, channel_axis=2 if kind == "depthwise" else -1)
+        return grid_codes(kernel, bits, channel_axis=None, step_factor=step_factor).T
+    codes = grid_codes(kernel, bits, channel_axis=2 if kind == "depthwise" else -1, step_factor=step_factor)
     return np.transpose(codes, (3, 0, 1, 2))
 
 

@@ -21,14 +21,10 @@ from the weights in training, and in inference the grid step is derived from the
 stored range, so the grid and the fake-quant range never disagree even if the weights
 moved after the last training step.
 
-With `zero_counts` set (`udc.finetune` does it on 2-bit grids), the quantizer
-keeps each channel's number of zero codes instead of deriving the step from max|w|: the
-step puts the zero threshold between the k-th and (k+1)-th smallest |w|. On such grids
-the share of zeros decides the codec's size, and a max-based step lets it drift as the
-largest weights grow: on the Pareto benchmark's children, Vela's bytes of 2-bit layers
-came out 16 % below the selection's figure after the fine-tune, and with the step frozen
-instead they grew 32 %. Keeping the count keeps the size the search paid for (and on a
-2-bit grid, every non-zero code is +-1 anyway).
+In training the step is `step_factor` (a variable, 1 by default) times max|w| / qmax:
+`udc.size_keeping` moves the factor during the fine-tune so that each layer's codes keep
+the encoded size the search selected (a factor below 1 clips the largest weights to the
+outer levels, above 1 coarsens the grid).
 """
 
 from udc.compat import keras, tf
@@ -78,46 +74,17 @@ def grid_quantize(w, bits: int, channel_axis=None):
     return round_to_grid(w, grid_scale(w, bits, channel_axis), bits)
 
 
-def grid_codes(w, bits: int, channel_axis=None):
-    """The int8 codes the exported tensor will hold: grid level k -> k * (127 // qmax).
+def grid_codes(w, bits: int, channel_axis=None, step_factor=1.0):
+    """The int8 codes the exported tensor will hold: grid level k -> k * (127 // qmax), the
+    step `step_factor` times the max-based one (see `GridWeightQuantizer`).
 
     numpy in, numpy int8 out; used by the size model to feed the real codec.
     """
     w = tf.convert_to_tensor(w, tf.float32)
-    scale = grid_scale(w, bits, channel_axis)
+    scale = grid_scale(w, bits, channel_axis) * float(step_factor)
     qmax = float(qmax_for(bits))
     levels = tf.clip_by_value(tf.math.round(tf.math.divide_no_nan(w, scale)), -qmax, qmax)
     return (levels.numpy() * code_step(bits)).astype("int8")
-
-
-def _by_channel(w, per_axis):
-    """w as [n, channels] (per_axis: the last axis) or [n, 1]."""
-    return tf.reshape(w, [-1, w.shape[-1]]) if per_axis else tf.reshape(w, [-1, 1])
-
-
-def zero_code_counts(w, bits: int, per_axis: bool):
-    """Zero codes per output channel (per_axis) or in the tensor ([n]) of w on its max-based b-bit grid."""
-    codes = grid_codes(w, bits, -1 if per_axis else None)
-    return (_by_channel(codes, per_axis).numpy() == 0).sum(axis=0)
-
-
-def zero_keeping_scale(w, counts, per_axis: bool):
-    """The grid step that rounds exactly `counts` weights per channel to zero (or every exact zero,
-    if a mask holds more): twice the midpoint between the k-th and (k+1)-th smallest |w|.
-    Broadcastable to w as `grid_scale`'s result."""
-    magnitudes = tf.sort(tf.abs(_by_channel(tf.convert_to_tensor(w), per_axis)), axis=0)
-    n = magnitudes.shape[0]
-    exact_zeros = tf.reduce_sum(tf.cast(magnitudes == 0, tf.int32), axis=0)
-    k = tf.minimum(tf.maximum(tf.constant(counts, tf.int32), exact_zeros), n)
-    by_row = tf.transpose(magnitudes)  # [channels, n]: the channel's sorted magnitudes
-
-    def at(index):  # the index-th smallest |w| of every channel
-        return tf.gather(by_row, tf.clip_by_value(index, 0, n - 1)[:, None], batch_dims=1)[:, 0]
-
-    below = tf.where(k > 0, at(k - 1), 0.0)
-    above = tf.where(k < n, at(k), 2.0 * magnitudes[-1])  # every code zero: any step above 2 max|w|
-    step = below + above  # 2 * midpoint
-    return tf.reshape(step, [1] * (len(w.shape) - 1) + [-1]) if per_axis else tf.reshape(step, [1] * len(w.shape))
 
 
 # --------------------------------------------------------------------------- tfmot QAT
@@ -137,7 +104,8 @@ class GridWeightQuantizer(_quantizers.Quantizer):
         qmax_for(bits)  # validates
         self.bits = int(bits)
         self.per_axis = bool(per_axis)
-        self.zero_counts = None  # zero codes to keep per channel (one entry per tensor); None: step from max|w|
+        # Not a layer weight: the exported range already holds the step, and a fine-tune sets it anew.
+        self.step_factor = tf.Variable(1.0, trainable=False, dtype=tf.float32)
 
     def build(self, tensor_shape, name, layer):
         shape = (int(tensor_shape[-1]),) if self.per_axis else ()
@@ -146,17 +114,18 @@ class GridWeightQuantizer(_quantizers.Quantizer):
         high = layer.add_weight(name + "_max", shape=shape, initializer=init(6.0), trainable=False)
         return {"min_var": low, "max_var": high}
 
+    def grid_range(self, kernel):
+        """The fake-quant range's upper end for `kernel` (per channel or scalar): 127 codes of
+        size s / code step, with s the grid step (`step_factor` * max|w| / qmax)."""
+        s = grid_scale(kernel, self.bits, -1 if self.per_axis else None) * self.step_factor
+        s_flat = tf.reshape(s, [-1]) if self.per_axis else tf.reshape(s, [])
+        return s_flat * (INT8_QMAX / float(code_step(self.bits)))
+
     def __call__(self, inputs, training, weights, **kwargs):
-        qmax, step = float(qmax_for(self.bits)), float(code_step(self.bits))
-        axis = -1 if self.per_axis else None
+        step = float(code_step(self.bits))
 
         def set_range_from_weights():
-            if self.zero_counts is None:
-                s = grid_scale(inputs, self.bits, axis)
-            else:
-                s = zero_keeping_scale(inputs, self.zero_counts, self.per_axis)
-            s_flat = tf.reshape(s, [-1]) if self.per_axis else tf.reshape(s, [])
-            high = s_flat * (INT8_QMAX / step)  # range = 127 codes of size s / step
+            high = self.grid_range(inputs)
             weights["min_var"].assign(-high)
             weights["max_var"].assign(high)
             return tf.identity(high)

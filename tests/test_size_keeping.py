@@ -1,0 +1,56 @@
+"""The fine-tune's size keeper: each grid layer held at the encoded bytes it started with."""
+
+import numpy as np
+
+from udc.compat import keras
+from udc.finetune import quantize_model
+from udc.size_keeping import TOLERANCE, SizeKeeper
+
+ACCELERATOR = "ethos-u55-128"
+BITS = {"conv": 3, "wide": 8, "logits": 4}
+
+
+def _qat():
+    keras.utils.set_random_seed(1)
+    inputs = keras.Input((8, 8, 4))
+    x = keras.layers.Conv2D(32, 3, activation="relu", name="conv")(inputs)
+    x = keras.layers.Conv2D(128, 1, activation="relu", name="wide")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    plain = keras.Model(inputs, keras.layers.Dense(32, name="logits")(x))
+    rng = np.random.default_rng(1)  # trained kernels are peaky, not uniform like a fresh initialiser
+    plain.set_weights([rng.laplace(scale=0.05, size=w.shape).astype(np.float32) for w in plain.get_weights()])
+    return quantize_model(plain, {"layers": [{"name": n, "bits": b} for n, b in BITS.items()]})
+
+
+def _kernels(qat):
+    return {name: next(w for w, _, _ in qat.get_layer(f"quant_{name}")._weight_vars) for name in BITS}
+
+
+def test_unmoved_weights_keep_their_step():
+    keeper = SizeKeeper(_qat(), ACCELERATOR)
+    assert set(keeper.targets) == set(BITS)
+    assert keeper.keep() == {name: 1.0 for name in BITS}
+    assert keeper.sizes() == keeper.targets
+
+
+def test_drifted_layers_come_back_to_their_bytes_and_the_ranges_follow():
+    qat = _qat()
+    keeper = SizeKeeper(qat, ACCELERATOR)
+    kernels = _kernels(qat)
+    conv = kernels["conv"].numpy()
+    conv[0, 0, 0, :] *= 6.0  # one weight per channel grew: a max-based step thins every other code
+    kernels["conv"].assign(conv)
+    logits = kernels["logits"].numpy()
+    top = np.abs(logits).max()
+    kernels["logits"].assign(np.clip(1.5 * logits, -top, top))  # the bulk grew, not the largest: codes widen
+    drifted = SizeKeeper(qat, ACCELERATOR).targets  # bytes at the max-based step
+    assert drifted["conv"] < (1 - TOLERANCE) * keeper.targets["conv"]
+    assert drifted["logits"] > keeper.targets["logits"]
+    factors = keeper.keep()
+    assert factors["conv"] < 1.0 < factors["logits"]
+    sizes = keeper.sizes()
+    for name in ("conv", "logits"):
+        assert (1 - TOLERANCE) * keeper.targets[name] <= sizes[name] <= keeper.targets[name], (name, sizes)
+    quantizer, range_vars = next((q, v) for _, q, v in qat.get_layer("quant_conv")._weight_vars)
+    np.testing.assert_allclose(range_vars["max_var"].numpy(), quantizer.grid_range(kernels["conv"]).numpy())
+    assert keeper.keep() == factors  # a function of the weights alone (a resumed fine-tune sets the same)

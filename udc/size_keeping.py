@@ -12,12 +12,13 @@ count saturates the levels of wider grids where a mask makes most zeros.
 
 So the fine-tune keeps the bytes themselves: `SizeKeeper` measures each grid layer with the real
 codec (`udc.hardware.size_model`, Vela's brick order where its API knows the target) when the
-fine-tune starts, and at the start of every epoch, every `EVERY_STEPS` steps and at the end sets
-the layer's `GridWeightQuantizer.step_factor` (one per layer, on the max-based step of every
-channel) to the factor nearest 1 whose codes take at most those bytes and at least 1 % less: a
-factor below 1 clips the largest weights to the outer levels, above 1 coarsens the grid. A
-bisection over the factor takes about 10 codec calls of 5-15 ms per layer. The factor follows from the weights of that moment
-alone, so a fine-tune resumed at an epoch boundary sets the factors an uninterrupted one sets.
+fine-tune starts; then every `EVERY_STEPS` steps (an epoch's first included) and at each epoch's
+end it sets the layer's `GridWeightQuantizer.step_factor` (one per layer, on the max-based step of
+every channel) to the factor nearest 1 whose codes take at most those bytes and at least 1 % less:
+a factor below 1 clips the largest weights to the outer levels, above 1 coarsens the grid. A
+bisection over the factor takes about 10 codec calls of 5-15 ms per layer. The factor follows from
+the weights of that moment alone, so a fine-tune resumed at an epoch boundary sets the factors an
+uninterrupted one sets.
 """
 
 from udc.compat import keras

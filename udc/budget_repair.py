@@ -10,21 +10,17 @@ fine-tune. Instead (`prune_to_save`, then `udc.finetune.recover`):
 1. The layer with the most encoded bytes gives them up: a fixed number of bytes is the
    smallest share of the largest layer's weights, so it loses the least of its function.
 2. Its smallest-magnitude surviving weights are zeroed, as few as Vela's codec
-   (`size_model.codes_bytes` on the codes the export will store, `size_model.kernel_codes`) says save the excess
-   plus a slack; the mask grows with them, so fine-tuning keeps them at zero.
+   (`size_model.kernel_bytes` on the codes the export will store, at the grid step the
+   fine-tune kept) says save the excess plus a slack; the mask grows with them, so
+   fine-tuning keeps them at zero.
 3. A short QAT recovery (`search.repair_steps` batches) and a new export.
 """
 
 import numpy as np
 
 from udc.errors import UdcError
-from udc.finetune import kernel_of, wrapped_layers
+from udc.finetune import kernel_of, step_factor_of, wrapped_layers
 from udc.hardware import size_model as sm
-from udc.size_keeping import layer_kind
-
-
-def _codec_bytes(kernel, bits, kind, accelerator):
-    return sm.codes_bytes(sm.kernel_codes(kernel, bits, kind), kind, accelerator)
 
 
 def _prune_smallest(kernel, mask, count):
@@ -48,20 +44,22 @@ def prune_to_save(qat, masks, arch, need_bytes, accelerator, log=print) -> list[
     candidates = []
     for name, mask in masks.items():
         wrapper = wrappers[name]
-        if layer_kind(wrapper.layer) == "depthwise":  # a few weights per channel: no room to prune
+        if sm.plain_layer_kind(wrapper.layer) == "depthwise":  # a few weights per channel: no room to prune
             continue
         kernel = kernel_of(wrapper).numpy() * mask
-        candidates.append((_codec_bytes(kernel, bits[name], layer_kind(wrapper.layer), accelerator), name))
+        candidates.append((sm.kernel_bytes(kernel, bits[name], sm.plain_layer_kind(wrapper.layer), accelerator,
+                                           step_factor_of(wrapper)), name))
     done = []
     for before, name in sorted(candidates, reverse=True):
         if need_bytes <= 0:
             break
         wrapper, mask = wrappers[name], masks[name]
-        variable, kind = kernel_of(wrapper), layer_kind(wrapper.layer)
+        variable, kind = kernel_of(wrapper), sm.plain_layer_kind(wrapper.layer)
         kernel = variable.numpy() * mask
 
         def saved(count):
-            return before - _codec_bytes(_prune_smallest(kernel, mask, count)[0], bits[name], kind, accelerator)
+            pruned = _prune_smallest(kernel, mask, count)[0]
+            return before - sm.kernel_bytes(pruned, bits[name], kind, accelerator, step_factor_of(wrapper))
 
         low, high = 0, int(mask.sum())  # binary search for the fewest weights that save enough
         if saved(high) < need_bytes:

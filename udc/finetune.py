@@ -108,6 +108,14 @@ def kernel_of(wrapper):
     raise UdcError(f"no kernel variable in {wrapper.name}")
 
 
+def step_factor_of(wrapper) -> float:
+    """The grid step factor the wrapper's kernel is quantized with (`udc.size_keeping` sets it)."""
+    for _, quantizer, _ in getattr(wrapper, "_weight_vars", []):
+        if hasattr(quantizer, "step_factor"):
+            return float(quantizer.step_factor.numpy())
+    return 1.0
+
+
 class KeepPruned:
     """Re-applies the sparsity masks to the kernels (after every training step, and once at the start)."""
 

@@ -21,7 +21,6 @@ the weights of that moment alone, so a fine-tune resumed at an epoch boundary se
 uninterrupted one sets.
 """
 
-from udc.compat import keras
 from udc.hardware import size_model as sm
 from udc.search_space.quantizers import GridWeightQuantizer
 
@@ -32,24 +31,16 @@ LOG2_FACTOR_RANGE = 1.0
 BISECTION_STEPS = 10
 
 
-def layer_kind(layer) -> str:
-    """The size model's kind of a plain Conv2D / DepthwiseConv2D / Dense."""
-    if isinstance(layer, keras.layers.DepthwiseConv2D):
-        return "depthwise"
-    return "dense" if isinstance(layer, keras.layers.Dense) else "conv"
-
-
 class _GridLayer:
     """One grid-quantized kernel of a QAT model: its variable, quantizer and range variables."""
 
     def __init__(self, name, wrapper, kernel, quantizer, range_vars, accelerator):
         self.name, self.kernel, self.quantizer, self.range_vars = name, kernel, quantizer, range_vars
-        self.kind, self.accelerator = layer_kind(wrapper.layer), accelerator
+        self.kind, self.accelerator = sm.plain_layer_kind(wrapper.layer), accelerator
 
     def bytes_at(self, factor, kernel=None) -> int:
         kernel = self.kernel.numpy() if kernel is None else kernel
-        codes = sm.kernel_codes(kernel, self.quantizer.bits, self.kind, step_factor=factor)
-        return sm.codes_bytes(codes, self.kind, self.accelerator)
+        return sm.kernel_bytes(kernel, self.quantizer.bits, self.kind, self.accelerator, factor)
 
 
 class SizeKeeper:

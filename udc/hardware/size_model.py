@@ -120,6 +120,18 @@ def kernel_codes(kernel: np.ndarray, bits: int, kind: str, step_factor=1.0) -> n
     return np.transpose(codes, (3, 0, 1, 2))
 
 
+def plain_layer_kind(layer) -> str:
+    """The kind of a plain tf_keras Conv2D / DepthwiseConv2D / Dense (of a stripped or QAT model)."""
+    if isinstance(layer, keras.layers.DepthwiseConv2D):
+        return "depthwise"
+    return "dense" if isinstance(layer, keras.layers.Dense) else "conv"
+
+
+def kernel_bytes(kernel: np.ndarray, bits: int, kind: str, accelerator=None, step_factor=1.0) -> int:
+    """Encoded bytes of an exported kernel (Keras layout) on its b-bit grid (`kernel_codes`)."""
+    return codes_bytes(kernel_codes(kernel, bits, kind, step_factor), kind, accelerator)
+
+
 def default_order(accelerator) -> str:
     """'vela' (brick order) where Vela's encoding API knows the accelerator, else 'flat'."""
     return "vela" if accelerator in _API_ACCELERATORS else "flat"

@@ -57,8 +57,9 @@ def get_config():
     config.search.fill_budget = True  # grow a choice far under the budget (see udc.search)
     config.search.candidates = 8  # children sampled after the search, beside the argmax; the most accurate ships
     # The search and selection aim at (1 - margin) * budget by the codec. The fine-tune keeps each
-    # layer's codec bytes at or just under their selection value (udc.size_keeping), and Vela's bytes
-    # of the export came within 0.6 % of the codec's (pareto.md), so 1 % is enough; 3 % left 2-4 % of every budget unused.
+    # layer's codec bytes at or just under their selection value (udc.size_keeping), and Vela's
+    # bytes of the export came within 0.6 % of the codec's (pareto.md), so 1 % is enough; 3 %
+    # left 2-4 % of every budget unused.
     config.search.budget_margin = 0.01
     config.search.start_temperature = 5.0
     config.search.end_temperature = 0.5

@@ -329,8 +329,9 @@ def recalibrate_batch_norm(model, forward, split, batch_size, batches=20, seed=0
                 mean += bn.moving_mean.numpy()
                 variance += bn.moving_variance.numpy()
         for (mean, variance), bn in zip(sums, norms):
-            bn.moving_mean.assign(mean / max(count, 1))
-            bn.moving_variance.assign(variance / max(count, 1))
+            if count:  # no batch (a split smaller than one) leaves the statistics as they were
+                bn.moving_mean.assign(mean / count)
+                bn.moving_variance.assign(variance / count)
     finally:
         for bn, momentum in zip(norms, momenta):
             bn.momentum = momentum

@@ -44,22 +44,22 @@ def prune_to_save(qat, masks, arch, need_bytes, accelerator, log=print) -> list[
     candidates = []
     for name, mask in masks.items():
         wrapper = wrappers[name]
-        if sm.plain_layer_kind(wrapper.layer) == "depthwise":  # a few weights per channel: no room to prune
+        kind = sm.plain_layer_kind(wrapper.layer)
+        if kind == "depthwise":  # a few weights per channel: no room to prune
             continue
         kernel = kernel_of(wrapper).numpy() * mask
-        candidates.append((sm.kernel_bytes(kernel, bits[name], sm.plain_layer_kind(wrapper.layer), accelerator,
-                                           step_factor_of(wrapper)), name))
+        candidates.append((sm.kernel_bytes(kernel, bits[name], kind, accelerator, step_factor_of(wrapper)), name))
     done = []
     for before, name in sorted(candidates, reverse=True):
         if need_bytes <= 0:
             break
         wrapper, mask = wrappers[name], masks[name]
-        variable, kind = kernel_of(wrapper), sm.plain_layer_kind(wrapper.layer)
+        variable, kind, factor = kernel_of(wrapper), sm.plain_layer_kind(wrapper.layer), step_factor_of(wrapper)
         kernel = variable.numpy() * mask
 
         def saved(count):
             pruned = _prune_smallest(kernel, mask, count)[0]
-            return before - sm.kernel_bytes(pruned, bits[name], kind, accelerator, step_factor_of(wrapper))
+            return before - sm.kernel_bytes(pruned, bits[name], kind, accelerator, factor)
 
         low, high = 0, int(mask.sum())  # binary search for the fewest weights that save enough
         if saved(high) < need_bytes:

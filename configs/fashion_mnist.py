@@ -53,7 +53,7 @@ def get_config():
     config.search.steps_per_epoch = 0  # batches per epoch; 0 = the whole training split
     config.search.learning_rate = 2e-3
     config.search.arch_learning_rate = 0.02
-    config.search.dual_learning_rate = 1.0  # multiplier change per epoch per unit of relative excess
+    config.search.dual_learning_rate = 4.0  # multiplier change per epoch per unit of relative excess (see udc.search)
     config.search.fill_budget = True  # grow a choice far under the budget (see udc.search)
     config.search.candidates = 8  # children sampled after the search, beside the argmax; the most accurate ships
     # The search and selection aim at (1 - margin) * budget by the codec. The fine-tune keeps each

@@ -62,7 +62,24 @@ def test_layer_holds_largest_shape_and_one_logit_per_option():
     assert len(layer.architecture_variables()) == 3
 
 
-def test_hard_mode_applies_the_argmax_choice():
+def test_the_decoded_option_is_the_median_whose_channels_the_mixture_keeps_at_half_weight_or_more():
+    """Decoding takes the median, not the argmax: for probabilities [0.4, 0.2, 0.2, 0.2] the argmax is the
+    first option, the median the second; the width mixture (inference, no noise) keeps exactly the decoded
+    width's channels with weight >= 1/2 (module doc)."""
+    probabilities = np.array([0.4, 0.2, 0.2, 0.2], np.float32)
+    assert int(L.decoded_index(tf.constant(np.log(probabilities)))) == 1
+    layer = L.SearchableConv2D(32, 3, batch_norm=True, activation="relu")
+    layer.build((None, 6, 6, 4))
+    assert layer.widths == (8, 16, 24, 32)
+    layer.width_logits.assign(np.log(probabilities))
+    assert layer.hard_choice()["width"] == 16
+    layer(RNG.normal(size=(1, 6, 6, 4)).astype(np.float32), training=False)
+    kept = layer.last_width_mask.numpy()
+    np.testing.assert_allclose(kept, [1.0] * 8 + [0.6] * 8 + [0.4] * 8 + [0.2] * 8, rtol=1e-5)
+    assert int(np.sum(kept >= 0.5)) == layer.hard_choice()["width"]
+
+
+def test_hard_mode_applies_the_decoded_choice():
     layer = _conv()
     layer.width_logits.assign([3.0, 0.0])        # width 8
     layer.sparsity_logits.assign([0, 0, 0, 5.0, 0])  # 75 %

@@ -27,14 +27,15 @@ def test_the_search_starts_from_the_float_model_and_ships_a_trained_child(shared
     training = read_state(root / "supernet" / SUPERNET_STATE_FILE)["history"]
     assert training[0]["val_accuracy_largest"] >= 0.85  # it started as the trained float model
     search = read_state(root / "udc_3kb" / STATE_FILE)["history"]
-    assert all("val_accuracy" in h for h in search)  # the argmax child's, every search epoch
+    # Every search epoch: the decoded child's and the mixture's validation accuracy.
+    assert all("val_accuracy" in h and 0.0 <= h["val_accuracy_mixture"] <= 1.0 for h in search)
     # The child that ships is the most accurate candidate measured as an exact child, far above
     # chance (10 %) before any fine-tuning (seen: 67 %, the argmax child 35 %, the largest 97 %
-    # after 40 training steps on the 3 KiB budget).
+    # after 40 training steps on the 3 KiB budget, when the decode was the argmax).
     selection = spec["selection"]
     assert selection["candidates"] >= 2
     assert selection["val_accuracy"] == pytest.approx(max(selection["candidate_val_accuracies"]), abs=1e-4)
-    assert selection["val_accuracy"] >= max(selection["argmax_val_accuracy"], 0.6), selection
+    assert selection["val_accuracy"] >= max(selection["decoded_val_accuracy"], 0.6), selection
 
 
 @pytest.mark.e2e

@@ -23,12 +23,12 @@ from udc.search_space.quantizers import grid_quantize
 
 
 def choices_of(supernet) -> dict:
-    """The argmax choices {layer name: {width, sparsity, bits}} of every searchable layer."""
+    """The decoded choices {layer name: {width, sparsity, bits}} of every searchable layer."""
     return {layer.name: layer.hard_choice() for layer in search_layers.searchable_layers(supernet)}
 
 
 def set_choices(supernet, choices) -> None:
-    """Sets every searchable layer's logits so that its argmax is `choices` (keeps the order of the rest)."""
+    """Sets every searchable layer's logits so that they decode to `choices` (keeps the order of the rest)."""
     for layer in search_layers.searchable_layers(supernet):
         c = choices[layer.name]
         for logits, options, value in ((layer.width_logits, layer.widths, c["width"]),
@@ -36,10 +36,12 @@ def set_choices(supernet, choices) -> None:
                                        (layer.bits_logits, layer.bits, c["bits"])):
             if logits is layer.width_logits and not layer.has_width_choice:
                 continue
-            v = logits.numpy()
             index = list(options).index(value)
-            if int(np.argmax(v)) != index:
-                v[index] = v.max() + 1.0
+            if int(search_layers.decoded_index(logits)) != index:
+                # Probability e/(1+e) > 1/2 on `index`, which makes it the median.
+                v = logits.numpy()
+                others = np.delete(v, index)
+                v[index] = others.max() + np.log(np.sum(np.exp(others - others.max()))) + 1.0
                 logits.assign(v)
 
 
@@ -80,7 +82,7 @@ def _plain_layer(layer, c, width):
 
 
 def strip(supernet, choices=None, name=None):
-    """(plain model, sparsity masks {layer name: 0/1 kernel mask}) for `choices` (default: the argmax).
+    """(plain model, sparsity masks {layer name: 0/1 kernel mask}) for `choices` (default: the decoded choices).
 
     The supernet must be a chain of layers (every searchable backbone here is).
     """

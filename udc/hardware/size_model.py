@@ -215,7 +215,7 @@ def input_width_of(layer, choices):
 def network_codec_bytes(layers, choices=None, accelerator=None, order=None) -> dict:
     """Exact bytes per layer (and 'total') for hard choices {layer name: {width, sparsity, bits}}.
 
-    choices=None uses every layer's current argmax (`hard_choice()`).
+    choices=None uses every layer's current decoded choice (`hard_choice()`).
     """
     choices = choices or {layer.name: layer.hard_choice() for layer in layers}
     sizes = {}

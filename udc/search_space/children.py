@@ -49,6 +49,6 @@ def use_choices(layers, choices: dict) -> None:
 
 
 def release(layers) -> None:
-    """Back to the soft mixture (or the argmax, for layers in hard mode)."""
+    """Back to the soft mixture (or the decoded choice, for layers in hard mode)."""
     for layer in layers:
         layer.child.assign(0.0)

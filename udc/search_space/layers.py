@@ -27,8 +27,20 @@ How the choices are made differentiable (the pick, and why):
 * **Bits**: straight-through rounding to each grid, mixed: `sum_k g_k * grid_k(w_sparse)`
   (per output channel for convolutions, per tensor for Dense, as exported).
 * **hard mode** (`set_hard(model, True)` or `layer.hard.assign(1.)`): every g becomes the
-  one-hot argmax of its logits, so the layer computes exactly the chosen sub-network
-  (what strip + export will produce, up to the final int8 rounding of activations).
+  one-hot of the **decoded** option (`decoded_index`), so the layer computes exactly the
+  chosen sub-network (what strip + export will produce, up to the final int8 rounding of
+  activations).
+* **Decoding** a distribution over options to one option takes its **median** along the
+  option order (narrow to wide, dense to sparse, few to many bits), not its argmax. Why:
+  the relaxations are nested. The width mixture keeps channel c with weight P(width > c),
+  which is at least 1/2 exactly for the channels below the median width; a weight pruned
+  at one rate is pruned at every higher rate, so the sparsity mixture keeps it with weight
+  at least 1/2 exactly when the median rate keeps it. The median child is the hard network
+  nearest to what the mixture computes, while the argmax of a 16-option width
+  distribution can sit far from its mass. Measured at the end of a Fashion-MNIST search
+  (udc's supernet, 1 search epoch, before any fit to the budget): at 8 KiB the argmax
+  child had 42.5 % validation accuracy, the median child 73.4 %, the mixture itself
+  73.6 %; at 16 KiB 58.0 %, 86.5 % and 84.9 %.
 * **child mode** (`udc.search_space.children`): like hard mode, but the option indices
   come from the non-trainable `width_index`, `sparsity_index` and `bits_index`, so one
   training step can run the largest, the smallest and sampled sub-networks in turn (the
@@ -37,7 +49,7 @@ How the choices are made differentiable (the pick, and why):
 `hard` and `temperature` are non-trainable variables, so switching them never retraces
 a compiled `fit`. `choice_probabilities()` gives softmax(logits) (one-hot in hard mode),
 the distribution the size model (`udc.hardware.size_model`) takes the expectation over;
-`hard_choice()` gives the argmax choice as plain numbers (the arch spec of this layer).
+`hard_choice()` gives the decoded choice as plain numbers (the arch spec of this layer).
 
 `input_from` names the searchable layer whose width sets this layer's input channels:
 the size model uses its width distribution for the input side, and a depthwise layer
@@ -89,6 +101,13 @@ def gumbel_noise(shape):
 
 def _gumbel_softmax(logits, temperature):
     return tf.nn.softmax((logits + gumbel_noise(tf.shape(logits))) / temperature)
+
+
+def decoded_index(logits):
+    """The option a choice's logits decode to: the median of softmax(logits) along the option order
+    (the first option whose cumulative probability reaches 1/2; see the module doc for why)."""
+    cumulative = tf.cumsum(tf.nn.softmax(logits))
+    return tf.reduce_sum(tf.cast(cumulative < 0.5, tf.int64))
 
 
 def pruned_count(rate: float, n: int) -> int:
@@ -222,34 +241,34 @@ class _Searchable(keras.layers.Layer):
         return tf.maximum(self.hard, self.child)
 
     def _selected(self, logits, index):
-        """The option index of an exact forward pass: the child's index, else the argmax."""
-        return tf.where(self.child > 0.5, tf.cast(index, tf.int64), tf.argmax(logits))
+        """The option index of an exact forward pass: the child's index, else the decoded option."""
+        return tf.where(self.child > 0.5, tf.cast(index, tf.int64), decoded_index(logits))
 
     def _weights_for(self, logits, index, training):
         soft = _gumbel_softmax(logits, self.temperature) if training else tf.nn.softmax(logits)
         count = tf.shape(logits)[0]
-        hard = tf.one_hot(tf.argmax(logits), count, dtype=logits.dtype)
+        hard = tf.one_hot(decoded_index(logits), count, dtype=logits.dtype)
         child = tf.one_hot(index, count, dtype=logits.dtype)
         return self.child * child + (1.0 - self.child) * (self.hard * hard + (1.0 - self.hard) * soft)
 
     def choice_probabilities(self):
-        """{'width', 'sparsity', 'bits'}: softmax(logits) tensors, one-hot argmax in hard mode."""
+        """{'width', 'sparsity', 'bits'}: softmax(logits) tensors, one-hot decoded options in hard mode."""
         def probs(logits):
-            hard = tf.one_hot(tf.argmax(logits), tf.shape(logits)[0], dtype=logits.dtype)
+            hard = tf.one_hot(decoded_index(logits), tf.shape(logits)[0], dtype=logits.dtype)
             return self.hard * hard + (1.0 - self.hard) * tf.nn.softmax(logits)
         return {"width": probs(self.width_logits), "sparsity": probs(self.sparsity_logits),
                 "bits": probs(self.bits_logits)}
 
     def hard_choice(self) -> dict:
-        """The argmax choice as plain numbers: {'width', 'sparsity', 'bits'}."""
+        """The decoded choice as plain numbers: {'width', 'sparsity', 'bits'}."""
         return {
-            "width": int(self.widths[int(np.argmax(self.width_logits.numpy()))]),
-            "sparsity": float(self.sparsities[int(np.argmax(self.sparsity_logits.numpy()))]),
-            "bits": int(self.bits[int(np.argmax(self.bits_logits.numpy()))]),
+            "width": int(self.widths[int(decoded_index(self.width_logits))]),
+            "sparsity": float(self.sparsities[int(decoded_index(self.sparsity_logits))]),
+            "bits": int(self.bits[int(decoded_index(self.bits_logits))]),
         }
 
     def _hard_slice(self):
-        """(0/1 mask of the argmax sub-kernel, its prune counts per sparsity rate) as tensors."""
+        """(0/1 mask of the decoded sub-kernel, its prune counts per sparsity rate) as tensors."""
         source = width_source(self)
         in_options = (int(self.kernel.shape[self._in_axis]),) if source is None else source.widths
         out_options = self.widths if self.has_width_choice else (1,)

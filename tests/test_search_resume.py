@@ -2,6 +2,7 @@
 
 import dataclasses
 import shutil
+import threading
 
 import numpy as np
 import pytest
@@ -23,18 +24,52 @@ def _search_state(workdir):
     return read_state(workdir / STATE_FILE)
 
 
+class _SecondRun(threading.Thread):
+    """Another run on WORKDIR while the first holds it: in a thread of its own, as a run in this
+    process but not in the thread that holds the lock (that one may take its workdir again)."""
+
+    def __init__(self, workdir):
+        super().__init__()
+        self.workdir, self.refusal = workdir, None
+
+    def run(self):
+        try:
+            search_and_export(digits_config(**FAST), self.workdir, log=lambda _: None, stop_after_epochs=1)
+        except Exception as error:  # what the test checks
+            self.refusal = error
+
+
 @pytest.fixture(scope="module")
 def interrupted(tmp_path_factory):
-    """A search stopped after 2 of its 3 epochs (as if interrupted): the supernet's one, the search's first."""
+    """A search stopped after 2 of its 3 epochs (as if interrupted): the supernet's one, the search's first.
+
+    It is also the run a second one is refused by (test_a_second_run_on_a_workdir_in_use_is_refused):
+    as the supernet's epoch ends, another thread runs udc-search on its workdir while it waits;
+    once it has stopped, a third run on its workdir is let in (and, stopping at once, changes nothing).
+    """
     workdir = tmp_path_factory.mktemp("interrupted")
-    assert search_and_export(digits_config(**FAST), workdir, log=lambda _: None, stop_after_epochs=2) is None
+    second = _SecondRun(workdir)
+
+    def log(line):
+        if line.startswith("supernet epoch 1/") and second.ident is None:  # not started yet
+            second.start()
+            second.join(timeout=300)
+
+    assert search_and_export(digits_config(**FAST), workdir, log=log, stop_after_epochs=2) is None
     assert read_state(workdir / SUPERNET_DIR / SUPERNET_STATE_FILE)["epochs_done"] == 1
     assert _search_state(workdir)["epochs_done"] == 1
-    return workdir
+    before = {p: p.read_bytes() for p in workdir.rglob("*") if p.is_file() and p.name != ".lock"}
+    try:  # Once the first run is over, the workdir is free again (the lock file stays behind).
+        third = search_and_export(digits_config(**FAST), workdir, log=lambda _: None, stop_after_epochs=2)
+    except Exception as error:
+        third = error
+    assert {p: p.read_bytes() for p in workdir.rglob("*") if p.is_file() and p.name != ".lock"} == before
+    return workdir, second, third
 
 
 def test_resume_after_interruption_gives_the_same_arch_spec(tmp_path, interrupted):
     config = digits_config(**FAST)
+    interrupted, _, _ = interrupted
     straight = search_and_export(config, tmp_path / "straight", log=lambda _: None, export=False)
     shutil.copytree(interrupted, tmp_path / "resumed")
     lines = []
@@ -60,6 +95,7 @@ def test_resume_after_interruption_gives_the_same_arch_spec(tmp_path, interrupte
 
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, interrupted):
     config = digits_config(**FAST)
+    interrupted, _, _ = interrupted
     splits = load_splits(config)
     shutil.copytree(interrupted, tmp_path, dirs_exist_ok=True)
     x = splits.train.x.copy()
@@ -87,34 +123,18 @@ def test_nan_in_the_supernet_training_stops_it_with_no_checkpoint(tmp_path):
         SupernetSearch(config, broken, tmp_path, log=lambda _: None).run()
 
 
-def test_a_second_run_on_a_workdir_in_use_is_refused(tmp_path):
-    """The first run holds WORKDIR's lock from start to end; a second one is refused at once, naming it."""
+def test_a_second_run_on_a_workdir_in_use_is_refused(interrupted):
+    """The first run holds WORKDIR's lock from start to end; a second one is refused at once, naming it.
+
+    The first run is the `interrupted` fixture's: the second ran while it waited at the end of the
+    supernet's epoch (inside the supernet's own lock too), the third after it had stopped."""
     import os
-    import threading
 
-    config = digits_config(**FAST)
-    first_epoch_done, second_refused = threading.Event(), threading.Event()
-    outcome = {}
-
-    def log(line):
-        if line.startswith("supernet epoch 1/"):
-            first_epoch_done.set()
-            second_refused.wait(timeout=120)
-
-    def first_run():  # stops after the supernet's epoch: no search epoch is needed here
-        outcome["first"] = search_and_export(config, tmp_path, log=log, stop_after_epochs=1)
-
-    thread = threading.Thread(target=first_run)
-    thread.start()
-    try:
-        assert first_epoch_done.wait(timeout=300)
-        with pytest.raises(UdcError, match=rf"{tmp_path} is in use by udc process {os.getpid()} \(started .*\); "
-                                           r"wait for it or use another --workdir"):
-            search_and_export(config, tmp_path, log=lambda _: None, stop_after_epochs=1)
-    finally:
-        second_refused.set()
-        thread.join()
-    assert outcome["first"] is None
-    assert read_state(tmp_path / SUPERNET_DIR / SUPERNET_STATE_FILE)["epochs_done"] == 1
-    # Once the first run is over, the workdir is free again (the lock file stays behind).
-    assert search_and_export(config, tmp_path, log=lambda _: None, stop_after_epochs=1) is None
+    workdir, second, third = interrupted
+    assert not second.is_alive()  # refused at once: it did not wait for the first run
+    with pytest.raises(UdcError, match=rf"{workdir} is in use by udc process {os.getpid()} \(started .*\); "
+                                       r"wait for it or use another --workdir"):
+        raise second.refusal or AssertionError("the second run was not refused")
+    # The first run went on undisturbed (the fixture checks it stopped after 2 epochs, as asked),
+    # and once it was over the workdir was free again: the third run was let in and stopped at once.
+    assert third is None

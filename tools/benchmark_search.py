@@ -7,7 +7,9 @@ supernet (train once, search many); rerunning the same searches here would only 
 them twice. This reads its finished WORKDIR instead: per budget, the int8 accuracy of the
 .tflite, Vela's encoded bytes against the budget, the size model's error against Vela at
 selection (supernet weights) and on the exported weights, the exports, the chosen layers
-and the wall time; once, the float model's and the supernet's training time. Then it
+and the wall time; at the end of each search, the validation accuracy of the decoded child
+(the network the search points at) beside the soft mixture's, which the search steers;
+once, the float model's and the supernet's training time. Then it
 measures, on this machine and now (run it idle), the supernet's training and search step
 times beside the plain backbone's training step (same batch, back to back).
 """
@@ -83,6 +85,20 @@ def budget_row(name, report, point) -> dict:
             "npu_fraction": report["vela"]["npu_fraction"], "layers": s["arch_spec"]["layers"]}
 
 
+def search_end(workdir, name, report) -> dict:
+    """The last search epoch's validation accuracies (decoded child, mixture), expected bytes and
+    multiplier, and what selection measured, from WORKDIR/NAME."""
+    last = [h for h in json.loads((workdir / name / "search_state.json").read_text())["history"]
+            if h["stage"] == "search"][-1]
+    selection = report["search"]["arch_spec"]["selection"]
+    return {"name": name, "decoded_val_accuracy": last["val_accuracy"],
+            "mixture_val_accuracy": last.get("val_accuracy_mixture"),
+            "expected_bytes": last["expected_bytes"], "budget_bytes": last["budget_bytes"],
+            "multiplier": last["multiplier"], "selected_val_accuracy": selection["val_accuracy"],
+            "decoded_fitted_val_accuracy": selection.get("decoded_val_accuracy"),
+            "candidates": selection["candidates"]}
+
+
 def supernet_training(workdir) -> dict:
     """The shared supernet's epochs and their seconds, from its state in WORKDIR/supernet."""
     history = json.loads((workdir / "supernet" / "state.json").read_text())["history"]
@@ -114,6 +130,22 @@ def to_markdown(result) -> str:
             f"{r['selection_estimate_bytes']:,.0f} | {r['selection_estimate_error']:+.2%} | "
             f"{r['export_estimate_bytes']:,} | {r['export_estimate_error']:+.2%} | "
             f"{r['export_attempts']} | {r['wall_time_s'] / 60:.1f} min |")
+    lines += ["", "At the end of each search epoch (before selection fits any child to the budget), validation "
+              "accuracy of the decoded child (each choice at the median of its distribution) and of the soft "
+              "mixture the search steers (softmax weights, no noise, BatchNorm recalibrated for each); then what "
+              "selection measured, after fitting each candidate to the budget minus the margin:", "",
+              "| budget | decoded child | mixture | decoded - mixture | E[bytes] / budget | multiplier | "
+              "decoded child fitted | selected (best of candidates) | candidates |",
+              "|---|---|---|---|---|---|---|---|---|"]
+    for r in result["search_end"]:
+        mixture = r["mixture_val_accuracy"]
+        gap = "–" if mixture is None else f"{(r['decoded_val_accuracy'] - mixture) * 100:+.2f} points"
+        fitted = r["decoded_fitted_val_accuracy"]
+        lines.append(
+            f"| {r['name']} | {r['decoded_val_accuracy']:.2%} | {'–' if mixture is None else f'{mixture:.2%}'} | "
+            f"{gap} | {r['expected_bytes'] / r['budget_bytes']:.3f} | {r['multiplier']:.3f} | "
+            f"{'–' if fitted is None else f'{fitted:.2%}'} | {r['selected_val_accuracy']:.2%} | "
+            f"{r['candidates']} |")
     lines += ["", "Chosen layers (width/sparsity/bits):", ""]
     for r in result["budgets"]:
         lines.append(f"- {r['name']}: " + ", ".join(
@@ -151,7 +183,8 @@ def main():
               "benchmark_command": pareto["command"], "training_budget": pareto["training_budget"],
               "machine": describe_machine(), "load": [load_before, load_after], "steps": steps,
               "batch_size": steps.pop("batch_size"),
-              **supernet_training(workdir), "budgets": budgets}
+              **supernet_training(workdir), "budgets": budgets,
+              "search_end": [search_end(workdir, row["name"], reports[row["name"]]) for row in budgets]}
     out = ROOT / "benchmarks" / dataset
     write_json_atomic(out / "udc.json", result)
     write_text_atomic(out / "udc.md", to_markdown(result))

@@ -7,7 +7,9 @@
 Each pareto.json is one seed's run (`udc-benchmark --config.seed=S`, each with its own float
 model and supernet); the table lists, per UDC point present in every run, each seed's int8
 test accuracy and Vela bytes, their mean and their spread (max - min, and the standard
-deviation over seeds); then each seed's exports and size errors at selection (codec and estimate).
+deviation over seeds); then each seed's exports and size errors at selection (codec and estimate);
+then, read from each run's --workdir (relative to the current folder), the validation accuracy of
+the decoded child and of the mixture at the end of each search.
 """
 
 import argparse
@@ -27,6 +29,25 @@ def seed_of(run) -> str:
         if part.startswith("--config.seed="):
             return part.split("=", 1)[1]
     return "0 (the config's)"
+
+
+def workdir_of(run) -> Path:
+    for part in run["command"].split():
+        if part.startswith("--workdir="):
+            return Path(part.split("=", 1)[1])
+    sys.exit(f"tools/seed_spread.py: no --workdir in `{run['command']}`")
+
+
+def search_end(run, name) -> str:
+    """'decoded child / mixture (gap)' at the end of the search of point NAME, from the run's workdir."""
+    path = workdir_of(run) / name / "search_state.json"
+    if not path.is_file():
+        return "–"
+    last = [h for h in json.loads(path.read_text())["history"] if h["stage"] == "search"][-1]
+    if "val_accuracy_mixture" not in last:
+        return "–"
+    decoded, mixture = 100 * last["val_accuracy"], 100 * last["val_accuracy_mixture"]
+    return f"{decoded:.2f} / {mixture:.2f} % ({decoded - mixture:+.2f})"
 
 
 def table(runs) -> str:
@@ -54,6 +75,11 @@ def table(runs) -> str:
         codec = max(abs(p["selection_codec_error"]) for p in points)
         estimate = max(abs(p["selection_estimate_error"]) for p in points)
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {codec:.2%} | {estimate:.2%} |")
+    lines += ["", "At the end of each search, validation accuracy of the decoded child / the soft mixture "
+              "(decoded minus mixture, points):", "",
+              "| UDC point | " + " | ".join(f"seed {s}" for s in seeds) + " |", "|---|" + "---|" * len(seeds)]
+    for name in names:
+        lines.append(f"| {name} | " + " | ".join(search_end(r, name) for r in runs) + " |")
     return "\n".join(lines)
 
 

@@ -38,9 +38,11 @@ How the choices are made differentiable (the pick, and why):
   at least 1/2 exactly when the median rate keeps it. The median child is the hard network
   nearest to what the mixture computes, while the argmax of a 16-option width
   distribution can sit far from its mass. Measured at the end of a Fashion-MNIST search
-  (udc's supernet, 1 search epoch, before any fit to the budget): at 8 KiB the argmax
-  child had 42.5 % validation accuracy, the median child 73.4 %, the mixture itself
-  73.6 %; at 16 KiB 58.0 %, 86.5 % and 84.9 %.
+  (udc's supernet, 1 search epoch at dual learning rate 4, before any fit to the budget):
+  at 8 KiB the argmax child had 42.5 % validation accuracy, the median child 73.4 %, the
+  mixture itself 73.6 %; at 16 KiB 58.0 %, 86.5 % and 84.9 %. The median is close to the
+  mixture only where the distribution has concentrated: with other seeds it sat 2 to 19
+  points below it after one search epoch (benchmarks/fashion_mnist/seeds.md).
 * **child mode** (`udc.search_space.children`): like hard mode, but the option indices
   come from the non-trainable `width_index`, `sparsity_index` and `bits_index`, so one
   training step can run the largest, the smallest and sampled sub-networks in turn (the

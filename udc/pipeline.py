@@ -4,6 +4,7 @@ import copy
 import json
 from pathlib import Path
 
+from udc.config_counts import check_counts
 from udc.data import load_splits
 from udc.errors import ConfigError
 from udc.export import export_model
@@ -12,31 +13,11 @@ from udc.model_io import load_model, save_model
 from udc.train import train_float_model
 from udc.workdir_lock import workdir_lock
 
-# The counts of each section: (key, smallest allowed value, what 0 means if allowed).
-TRAINING_COUNTS = {
-    "train": (("batch_size", 1, None), ("epochs", 1, None)),
-    "search": (("batch_size", 1, None), ("steps_per_epoch", 0, "the whole training split"),
-               ("supernet_epochs", 0, "no supernet training"), ("search_epochs", 0, "no search epochs"),
-               ("finetune_epochs", 0, "no fine-tuning")),
-}
-
 
 def target_of(config, accelerator=None):
     """The Vela target of a config (an explicit accelerator name wins)."""
     return resolve_target(accelerator or config.export.accelerator, config.export.system_config,
                           config.export.memory_mode)
-
-
-def check_counts(config, section) -> None:
-    """ConfigError naming the flag unless every batch size, epoch and step count of `section` is a whole
-    number in range (checked before anything is written to the workdir)."""
-    for key, smallest, zero_means in TRAINING_COUNTS[section]:
-        value = config[section][key]
-        if isinstance(value, int) and not isinstance(value, bool) and value >= smallest:
-            continue
-        allowed = (f"0 ({zero_means}) or a positive whole number" if smallest == 0 else "a positive whole number")
-        raise ConfigError(f"--config.{section}.{key} must be {allowed}, got {value!r}; "
-                          f"set --config.{section}.{key}")
 
 
 def train_and_save(config, workdir, log=print, widths=None, splits=None):

@@ -85,11 +85,19 @@ def budget_row(name, report, point) -> dict:
             "npu_fraction": report["vela"]["npu_fraction"], "layers": s["arch_spec"]["layers"]}
 
 
+def last_search_epoch(point_dir) -> dict | None:
+    """The record of the last search epoch in POINT_DIR/search_state.json (None if it has none)."""
+    path = Path(point_dir) / "search_state.json"
+    if not path.is_file():
+        return None
+    epochs = [h for h in json.loads(path.read_text())["history"] if h["stage"] == "search"]
+    return epochs[-1] if epochs else None
+
+
 def search_end(workdir, name, report) -> dict:
     """The last search epoch's validation accuracies (decoded child, mixture), expected bytes and
     multiplier, and what selection measured, from WORKDIR/NAME."""
-    last = [h for h in json.loads((workdir / name / "search_state.json").read_text())["history"]
-            if h["stage"] == "search"][-1]
+    last = last_search_epoch(workdir / name)
     selection = report["search"]["arch_spec"]["selection"]
     return {"name": name, "decoded_val_accuracy": last["val_accuracy"],
             "mixture_val_accuracy": last.get("val_accuracy_mixture"),

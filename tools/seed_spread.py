@@ -21,6 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmark_search import last_search_epoch  # noqa: E402  (this folder: the script's own)
 from udc.fileio import write_text_atomic  # noqa: E402
 
 
@@ -40,11 +41,8 @@ def workdir_of(run) -> Path:
 
 def search_end(run, name) -> str:
     """'decoded child / mixture (gap)' at the end of the search of point NAME, from the run's workdir."""
-    path = workdir_of(run) / name / "search_state.json"
-    if not path.is_file():
-        return "–"
-    last = [h for h in json.loads(path.read_text())["history"] if h["stage"] == "search"][-1]
-    if "val_accuracy_mixture" not in last:
+    last = last_search_epoch(workdir_of(run) / name)
+    if last is None or "val_accuracy_mixture" not in last:
         return "–"
     decoded, mixture = 100 * last["val_accuracy"], 100 * last["val_accuracy_mixture"]
     return f"{decoded:.2f} / {mixture:.2f} % ({decoded - mixture:+.2f})"

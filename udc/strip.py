@@ -40,8 +40,7 @@ def set_choices(supernet, choices) -> None:
             if int(search_layers.decoded_index(logits)) != index:
                 # Probability e/(1+e) > 1/2 on `index`, which makes it the median.
                 v = logits.numpy()
-                others = np.delete(v, index)
-                v[index] = others.max() + np.log(np.sum(np.exp(others - others.max()))) + 1.0
+                v[index] = np.logaddexp.reduce(np.delete(v, index)) + 1.0
                 logits.assign(v)
 
 

@@ -5,6 +5,7 @@ import pytest
 
 from udc.compat import keras, tf
 from udc.errors import ConfigError
+from udc.search_space import children
 from udc.search_space import layers as L
 from udc.search_space import options as opts
 
@@ -94,6 +95,48 @@ def test_hard_mode_applies_the_decoded_choice():
     for c in range(16):
         assert len(np.unique(k[..., c])) <= 15
     np.testing.assert_array_equal(layer.choice_probabilities()["width"].numpy(), [1.0, 0.0])
+
+
+def test_an_exact_child_at_its_own_widths_equals_the_full_width_masked_network():
+    """Child mode computes each layer at its chosen (input, output) widths and pads the output with
+    zeros: outputs and gradients equal the full-width operations on the zero-padded sub-kernels."""
+    inputs = keras.Input((6, 6, 3))
+    conv = L.SearchableConv2D(24, 3, batch_norm=True, activation="relu", name="conv")
+    dw = L.SearchableDepthwiseConv2D(3, batch_norm=True, activation="relu", input_from=conv, name="dw")
+    conv2 = L.SearchableConv2D(16, 1, batch_norm=True, activation="relu", input_from=dw, name="conv2")
+    dense = L.SearchableDense(10, widths=[10], input_from=conv2, name="logits")
+    pooled = keras.layers.GlobalAveragePooling2D()(conv2(dw(conv(inputs))))
+    model = keras.Model(inputs, dense(pooled))
+    chosen = {"conv": (16, 0.5, 3), "dw": (24, 0.25, 4), "conv2": (8, 0.75, 2), "logits": (10, 0.25, 5)}
+    children.use_choices(L.searchable_layers(model), {
+        name: dict(zip(("width", "sparsity", "bits"), choice)) for name, choice in chosen.items()})
+    ops = {"conv": lambda x, k: tf.nn.conv2d(x, k, 1, "SAME"), "dw": lambda x, k: tf.nn.depthwise_conv2d(
+        x, k, (1, 1, 1, 1), "SAME"), "conv2": lambda x, k: tf.nn.conv2d(x, k, 1, "SAME"), "logits": tf.matmul}
+
+    def masked(x):
+        """The same child at full width: every kernel zero-padded, every output masked."""
+        for layer in (conv, dw, conv2):
+            y = layer.activation(layer.bn(ops[layer.name](x, layer.effective_kernel(training=True)), training=True))
+            width = chosen[L.width_source(layer).name if layer is dw else layer.name][0]
+            x = y * np.array([1.0] * width + [0.0] * (layer.max_width - width), np.float32)
+        return tf.matmul(tf.reduce_mean(x, axis=(1, 2)), dense.effective_kernel(training=True)) + dense.bias
+
+    images = RNG.normal(size=(4, 6, 6, 3)).astype(np.float32)
+    variables = [v for v in model.trainable_variables if "logits:" not in v.name or "kernel" in v.name]
+
+    def outputs_and_gradients(forward):
+        with tf.GradientTape() as tape:
+            out = forward(images)
+            loss = tf.reduce_sum(tf.square(out))
+        return [out] + tape.gradient(loss, variables, unconnected_gradients="zero")
+
+    for run in (lambda f: f, tf.function):
+        exact = outputs_and_gradients(run(lambda x: model(x, training=True)))
+        reference = outputs_and_gradients(run(masked))
+        assert np.abs(exact[1].numpy()[..., 16:, :]).sum() == 0  # channels past the chosen width: no gradient
+        for got, want in zip(exact, reference):
+            np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-5, atol=1e-5)
+    children.release(L.searchable_layers(model))
 
 
 def test_soft_mode_mixes_options_and_gradients_reach_weights_and_every_logit():

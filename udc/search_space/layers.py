@@ -47,6 +47,12 @@ How the choices are made differentiable (the pick, and why):
   come from the non-trainable `width_index`, `sparsity_index` and `bits_index`, so one
   training step can run the largest, the smallest and sampled sub-networks in turn (the
   sandwich rule).
+* An exact pass (hard or child mode) runs each layer at its **own widths**: the chosen
+  sub-kernel on the input's first (input width) channels, the output zero-padded back to
+  the full width (the padded channels are masked after BatchNorm, as before). Why: it
+  computes what the full-width operation on the zero-padded sub-kernel computes, but a
+  child costs what its widths cost; at full width with masked channels the smallest child
+  cost as much as the largest, a quarter of the sandwich step each.
 
 `hard` and `temperature` are non-trainable variables, so switching them never retraces
 a compiled `fit`. `choice_probabilities()` gives softmax(logits) (one-hot in hard mode),
@@ -66,8 +72,10 @@ Size-model state lives on the layer as non-trainable variables (`bytes_per_weigh
 
 Each layer may contain its BatchNorm and activation (`batch_norm=True`,
 `activation="relu"`): the mask must come after them, and keeping the activation inside
-the layer is also what tfmot needs later (see DESIGN.md).
+the layer is also what tfmot needs later (see docs/stack_facts.md).
 """
+
+import functools
 
 import numpy as np
 
@@ -269,8 +277,8 @@ class _Searchable(keras.layers.Layer):
             "bits": int(self.bits[int(decoded_index(self.bits_logits))]),
         }
 
-    def _hard_slice(self):
-        """(0/1 mask of the decoded sub-kernel, its prune counts per sparsity rate) as tensors."""
+    def _exact_slice(self):
+        """(input width, output width, prune count per sparsity rate) of the exact sub-network."""
         source = width_source(self)
         in_options = (int(self.kernel.shape[self._in_axis]),) if source is None else source.widths
         out_options = self.widths if self.has_width_choice else (1,)
@@ -281,45 +289,70 @@ class _Searchable(keras.layers.Layer):
                 [[[pruned_count(r, area * i * o) for r in self.sparsities] for o in out_options]
                  for i in in_options], np.int32)
         zero = tf.constant(0, tf.int64)
-        if source is None:
-            in_index, in_mask = zero, tf.ones([self.kernel.shape[self._in_axis]])
-        else:
-            in_index = source._selected(source.width_logits, source.width_index)
-            in_mask = tf.gather(source._width_masks, in_index)
-        shape = [1] * len(self.kernel.shape)
-        shape[self._in_axis] = -1
-        mask = tf.reshape(in_mask, shape)
-        out_index = zero
-        if self.has_width_choice:
-            out_index = self._selected(self.width_logits, self.width_index)
-            mask = mask * tf.gather(self._width_masks, out_index)  # last axis
+        in_index = zero if source is None else source._selected(source.width_logits, source.width_index)
+        out_index = self._selected(self.width_logits, self.width_index) if self.has_width_choice else zero
         counts = tf.gather_nd(tf.constant(self._prune_counts), tf.stack([in_index, out_index]))
-        return mask, counts
+        in_width = tf.gather(tf.constant(in_options, tf.int32), in_index)
+        out_width = tf.gather(tf.constant(out_options, tf.int32), out_index)
+        return in_width, out_width, counts
 
-    def _hard_sparse_kernel(self, g_s):
-        """Hard mode: prune the chosen sub-kernel by its own magnitudes (as layer_codes does)."""
-        slice_mask, counts = self._hard_slice()
-        w = self.kernel * slice_mask
-        magnitude = tf.where(slice_mask > 0, tf.stop_gradient(tf.abs(w)), np.inf)
-        flat = tf.sort(tf.reshape(magnitude, [-1]))
-        out = []
-        for j in range(len(self.sparsities)):
-            k = counts[j]
-            threshold = tf.where(k > 0, tf.gather(flat, tf.maximum(k - 1, 0)), -1.0)
-            out.append(g_s[j] * (w * tf.cast(magnitude > threshold, w.dtype)))
-        return tf.add_n(out)
-
-    def effective_kernel(self, training=False):
-        """The kernel after the (relaxed or hard) sparsity and bit choices."""
+    def _soft_kernel(self, training):
+        """The full kernel under the relaxed sparsity and bit choices."""
         w = self.kernel
         g_s = self._weights_for(self.sparsity_logits, self.sparsity_index, training)
-
-        def soft():
-            return tf.add_n([g_s[j] * (w * m) for j, m in enumerate(_magnitude_masks(w, self.sparsities))])
-
-        sparse = tf.cond(self._exact() > 0.5, lambda: self._hard_sparse_kernel(g_s), soft)
+        sparse = tf.add_n([g_s[j] * (w * m) for j, m in enumerate(_magnitude_masks(w, self.sparsities))])
         g_b = self._weights_for(self.bits_logits, self.bits_index, training)
         return tf.add_n([g_b[k] * grid_quantize(sparse, b, self.channel_axis) for k, b in enumerate(self.bits)])
+
+    def _exact_kernel(self):
+        """(the chosen sub-kernel, its input width, its output width): the sub-kernel pruned by its own magnitudes and
+        rounded to the chosen grid, as `size_model.layer_codes` and the exported model do.
+
+        Only the chosen rate and grid are computed: an exact forward pass gives the choice
+        logits no gradient, and the options' weighted sum would cost a sort and six roundings
+        of every kernel in every pass (a quarter of the sandwich step, measured at batch 8).
+        """
+        in_width, out_width, counts = self._exact_slice()
+        rank = len(self.kernel.shape)
+        size = [-1] * rank
+        size[self._in_axis % rank] = in_width
+        if self.has_width_choice:
+            size[-1] = out_width
+        w = tf.slice(self.kernel, [0] * rank, tf.stack(size))
+        pruned = tf.gather(counts, self._selected(self.sparsity_logits, self.sparsity_index))
+
+        def prune():
+            magnitude = tf.stop_gradient(tf.abs(w))
+            threshold = tf.gather(tf.sort(tf.reshape(magnitude, [-1])), pruned - 1)
+            return w * tf.cast(magnitude > threshold, w.dtype)
+
+        sparse = tf.cond(pruned > 0, prune, lambda: w)
+        grids = [functools.partial(grid_quantize, sparse, b, self.channel_axis) for b in self.bits]
+        kernel = tf.switch_case(tf.cast(self._selected(self.bits_logits, self.bits_index), tf.int32), grids)
+        return kernel, in_width, out_width
+
+    def effective_kernel(self, training=False):
+        """The kernel after the (relaxed or exact) sparsity and bit choices, at the full shape
+        (in hard or child mode zero outside the chosen sub-kernel)."""
+        def exact():
+            kernel, _, _ = self._exact_kernel()
+            missing = tf.shape(self.kernel) - tf.shape(kernel)
+            return tf.reshape(tf.pad(kernel, tf.stack([tf.zeros_like(missing), missing], axis=1)),
+                              self.kernel.shape)
+
+        return tf.cond(self._exact() > 0.5, exact, lambda: self._soft_kernel(training))
+
+    def _exact_output(self, inputs):
+        """The sub-network's output at its own widths, zero-padded to the full width: what the full-width
+        operation on the zero-padded sub-kernel gives, as the input's channels past the input width are
+        zero (the previous layer masked them)."""
+        kernel, in_width, out_width = self._exact_kernel()
+        y = self._apply(inputs[..., :in_width], kernel)
+        produced = out_width if self.has_width_choice else in_width
+        padding = [[0, 0]] * (len(inputs.shape) - 1) + [[0, self.max_width - produced]]
+        y = tf.pad(y, padding)
+        y.set_shape(y.shape[:-1].concatenate([self.max_width]))
+        return y
 
     def _own_width_mask(self, training):
         g_w = self._weights_for(self.width_logits, self.width_index, training)
@@ -330,7 +363,8 @@ class _Searchable(keras.layers.Layer):
 
     def call(self, inputs, training=None):
         training = bool(training) if training is not None else False
-        y = self._apply(inputs, self.effective_kernel(training))
+        y = tf.cond(self._exact() > 0.5, lambda: self._exact_output(inputs),
+                    lambda: self._apply(inputs, self._soft_kernel(training)))
         if self.bias is not None:
             y = y + self.bias
         if self.bn is not None:

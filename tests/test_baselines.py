@@ -65,7 +65,7 @@ def test_uniform_grid_recipes_store_at_most_15_codes_per_tensor(exported, recipe
     data = exported[recipe][0]
     tensors = [w for w in tflite_file.weight_tensors(tflite_file.parse(data)) if w.op in ("CONV_2D", "FULLY_CONNECTED")]
     assert len(tensors) == 6  # five convolutions and the classifier
-    assert all(w.values.dtype == np.int8 for w in tensors)  # INT4 tensors would crash Vela (DESIGN.md)
+    assert all(w.values.dtype == np.int8 for w in tensors)  # INT4 tensors would crash Vela (docs/stack_facts.md)
     assert max(len(np.unique(w.values)) for w in tensors) <= 2 ** 4 - 1
     assert _max_codes_per_channel(exported["qat_int8"][1]) > 15  # the check can tell them apart
 

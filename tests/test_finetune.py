@@ -64,7 +64,7 @@ def test_every_layer_keeps_its_grid_config_after_quantize_apply(trained):
 
 
 def test_a_conv_followed_by_a_separate_relu_is_caught():
-    """The DESIGN.md trap: tfmot's layout transform swaps the custom config; check_quantize_configs says so."""
+    """The trap of docs/stack_facts.md: tfmot's layout transform swaps the custom config; check_quantize_configs says so."""
     import tensorflow_model_optimization as tfmot
 
     from udc.search_space.quantizers import CUSTOM_OBJECTS

@@ -118,7 +118,7 @@ def test_qat_export_writes_int8_with_the_same_few_codes_in_every_channel(bits):
 
 
 def test_dead_channel_with_positive_bias_survives_export():
-    """A fully pruned output channel must not saturate its int32 bias (DESIGN.md)."""
+    """A fully pruned output channel must not saturate its int32 bias (docs/stack_facts.md)."""
     import tensorflow_model_optimization as tfmot
 
     from udc import tflite_file

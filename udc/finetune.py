@@ -2,7 +2,7 @@
 
 Every Conv2D / DepthwiseConv2D / Dense of the stripped model is annotated with
 `GridQuantizeConfig(bits)` (per-axis for Conv2D, per tensor otherwise) and the model
-goes through `tfmot.quantization.keras.quantize_apply`. Two traps (DESIGN.md):
+goes through `tfmot.quantization.keras.quantize_apply`. Two traps (docs/stack_facts.md):
 
 * tfmot's layout transform replaces a custom config on a Conv followed by a separate
   ReLU: the stripped model keeps activations inside its layers, and
@@ -97,7 +97,7 @@ def check_quantize_configs(qat, arch):
         config = getattr(wrappers.get(name), "quantize_config", None)
         if not isinstance(config, GridQuantizeConfig) or config.bits != bits:
             raise UdcError(f"tfmot replaced the {bits}-bit grid config of layer {name} by {type(config).__name__}; "
-                           "keep the activation inside the layer (DESIGN.md)")
+                           "keep the activation inside the layer (docs/stack_facts.md)")
 
 
 def kernel_of(wrapper):

@@ -2,7 +2,7 @@
 
 udc's grid QAT (`udc.finetune`) needs the activation inside the layer: tfmot's layout
 transform drops a custom QuantizeConfig on a Conv followed by a separate ReLU
-(DESIGN.md). Folding also gives the kernel the per-channel scale the int8 export stores,
+(docs/stack_facts.md). Folding also gives the kernel the per-channel scale the int8 export stores,
 so a b-bit grid set on the folded kernel is the grid the .tflite holds. Zeros stay zeros
 (the BatchNorm factor is per output channel), so a pruned kernel keeps its sparsity.
 """

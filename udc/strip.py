@@ -5,7 +5,7 @@ magnitude-pruned *over that sub-kernel* to the chosen rate (the rule of the hard
 supernet and of `size_model.layer_codes`), rounded to its b-bit grid, and the layer's
 BatchNorm is folded in (a per-output-channel factor: zeros stay zeros and each channel's
 grid levels stay the same). The plain layer holds its activation inside (what tfmot
-needs, see DESIGN.md). The result computes what the hard supernet computes in inference.
+needs, see docs/stack_facts.md). The result computes what the hard supernet computes in inference.
 
 The arch spec (JSON) lists per layer: width, input width, sparsity, bits, the size
 model's estimate (calibrated tables) and the codec-measured bytes (Vela's brick order

@@ -166,7 +166,7 @@ class GridQuantizeConfig(tfmot.quantization.keras.QuantizeConfig):
     (give per_axis=False) and DepthwiseConv2D); output:
     8-bit moving-average activation quantizer. Put the activation inside the layer
     (`activation="relu"`): with a separate ReLU layer tfmot's layout transform fuses
-    the pair and silently replaces this config (see DESIGN.md).
+    the pair and silently replaces this config (see docs/stack_facts.md).
     """
 
     def __init__(self, bits: int, per_axis: bool = True):

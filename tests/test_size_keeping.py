@@ -4,7 +4,7 @@ import numpy as np
 
 from udc.compat import keras
 from udc.finetune import quantize_model
-from udc.size_keeping import TOLERANCE, SizeKeeper
+from udc.size_keeping import LOG2_FACTOR_RANGE, TOLERANCE, SizeKeeper
 
 ACCELERATOR = "ethos-u55-128"
 BITS = {"conv": 3, "wide": 8, "logits": 4}
@@ -54,3 +54,18 @@ def test_drifted_layers_come_back_to_their_bytes_and_the_ranges_follow():
     quantizer, range_vars = next((q, v) for _, q, v in qat.get_layer("quant_conv")._weight_vars)
     np.testing.assert_allclose(range_vars["max_var"].numpy(), quantizer.grid_range(kernels["conv"]).numpy())
     assert keeper.keep() == factors  # a function of the weights alone (a resumed fine-tune sets the same)
+
+
+def test_a_layer_the_finest_step_cannot_bring_back_takes_it_when_it_wins_back_most_bytes():
+    qat = _qat()
+    keeper = SizeKeeper(qat, ACCELERATOR)
+    kernels = _kernels(qat)
+    conv = kernels["conv"].numpy()
+    conv[0, 0, 0, :] *= 20.0  # far more than a halved step can undo
+    kernels["conv"].assign(conv)
+    layer = next(l for l in keeper.layers if l.name == "conv")
+    at_one, finest = layer.bytes_at(1.0), layer.bytes_at(2.0 ** -LOG2_FACTOR_RANGE)
+    lower = (1 - TOLERANCE) * keeper.targets["conv"]
+    assert at_one < finest < lower and finest - at_one >= (lower - at_one) / 2
+    assert keeper.keep()["conv"] == 2.0 ** -LOG2_FACTOR_RANGE
+    assert at_one < keeper.sizes()["conv"] <= keeper.targets["conv"]

@@ -25,7 +25,7 @@ Two resumable stages (`SupernetSearch.run`), then selection:
        loss = task loss of the soft mixture + lambda * E[bytes] / target,   target = (1 - margin) * budget
 
    with the trained weights fixed (a search step is one forward and backward pass of the
-   mixture: 130 ms against 448 ms for a training step on Fashion-MNIST, batch 128, idle). E[bytes] is the size model's
+   mixture: 130 ms against 365-390 ms for a training step on Fashion-MNIST, batch 128, idle). E[bytes] is the size model's
    differentiable expectation of Vela's encoded weight bytes (`udc.hardware.size_model`,
    calibrated on the trained weights, plus the ones-kernel Vela adds for the global
    pooling, whose size follows the last convolution's width). lambda is a Lagrange

@@ -110,13 +110,16 @@ def test_an_exact_child_at_its_own_widths_equals_the_full_width_masked_network()
     chosen = {"conv": (16, 0.5, 3), "dw": (24, 0.25, 4), "conv2": (8, 0.75, 2), "logits": (10, 0.25, 5)}
     children.use_choices(L.searchable_layers(model), {
         name: dict(zip(("width", "sparsity", "bits"), choice)) for name, choice in chosen.items()})
-    ops = {"conv": lambda x, k: tf.nn.conv2d(x, k, 1, "SAME"), "dw": lambda x, k: tf.nn.depthwise_conv2d(
-        x, k, (1, 1, 1, 1), "SAME"), "conv2": lambda x, k: tf.nn.conv2d(x, k, 1, "SAME"), "logits": tf.matmul}
+    def convolve(x, k):
+        return tf.nn.conv2d(x, k, 1, "SAME")
+
+    ops = {"conv": convolve, "dw": lambda x, k: tf.nn.depthwise_conv2d(x, k, (1, 1, 1, 1), "SAME"), "conv2": convolve}
 
     def masked(x):
         """The same child at full width: every kernel zero-padded, every output masked."""
         for layer in (conv, dw, conv2):
-            y = layer.activation(layer.bn(ops[layer.name](x, layer.effective_kernel(training=True)), training=True))
+            kernel = layer.effective_kernel(training=True)
+            y = layer.activation(layer.bn(ops[layer.name](x, kernel), training=True))
             width = chosen[L.width_source(layer).name if layer is dw else layer.name][0]
             x = y * np.array([1.0] * width + [0.0] * (layer.max_width - width), np.float32)
         return tf.matmul(tf.reduce_mean(x, axis=(1, 2)), dense.effective_kernel(training=True)) + dense.bias

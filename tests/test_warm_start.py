@@ -15,9 +15,9 @@ WIDTHS = (8, 16, 16, 32, 32)
 
 
 def test_the_largest_child_computes_the_float_model(digits_splits):
+    keras.utils.set_random_seed(0)  # before the model is built: its initial weights must not depend on test order
     float_model = fmnist_cnn(digits_splits.input_shape, 10, widths=WIDTHS)
     float_model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    keras.utils.set_random_seed(0)
     float_model.fit(digits_splits.train.x[:512], digits_splits.train.y[:512], epochs=1, verbose=0)
     supernet = fmnist_supernet(digits_splits.input_shape, 10, SearchOptions(), widths=WIDTHS)
     load_float_weights(supernet, float_model)
@@ -27,9 +27,10 @@ def test_the_largest_child_computes_the_float_model(digits_splits):
     child = supernet(x, training=False).numpy()
     children.release(layers)
     expected = float_model(x, training=False).numpy()
-    # Equal up to the 8-bit weight grid of the largest child.
-    assert np.mean(child.argmax(1) == expected.argmax(1)) >= 0.98
-    np.testing.assert_allclose(child, expected, atol=0.05 * np.abs(expected).max())
+    # Equal up to the 8-bit weight grid of the largest child (0.7 % of the largest logit here): a few
+    # near-ties may flip, a child that did not load the float weights agrees on about a tenth.
+    np.testing.assert_allclose(child, expected, atol=0.02 * np.abs(expected).max())
+    assert np.mean(child.argmax(1) == expected.argmax(1)) >= 0.95
 
 
 def test_a_float_model_of_other_widths_is_refused(digits_splits):

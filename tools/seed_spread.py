@@ -9,7 +9,7 @@ model and supernet); the table lists, per UDC point present in every run, each s
 test accuracy and Vela bytes, their mean and their spread (max - min, and the standard
 deviation over seeds); then each seed's exports and size errors at selection (codec and estimate);
 then, read from each run's --workdir (relative to the current folder), the validation accuracy of
-the decoded child and of the mixture at the end of each search.
+the decoded child, of the selected child and of the mixture at the end of each search.
 """
 
 import argparse
@@ -40,12 +40,16 @@ def workdir_of(run) -> Path:
 
 
 def search_end(run, name) -> str:
-    """'decoded child / mixture (gap)' at the end of the search of point NAME, from the run's workdir."""
-    last = last_search_epoch(workdir_of(run) / name)
+    """'decoded child / selected child / mixture (gaps to the mixture)' at the end of the search of
+    point NAME, from the run's workdir (the selected child's from its arch spec)."""
+    point_dir = workdir_of(run) / name
+    last = last_search_epoch(point_dir)
     if last is None or "val_accuracy_mixture" not in last:
         return "–"
     decoded, mixture = 100 * last["val_accuracy"], 100 * last["val_accuracy_mixture"]
-    return f"{decoded:.2f} / {mixture:.2f} % ({decoded - mixture:+.2f})"
+    selected = 100 * json.loads((point_dir / "arch_spec.json").read_text())["selection"]["val_accuracy"]
+    return (f"{decoded:.2f} / {selected:.2f} / {mixture:.2f} % "
+            f"({decoded - mixture:+.2f}, {selected - mixture:+.2f})")
 
 
 def table(runs) -> str:
@@ -73,8 +77,10 @@ def table(runs) -> str:
         codec = max(abs(p["selection_codec_error"]) for p in points)
         estimate = max(abs(p["selection_estimate_error"]) for p in points)
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {codec:.2%} | {estimate:.2%} |")
-    lines += ["", "At the end of each search, validation accuracy of the decoded child / the soft mixture "
-              "(decoded minus mixture, points):", "",
+    lines += ["", "At the end of each search, validation accuracy of the decoded child (each choice at the "
+              "median of its distribution, before any fit to the budget) / the selected child (the best "
+              "candidate at the budget: the one that ships, before its fine-tune) / the soft mixture, with "
+              "both children's differences to the mixture in points:", "",
               "| UDC point | " + " | ".join(f"seed {s}" for s in seeds) + " |", "|---|" + "---|" * len(seeds)]
     for name in names:
         lines.append(f"| {name} | " + " | ".join(search_end(r, name) for r in runs) + " |")

@@ -305,8 +305,8 @@ class _Searchable(keras.layers.Layer):
         return tf.add_n([g_b[k] * grid_quantize(sparse, b, self.channel_axis) for k, b in enumerate(self.bits)])
 
     def _exact_kernel(self):
-        """(the chosen sub-kernel, its input width, its output width): the sub-kernel pruned by its own magnitudes and
-        rounded to the chosen grid, as `size_model.layer_codes` and the exported model do.
+        """(the chosen sub-kernel, its input width, its output width): the sub-kernel pruned by its
+        own magnitudes and rounded to the chosen grid, as `size_model.layer_codes` and the export do.
 
         Only the chosen rate and grid are computed: an exact forward pass gives the choice
         logits no gradient, and the options' weighted sum would cost a sort and six roundings

@@ -22,39 +22,20 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from udc.compat import keras, tf  # noqa: E402
+from udc.compat import tf  # noqa: E402
 from udc.data import load_splits  # noqa: E402
-from udc.distillation import distillation_loss  # noqa: E402
 from udc.search import SupernetSearch  # noqa: E402
-from udc.search_space import children  # noqa: E402
 
 PASSES = ("none", "mixture", "smallest", "sampled")  # which pass is left out ("none": all four run)
 
 
-def step_without(search, skip, weight, temperature):
+def step_without(search, skip):
     """A traced training step of `search`'s supernet with pass `skip` left out."""
-    cross_entropy = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-
-    def loss_of(x, y):
-        loss = 0.0
-        if skip != "mixture":
-            loss += cross_entropy(y, search.model(x, training=True))
-        children.use_largest(search.layers)
-        largest = search.model(x, training=True)
-        loss += cross_entropy(y, largest)
-        if skip != "smallest":
-            children.use_smallest(search.layers)
-            loss += distillation_loss(y, search.model(x, training=True), largest, weight, temperature)
-        if skip != "sampled":
-            children.use_sampled(search.layers)
-            loss += distillation_loss(y, search.model(x, training=True), largest, weight, temperature)
-        children.release(search.layers)
-        return loss
 
     @tf.function
     def step(x, y):
         with tf.GradientTape() as tape:
-            loss = loss_of(x, y)
+            loss, _ = search.training_loss(x, y, without=(skip,))
         search.weight_opt.apply_gradients(zip(tape.gradient(loss, search.weight_vars), search.weight_vars))
         return loss
 
@@ -84,9 +65,7 @@ def main():
     batch = int(config.search.batch_size)
     x, y = splits.train.x[:batch], splits.train.y[:batch]
     search = SupernetSearch(config, splits, tempfile.mkdtemp(), log=lambda _: None)
-    s = config.search
-    steps = {skip: step_without(search, skip, float(s.distillation_weight), float(s.distillation_temperature))
-             for skip in PASSES}
+    steps = {skip: step_without(search, skip) for skip in PASSES}
     seconds = {skip: [] for skip in PASSES}
     for _ in range(2):
         for skip, step in steps.items():

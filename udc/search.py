@@ -25,7 +25,7 @@ Two resumable stages (`SupernetSearch.run`), then selection:
        loss = task loss of the soft mixture + lambda * E[bytes] / target,   target = (1 - margin) * budget
 
    with the trained weights fixed (a search step is one forward and backward pass of the
-   mixture: 130 ms against 365-390 ms for a training step on Fashion-MNIST, batch 128, idle). E[bytes] is the size model's
+   mixture: 143 ms against 337 ms for a training step on Fashion-MNIST, batch 128, udc.md). E[bytes] is the size model's
    differentiable expectation of Vela's encoded weight bytes (`udc.hardware.size_model`,
    calibrated on the trained weights, plus the ones-kernel Vela adds for the global
    pooling, whose size follows the last convolution's width). lambda is a Lagrange
@@ -462,20 +462,27 @@ class SupernetSearch:
         return tf.reduce_mean(tf.cast(tf.equal(tf.argmax(logits, axis=1, output_type=tf.int32),
                                                tf.cast(y, tf.int32)), tf.float32))
 
-    def _training_loss(self, x, y):
-        """(loss, logits whose accuracy is reported) of one batch, by the config's training rule."""
+    def training_loss(self, x, y, without=()):
+        """(loss, logits whose accuracy is reported) of one batch, by the config's training rule.
+
+        `without` leaves sandwich passes out ("mixture", "smallest", "sampled"): what
+        `tools/step_passes.py` times; training runs them all.
+        """
         if self.config.search.training == "soft":
             logits = self.model(x, training=True)
             return self._loss(y, logits), logits
         s = self.config.search
         weight, temperature = float(s.distillation_weight), float(s.distillation_temperature)
-        loss = self._loss(y, self.model(x, training=True))  # the soft mixture: what the search will steer
+        loss = 0.0
+        if "mixture" not in without:
+            loss += self._loss(y, self.model(x, training=True))  # the soft mixture: what the search will steer
         children.use_largest(self.layers)
         largest = self.model(x, training=True)
         loss += self._loss(y, largest)
-        children.use_smallest(self.layers)
-        loss += distillation_loss(y, self.model(x, training=True), largest, weight, temperature)
-        for _ in range(int(s.sampled_children)):
+        if "smallest" not in without:
+            children.use_smallest(self.layers)
+            loss += distillation_loss(y, self.model(x, training=True), largest, weight, temperature)
+        for _ in range(0 if "sampled" in without else int(s.sampled_children)):
             children.use_sampled(self.layers)
             loss += distillation_loss(y, self.model(x, training=True), largest, weight, temperature)
         children.release(self.layers)
@@ -485,7 +492,7 @@ class SupernetSearch:
         """One step of supernet training: the weights only, choices uniform (the logits stay at 0)."""
         x = self.augmentation(x, self.noise)
         with tf.GradientTape() as tape:
-            loss, logits = self._training_loss(x, y)
+            loss, logits = self.training_loss(x, y)
         self.weight_opt.apply_gradients(zip(tape.gradient(loss, self.weight_vars), self.weight_vars))
         finite = all_finite(self.weight_vars + [loss])
         return loss, self._accuracy(y, logits), self.sizes.expected(), finite

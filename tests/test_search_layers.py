@@ -80,6 +80,27 @@ def test_the_decoded_option_is_the_median_whose_channels_the_mixture_keeps_at_ha
     assert int(np.sum(kept >= 0.5)) == layer.hard_choice()["width"]
 
 
+def test_within_inference_weights_a_training_pass_weighs_options_as_inference_does():
+    """BatchNorm recalibration of the mixture runs in training mode: within `inference_weights` the soft
+    weights are softmax(logits), no Gumbel sample, so a training pass (no BatchNorm here) computes what
+    inference computes; outside the block it draws samples again."""
+    layer = L.SearchableConv2D(32, 3, activation="relu")
+    layer.build((None, 6, 6, 4))
+    layer.width_logits.assign([0.5, 0.0, -0.5, 0.2])
+    layer.bits_logits.assign([0.3, 0.0, 0.1, -0.2, 0.0, 0.4])
+    x = RNG.normal(size=(2, 6, 6, 4)).astype(np.float32)
+    inference = layer(x, training=False).numpy()
+    L.use_noise_generator(tf.random.Generator.from_seed(0))
+    try:
+        with L.inference_weights():
+            quiet = layer(x, training=True).numpy()
+        sampled = layer(x, training=True).numpy()
+    finally:
+        L.use_noise_generator(None)
+    np.testing.assert_allclose(quiet, inference, rtol=1e-5, atol=1e-6)
+    assert np.max(np.abs(sampled - inference)) > 1e-3
+
+
 def test_hard_mode_applies_the_decoded_choice():
     layer = _conv()
     layer.width_logits.assign([3.0, 0.0])        # width 8

@@ -140,8 +140,9 @@ def to_markdown(result) -> str:
             f"{r['export_attempts']} | {r['wall_time_s'] / 60:.1f} min |")
     lines += ["", "At the end of each search epoch (before selection fits any child to the budget), validation "
               "accuracy of the decoded child (each choice at the median of its distribution) and of the soft "
-              "mixture the search steers (softmax weights, no noise; BatchNorm recalibrated for each, the "
-              "mixture's in training mode, where its layers draw Gumbel noise); then what "
+              "mixture the search steers (softmax weights, no noise; BatchNorm recalibrated for each; searches "
+              "recorded before the mixture's recalibration weighed its options as inference does drew Gumbel "
+              "noise there, tools/remeasure_search_end.py measures them again); then what "
               "selection measured, after fitting each candidate to the budget minus the margin:", "",
               "| budget | decoded child | mixture | decoded - mixture | E[bytes] / budget | multiplier | "
               "decoded child fitted | selected (best of candidates) | candidates |",

@@ -13,7 +13,8 @@ How the choices are made differentiable (the pick, and why):
   (`temperature_at`, `TemperatureAnnealing`): in training each step draws
   `g = softmax((logits + Gumbel noise) / T)`, a relaxed one-hot sample. It is the
   FBNetV2 / DNAS recipe: unbiased-enough gradients to every option, cheap, and the
-  noise keeps exploring while `T` is high. In inference (not hard) `g = softmax(logits)`.
+  noise keeps exploring while `T` is high. In inference (not hard) `g = softmax(logits)`,
+  and so in training passes within `inference_weights()` (BatchNorm recalibration).
 * **Width**: FBNetV2 channel masks. Option i owns the mask `[c < width_i]`; the layer's
   output (after its own BatchNorm and activation, so that masked channels are exactly 0
   and the next layer sees only the chosen width) is multiplied by `sum_i g_i * mask_i`.
@@ -75,6 +76,7 @@ Each layer may contain its BatchNorm and activation (`batch_norm=True`,
 the layer is also what tfmot needs later (see docs/stack_facts.md).
 """
 
+import contextlib
 import functools
 
 import numpy as np
@@ -109,8 +111,30 @@ def gumbel_noise(shape):
     return -tf.math.log(-tf.math.log(u))
 
 
+# 1: a training pass draws relaxed samples; 0: it weighs the options as inference does. A variable,
+# not a Python flag, so that a traced training pass follows it without retracing.
+_SAMPLING = tf.Variable(1.0, trainable=False, name="gumbel_sampling")
+
+
+@contextlib.contextmanager
+def inference_weights():
+    """Within the block, training passes of soft layers weigh their options by softmax(logits), as
+    inference does, instead of drawing Gumbel samples.
+
+    What BatchNorm recalibration of the soft mixture needs: it must run in training mode to
+    gather batch statistics, but the statistics must be those of the noiseless mixture that
+    inference then evaluates, not of noisy samples at the current temperature.
+    """
+    _SAMPLING.assign(0.0)
+    try:
+        yield
+    finally:
+        _SAMPLING.assign(1.0)
+
+
 def _gumbel_softmax(logits, temperature):
-    return tf.nn.softmax((logits + gumbel_noise(tf.shape(logits))) / temperature)
+    sample = tf.nn.softmax((logits + gumbel_noise(tf.shape(logits))) / temperature)
+    return _SAMPLING * sample + (1.0 - _SAMPLING) * tf.nn.softmax(logits)
 
 
 def decoded_index(logits):

@@ -10,7 +10,7 @@ from udc.baselines import RECIPES, FineTuning, run_recipe
 from udc.compat import keras
 from udc.convert import convert_to_int8
 from udc.errors import ConfigError
-from udc.hardware import compile_model, resolve_target
+from udc.targets import get_target
 from udc.models import fmnist_cnn
 from udc.train import compile_for_training
 
@@ -76,8 +76,8 @@ def test_int8_recipes_are_dense(exported):
 
 
 def test_sizes_come_from_vela(exported):
-    target = resolve_target("ethos-u55-128")
-    sizes = {name: compile_model(data, target, name) for name, (data, _) in exported.items()}
+    target = get_target("ethos-u55-128")
+    sizes = {name: target.compile(data, name) for name, (data, _) in exported.items()}
     assert all(result.npu_fraction == 1.0 for result in sizes.values())
     assert sizes["pqat_90"].encoded_weight_bytes < 0.5 * sizes["ptq_int8"].encoded_weight_bytes
     assert sizes["pqat_50"].encoded_weight_bytes < sizes["ptq_int8"].encoded_weight_bytes

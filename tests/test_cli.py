@@ -55,7 +55,7 @@ def test_inspect_and_export_of_an_existing_tflite(run_dir, tmp_path):
     result = udc("export", f"--config={DIGITS}", f"--model={run_dir / 'model.tflite'}",
                  "--accelerator=ethos-u85-256", f"--output_dir={tmp_path}")
     assert result.returncode == 0, result.stderr[-3000:]
-    assert json.loads((tmp_path / "report.json").read_text())["vela"]["target"]["accelerator"] == "ethos-u85-256"
+    assert json.loads((tmp_path / "report.json").read_text())["vela"]["target"]["name"] == "ethos-u85-256"
 
 
 def test_not_a_tflite_file(tmp_path):
@@ -65,9 +65,9 @@ def test_not_a_tflite_file(tmp_path):
     assert_user_error(udc("export", f"--config={DIGITS}", f"--model={bogus}"), "not a TFLite flatbuffer")
 
 
-def test_unknown_accelerator():
+def test_unknown_target():
     assert_user_error(udc("pipeline", f"--config={DIGITS}", "--accelerator=ethos-u99-1"),
-                      "unknown accelerator 'ethos-u99-1'", "ethos-u55-128")
+                      "unknown target 'ethos-u99-1'", "ethos-u55-128")
 
 
 def test_unknown_config_key():

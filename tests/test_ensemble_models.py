@@ -33,9 +33,9 @@ def member_paths(digits, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def members(member_paths):
-    from udc.hardware import resolve_target
+    from udc.targets import get_target
 
-    return load_members(member_paths, target=resolve_target("ethos-u55-128"), latency_repeats=5)
+    return load_members(member_paths, target=get_target("ethos-u55-128"), latency_repeats=5)
 
 
 def test_members_are_ordered_and_costed(members):

@@ -6,14 +6,14 @@ import pytest
 
 from udc import tflite_file
 from udc.export import export_model
-from udc.hardware import resolve_target
+from udc.targets import get_target
 
 
 @pytest.mark.e2e
 @pytest.mark.parametrize("accelerator", ["ethos-u55-128", "ethos-u65-256", "ethos-u85-256"])
 def test_export_is_wholly_on_the_npu_and_as_accurate_as_keras(
         trained_digits_model, digits_splits, tmp_path, accelerator):
-    report = export_model(trained_digits_model, digits_splits, resolve_target(accelerator), tmp_path,
+    report = export_model(trained_digits_model, digits_splits, get_target(accelerator), tmp_path,
                           name="digits", tflm_samples=8, log=lambda _: None)
     assert report["vela"]["npu_fraction"] == 1.0 and report["vela"]["cpu_op_names"] == []
     accuracy = report["accuracy"]

@@ -12,10 +12,11 @@ from udc.finetune import check_quantize_configs, finetune, quantize_model
 from udc.interpreter import TfliteClassifier
 from udc.search_space.quantizers import GridQuantizeConfig, code_step
 from udc.train import keras_accuracy
+from udc.targets import get_target
 
 BITS = {"conv0": 4, "conv1": 2, "logits": 5}
 SPARSITY = {"conv0": 0.25, "conv1": 0.75, "logits": 0.5}
-ACCELERATOR = "ethos-u55-128"
+TARGET = get_target("ethos-u55-128")
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +86,7 @@ def test_a_conv_followed_by_a_separate_relu_is_caught():
 def test_finetune_keeps_sparsity_and_grid_and_the_dead_channel_exports_cleanly(trained, digits_splits):
     model, masks, arch = _stripped(trained)
     qat = finetune(model, arch, masks, digits_splits, epochs=2, learning_rate=1e-3, batch_size=32,
-                   keep_sizes_for=ACCELERATOR, log=lambda _: None)
+                   keep_sizes_for=TARGET, log=lambda _: None)
     data = convert_to_int8(qat, digits_splits.train.x[:128])
     assert saturated_biases(data) == 0
     stored = tflite_file.weight_tensors(tflite_file.parse(data))
@@ -102,9 +103,9 @@ def test_finetune_keeps_sparsity_and_grid_and_the_dead_channel_exports_cleanly(t
     # step can reach it, at least 1 % less (udc.size_keeping).
     before = [size_model.codes_bytes(size_model.kernel_codes(model.get_layer(name).get_weights()[0], bits,
                                                              "dense" if name == "logits" else "conv"),
-                                     "dense" if name == "logits" else "conv", ACCELERATOR)
+                                     "dense" if name == "logits" else "conv", TARGET)
               for name, bits in BITS.items()]
-    after = size_model.exported_bytes(data, ACCELERATOR)["layers"]
+    after = size_model.exported_bytes(data, TARGET)["layers"]
     assert all(a <= b for a, b in zip(after, before)), (before, after)
     assert sum(after) >= 0.97 * sum(before), (before, after)
     keras_acc = keras_accuracy(qat, digits_splits.test)
@@ -117,7 +118,7 @@ def _finetune_into(weights, splits, directory, **kwargs):
     model, masks, arch = _stripped(weights)
     lines = []
     qat = finetune(model, arch, masks, splits, epochs=2, learning_rate=1e-3, batch_size=32, steps_per_epoch=12,
-                   keep_sizes_for=ACCELERATOR, checkpoint_dir=directory, log=lines.append, **kwargs)
+                   keep_sizes_for=TARGET, checkpoint_dir=directory, log=lines.append, **kwargs)
     return qat, [line for line in lines if line.startswith("fine-tune epoch")]
 
 

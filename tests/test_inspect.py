@@ -19,11 +19,11 @@ def test_stats_describe_each_weight_tensor(digits_int8):
     assert "64x3x3x32" in table
 
 
-def test_brick_order_bytes_for_an_accelerator(digits_int8):
-    from udc.hardware import compile_model, resolve_target
+def test_brick_order_bytes_for_a_target(digits_int8):
+    from udc.targets import get_target
 
-    stats = inspect_model(digits_int8, accelerator="ethos-u55-128")
+    stats = inspect_model(digits_int8, get_target("ethos-u55-128"))
     bricks = sum(s.vela_order_bytes for s in stats)
-    vela = compile_model(digits_int8, resolve_target("ethos-u55-128")).encoded_weight_bytes
+    vela = get_target("ethos-u55-128").compile(digits_int8).encoded_weight_bytes
     assert abs(bricks / vela - 1) < 0.03  # Vela adds its own pooling weights and stripes
     assert "in Vela's brick order" in format_table(stats)

@@ -8,6 +8,7 @@ from udc.errors import ConfigError
 from udc.search_space import children
 from udc.search_space import layers as L
 from udc.search_space import options as opts
+from udc.targets import get_target
 
 RNG = np.random.default_rng(0)
 
@@ -18,9 +19,8 @@ def test_default_options():
     assert opts.width_options(10) == (8, 10)  # a classifier's own width is always kept
     assert opts.sparsity_options() == (0.0, 0.25, 0.5, 0.75, 0.9)
     assert opts.bit_options() == (2, 3, 4, 5, 6, 8)
-    assert opts.width_alignment("ethos-u55-128") == 8
-    assert opts.width_alignment("ethos-u65-512") == 16
-    assert opts.SearchOptions.for_accelerator("ethos-u65-512").widths_for(64) == (16, 32, 48, 64)
+    assert opts.SearchOptions.for_target(get_target("ethos-u55-128")).widths_for(32) == (8, 16, 24, 32)
+    assert opts.SearchOptions.for_target(get_target("ethos-u65-512")).widths_for(64) == (16, 32, 48, 64)
     assert opts.SearchOptions(widths=(16, 32)).widths_for(24) == (16, 24)
 
 

@@ -8,15 +8,16 @@ from udc.models.supernet import fmnist_supernet
 from udc.search import Sizes, fill, repair
 from udc.search_space import SearchOptions
 from udc.strip import choices_of
+from udc.targets import get_target
 
-ACCELERATOR = "ethos-u55-128"
+TARGET = get_target("ethos-u55-128")
 
 
 @pytest.fixture(scope="module")
 def sizes():
     keras.utils.set_random_seed(0)
     model = fmnist_supernet((8, 8, 1), 10, SearchOptions(), widths=(16, 16, 32, 32, 32))
-    sizes = Sizes(model, ACCELERATOR)
+    sizes = Sizes(model, TARGET)
     sizes.calibrate()
     rng = np.random.default_rng(0)
     for layer in sizes.layers:

@@ -121,7 +121,7 @@ def test_a_control_needs_a_trained_supernet(tmp_path):
 def test_a_uniform_control_ships_like_the_searched_child(shared):
     from udc.controls import ship_control
     from udc.data import load_splits
-    from udc.pipeline import target_of
+    from udc.targets import target_of
 
     root, _, _ = shared
     config = digits_config(**SHORT, supernet=str(root / "supernet"))

@@ -5,8 +5,9 @@ import numpy as np
 from udc.compat import keras
 from udc.finetune import quantize_model
 from udc.size_keeping import LOG2_FACTOR_RANGE, TOLERANCE, SizeKeeper
+from udc.targets import get_target
 
-ACCELERATOR = "ethos-u55-128"
+TARGET = get_target("ethos-u55-128")
 BITS = {"conv": 3, "wide": 8, "logits": 4}
 
 
@@ -27,7 +28,7 @@ def _kernels(qat):
 
 
 def test_unmoved_weights_keep_their_step():
-    keeper = SizeKeeper(_qat(), ACCELERATOR)
+    keeper = SizeKeeper(_qat(), TARGET)
     assert set(keeper.targets) == set(BITS)
     assert keeper.keep() == {name: 1.0 for name in BITS}
     assert keeper.sizes() == keeper.targets
@@ -35,7 +36,7 @@ def test_unmoved_weights_keep_their_step():
 
 def test_drifted_layers_come_back_to_their_bytes_and_the_ranges_follow():
     qat = _qat()
-    keeper = SizeKeeper(qat, ACCELERATOR)
+    keeper = SizeKeeper(qat, TARGET)
     kernels = _kernels(qat)
     conv = kernels["conv"].numpy()
     conv[0, 0, 0, :] *= 6.0  # one weight per channel grew: a max-based step thins every other code
@@ -43,7 +44,7 @@ def test_drifted_layers_come_back_to_their_bytes_and_the_ranges_follow():
     logits = kernels["logits"].numpy()
     top = np.abs(logits).max()
     kernels["logits"].assign(np.clip(1.5 * logits, -top, top))  # the bulk grew, not the largest: codes widen
-    drifted = SizeKeeper(qat, ACCELERATOR).targets  # bytes at the max-based step
+    drifted = SizeKeeper(qat, TARGET).targets  # bytes at the max-based step
     assert drifted["conv"] < (1 - TOLERANCE) * keeper.targets["conv"]
     assert drifted["logits"] > keeper.targets["logits"]
     factors = keeper.keep()
@@ -58,7 +59,7 @@ def test_drifted_layers_come_back_to_their_bytes_and_the_ranges_follow():
 
 def test_a_layer_the_finest_step_cannot_bring_back_takes_it_when_it_wins_back_most_bytes():
     qat = _qat()
-    keeper = SizeKeeper(qat, ACCELERATOR)
+    keeper = SizeKeeper(qat, TARGET)
     kernels = _kernels(qat)
     conv = kernels["conv"].numpy()
     conv[0, 0, 0, :] *= 20.0  # far more than a halved step can undo

@@ -8,8 +8,9 @@ import pytest
 from udc.compat import keras, tf
 from udc.hardware import size_model as sm
 from udc.search_space import layers as L
+from udc.targets import get_target
 
-ACCELERATOR = "ethos-u55-128"
+TARGET = get_target("ethos-u55-128")
 
 
 def _pick(layer, width=None, sparsity=None, bits=None):
@@ -100,14 +101,14 @@ def test_calibration_on_trained_weights_beats_the_prior_and_a_random_tensor(trai
 @pytest.mark.parametrize("choice", CHOICES)
 def test_hard_estimate_vs_codec_on_trained_weights(trained, choice):
     _, layers, _ = trained
-    for accelerator in (None, ACCELERATOR):  # flat stream, Vela's brick order
-        sm.calibrate(layers, accelerator)
+    for target in (None, TARGET):  # flat stream, Vela's brick order
+        sm.calibrate(layers, target)
         _apply(layers, choice)
-        exact = sm.network_codec_bytes(layers, accelerator=accelerator)
-        estimate = {layer.name: float(sm.layer_expected_bytes(layer)) for layer in layers}
+        exact = sm.network_codec_bytes(layers, target=target)
+        estimate = {layer.name: float(sm.layer_expected_bytes(layer, target)) for layer in layers}
         for name in ("c0", "c1", "fc"):
-            assert estimate[name] == pytest.approx(exact[name], rel=0.1, abs=64), (accelerator, name)
-        assert sum(estimate.values()) == pytest.approx(exact["total"], rel=0.05), accelerator
+            assert estimate[name] == pytest.approx(exact[name], rel=0.1, abs=64), (target, name)
+        assert sum(estimate.values()) == pytest.approx(exact["total"], rel=0.05), target
 
 
 def test_soft_estimate_is_the_expectation_over_all_choices_and_reaches_the_previous_width(trained):
@@ -122,21 +123,21 @@ def test_soft_estimate_is_the_expectation_over_all_choices_and_reaches_the_previ
     p0 = c0.choice_probabilities()["width"].numpy()
     p1 = {k: v.numpy() for k, v in c1.choice_probabilities().items()}
     brute = 0.0
-    sm.calibrate(layers, ACCELERATOR)  # brick order: the tables differ per traversal
+    sm.calibrate(layers, TARGET)  # brick order: the tables differ per traversal
     table, stream = c1.bytes_per_weight.numpy(), c1.bytes_per_stream.numpy()
     assert not np.allclose(table[0], table[1])
     for (i, w_in), (j, w_out), (b, _), (s, _) in itertools.product(
             enumerate(c0.widths), enumerate(c1.widths), enumerate(c1.bits), enumerate(c1.sparsities)):
-        t = sm.vela_traversal("conv", w_in, 9)
+        t = TARGET.weight_traversal("conv", w_in, 9)
         brute += p0[i] * p1["width"][j] * p1["bits"][b] * p1["sparsity"][s] * (
             table[t, b, s] * 9 * w_in * w_out + stream[t, b, s])
     with tf.GradientTape() as tape:
-        estimate = sm.layer_expected_bytes(c1)
+        estimate = sm.layer_expected_bytes(c1, TARGET)
     assert float(estimate) == pytest.approx(brute, rel=1e-4)
     grads = tape.gradient(estimate, [c0.width_logits] + c1.architecture_variables())
     assert all(g is not None and np.abs(g.numpy()).sum() > 0 for g in grads)
-    total = sm.network_expected_bytes(layers)
-    assert float(total) == pytest.approx(sum(float(sm.layer_expected_bytes(l)) for l in layers), rel=1e-5)
+    total = sm.network_expected_bytes(layers, target=TARGET)
+    assert float(total) == pytest.approx(sum(float(sm.layer_expected_bytes(l, TARGET)) for l in layers), rel=1e-5)
 
 
 def test_depthwise_size_follows_its_input():
@@ -189,7 +190,6 @@ def _export(layers, choices, images):
 
 def test_whole_exported_model_estimate_vs_vela(trained):
     from udc import tflite_file
-    from udc.hardware import compile_model, resolve_target
 
     _, layers, images = trained
     _apply(layers, ({"width": 32, "sparsity": 0.25, "bits": 8}, {"width": 64, "sparsity": 0.5, "bits": 6}))
@@ -201,14 +201,14 @@ def test_whole_exported_model_estimate_vs_vela(trained):
         c = choices[layer.name]
         expected = sm.layer_codes(layer, c["bits"], c["sparsity"], c["width"], sm.input_width_of(layer, choices))
         np.testing.assert_array_equal(tensor.values, expected)
-    for accelerator in ("ethos-u55-128", "ethos-u65-512"):
-        vela = compile_model(data, resolve_target(accelerator)).encoded_weight_bytes
-        pool = sm.global_pool_bytes(4, 4, choices["c1"]["width"], accelerator)  # Vela's MEAN weights
-        sm.calibrate(layers, accelerator)
-        estimate = float(sm.network_expected_bytes(layers, extra_bytes=pool))
-        bricks = sm.network_codec_bytes(layers, accelerator=accelerator)["total"] + pool
+    for target in (get_target("ethos-u55-128"), get_target("ethos-u65-512")):
+        vela = target.compile(data).encoded_weight_bytes
+        pool = sm.global_pool_bytes(4, 4, choices["c1"]["width"], target)  # Vela's MEAN weights
+        sm.calibrate(layers, target)
+        estimate = float(sm.network_expected_bytes(layers, extra_bytes=pool, target=target))
+        bricks = sm.network_codec_bytes(layers, target=target)["total"] + pool
         flat = sm.network_codec_bytes(layers, order="flat")["total"]
-        print(f"{accelerator}: vela {vela} estimate {estimate:.0f} ({estimate / vela - 1:+.2%}) "
+        print(f"{target.name}: vela {vela} estimate {estimate:.0f} ({estimate / vela - 1:+.2%}) "
               f"bricks {bricks} ({bricks / vela - 1:+.2%}) flat {flat} ({flat / vela - 1:+.2%})")
         assert estimate == pytest.approx(vela, rel=0.03)
         assert bricks == pytest.approx(vela, rel=0.03)

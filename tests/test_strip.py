@@ -10,6 +10,7 @@ from udc.compat import keras
 from udc.hardware import size_model as sm
 from udc.search_space import searchable_layers, set_hard
 from udc.strip import arch_spec, choices_of, set_choices, strip
+from udc.targets import get_target
 
 
 @pytest.fixture(scope="module")
@@ -56,11 +57,11 @@ def test_hard_kernel_is_the_pruned_sub_kernel_that_the_size_model_encodes(supern
 
 def test_arch_spec_lists_each_layer_with_estimated_and_codec_bytes(supernet, tmp_path):
     layers = searchable_layers(supernet)
-    sm.calibrate(layers, "ethos-u55-128")
-    spec = arch_spec(supernet, accelerator="ethos-u55-128", extra_bytes=40, budget_bytes=4096)
+    sm.calibrate(layers, get_target("ethos-u55-128"))
+    spec = arch_spec(supernet, target=get_target("ethos-u55-128"), extra_bytes=40, budget_bytes=4096)
     (tmp_path / "arch.json").write_text(json.dumps(spec))
     spec = json.loads((tmp_path / "arch.json").read_text())
-    codec = sm.network_codec_bytes(layers, CHOICES, accelerator="ethos-u55-128")
+    codec = sm.network_codec_bytes(layers, CHOICES, target=get_target("ethos-u55-128"))
     assert [l["name"] for l in spec["layers"]] == list(CHOICES)
     for layer in spec["layers"]:
         c = CHOICES[layer["name"]]

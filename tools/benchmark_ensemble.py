@@ -120,7 +120,7 @@ def main(argv):
     from udc.data import load_splits
     from udc.ensemble import calibrate, load_members, report
     from udc.fileio import write_text_atomic
-    from udc.pipeline import target_of
+    from udc.targets import target_of
 
     command = " ".join(["python", "tools/benchmark_ensemble.py"] + [shlex.quote(a) for a in sys.argv[1:]])
     config = loaded_config(CONFIG)
@@ -146,7 +146,7 @@ def main(argv):
     members = load_members(paths, target=target, latency_repeats=200)
     result = calibrate(members, splits, rule=FLAGS.rule, cost_metric="vela_cycles", max_drop=FLAGS.max_drop)
     r = result.report
-    r["accelerator"] = target.accelerator
+    r["accelerator"] = target.name
     r["command"] = command
     r["equivalent_udc_ensemble_command"] = (
         f"{equivalent} --accelerator {target.accelerator} --max_drop {FLAGS.max_drop:g} --rule {FLAGS.rule} "

@@ -188,7 +188,8 @@ def main():
     steps = step_times(args.config)
     load_after = " ".join(f"{v:.2f}" for v in os.getloadavg())
     arch = first["search"]["arch_spec"]
-    result = {"dataset": dataset, "accelerator": arch["accelerator"],
+    # Arch specs written before targets were objects name theirs "accelerator".
+    result = {"dataset": dataset, "accelerator": arch.get("target") or arch["accelerator"],
               "command": " ".join(["python tools/benchmark_search.py", *sys.argv[1:]]),
               "benchmark_command": pareto["command"], "training_budget": pareto["training_budget"],
               "machine": describe_machine(), "load": [load_before, load_after], "steps": steps,

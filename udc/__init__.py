@@ -23,8 +23,8 @@ _API = {
     "measure_tflite": "udc.export",
     "inspect_model": "udc.inspect",
     "TfliteClassifier": "udc.interpreter",
-    "resolve_target": "udc.hardware",
-    "compile_model": "udc.hardware",
+    "get_target": "udc.targets",
+    "target_names": "udc.targets",
 }
 
 __all__ = ["__version__", *_API]

@@ -18,7 +18,8 @@ from udc.data import load_splits
 from udc.errors import ConfigError
 from udc.export import export_model
 from udc.fileio import ensure_writable_dir, write_json_atomic
-from udc.pipeline import budget_plan, check_budgets, float_model, search_and_export, shared_float_model_path, target_of
+from udc.pipeline import budget_plan, check_budgets, float_model, search_and_export, shared_float_model_path
+from udc.targets import target_of
 
 
 def check_plan(recipes, budgets_kb):

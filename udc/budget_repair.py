@@ -33,7 +33,7 @@ def _prune_smallest(kernel, mask, count):
     return kernel * mask, mask
 
 
-def prune_to_save(qat, masks, arch, need_bytes, accelerator, log=print) -> list[dict]:
+def prune_to_save(qat, masks, arch, need_bytes, target, log=print) -> list[dict]:
     """Zeroes the fewest smallest weights of the largest layers that save `need_bytes` encoded bytes.
 
     Changes the QAT model's kernels and `masks` in place and the arch spec's sparsity of every
@@ -48,7 +48,7 @@ def prune_to_save(qat, masks, arch, need_bytes, accelerator, log=print) -> list[
         if kind == "depthwise":  # a few weights per channel: no room to prune
             continue
         kernel = kernel_of(wrapper).numpy() * mask
-        candidates.append((sm.kernel_bytes(kernel, bits[name], kind, accelerator, step_factor_of(wrapper)), name))
+        candidates.append((sm.kernel_bytes(kernel, bits[name], kind, target, step_factor_of(wrapper)), name))
     done = []
     for before, name in sorted(candidates, reverse=True):
         if need_bytes <= 0:
@@ -59,7 +59,7 @@ def prune_to_save(qat, masks, arch, need_bytes, accelerator, log=print) -> list[
 
         def saved(count):
             pruned = _prune_smallest(kernel, mask, count)[0]
-            return before - sm.kernel_bytes(pruned, bits[name], kind, accelerator, factor)
+            return before - sm.kernel_bytes(pruned, bits[name], kind, target, factor)
 
         low, high = 0, int(mask.sum())  # binary search for the fewest weights that save enough
         if saved(high) < need_bytes:

@@ -17,7 +17,7 @@ class BadDatasetError(UdcError):
     """A dataset file is damaged, or its arrays do not fit together (counts, labels, shapes)."""
 
 
-class UnknownAcceleratorError(UdcError):
+class UnknownTargetError(UdcError):
     pass
 
 

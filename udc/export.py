@@ -14,7 +14,6 @@ from udc import __version__, tflite_file
 from udc.convert import convert_to_int8, saturated_biases
 from udc.fileio import ensure_writable_dir, write_bytes_atomic
 from udc.hardware import tflm
-from udc.hardware.vela import compile_model
 from udc.inspect import inspect_model
 from udc.interpreter import TfliteClassifier
 from udc.report import build_report, write_report
@@ -46,8 +45,8 @@ def measure_tflite(data, splits, target, output_dir, *, name="model", tflm_sampl
     classifier = TfliteClassifier(data, name)
     int8_accuracy = classifier.accuracy(splits.test.x, splits.test.y)
 
-    log(f"compiling with Vela for {target.accelerator} ({target.system_config}, {target.memory_mode}) ...")
-    vela = compile_model(data, target, name)
+    log(f"compiling for {target.name} ...")
+    vela = target.compile(data, name)
 
     log(f"running TFLite Micro on {tflm_samples} test images ...")
     sample = splits.test.x[:tflm_samples]

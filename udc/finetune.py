@@ -222,7 +222,7 @@ def finetune(plain, arch, masks, splits, *, epochs, learning_rate, batch_size, s
              keep_sizes_for=None, checkpoint_dir=None, steps_per_epoch=None, stop_after_epochs=None, log=print):
     """QAT fine-tuning; returns the QAT model (ready for `udc.export.export_model`).
 
-    keep_sizes_for: an accelerator whose codec measures the layers; each keeps the encoded bytes
+    keep_sizes_for: a udc.targets.Target whose weight codec measures the layers; each keeps the encoded bytes
     it starts with (`udc.size_keeping`). None: every grid step from max|w| alone.
 
     Deterministic: the same inputs and seed give the same weights, whether or not the run
@@ -243,7 +243,7 @@ def finetune(plain, arch, masks, splits, *, epochs, learning_rate, batch_size, s
     if checkpoint_dir is not None:
         settings = {"layers": arch["layers"], "learning_rate": learning_rate, "batch_size": batch_size,
                     "seed": seed, "steps_per_epoch": steps_per_epoch or 0, "epochs": epochs,
-                    "recipe": recipe.settings(), "keep_sizes_for": keep_sizes_for or ""}
+                    "recipe": recipe.settings(), "keep_sizes_for": keep_sizes_for.name if keep_sizes_for else ""}
         saver = FineTuneCheckpoint(checkpoint_dir, json.loads(json.dumps(settings)))
         tracked = tf.train.Checkpoint(model=qat, optimizer=optimizer)
         manager = tf.train.CheckpointManager(tracked, str(checkpoint_dir), max_to_keep=2)

@@ -21,16 +21,16 @@ class TensorStats:
     effective_bits: int  # bits needed to index the distinct values
     stored_bytes: int
     encoded_bytes: int  # Ethos-U55/U65 weight codec, stored (OHWI) order
-    vela_order_bytes: int | None = None  # the same codec in Vela's brick order for an accelerator
+    vela_order_bytes: int | None = None  # the same codec in Vela's brick order for a target
 
 
-def tensor_stats(w: tflite_file.WeightTensor, accelerator=None) -> TensorStats:
-    """Stats of one int8 weight tensor (inspect_model checks the model); `accelerator` (an
-    Ethos-U55/U65 name) adds the codec's bytes in that target's brick order."""
+def tensor_stats(w: tflite_file.WeightTensor, target=None) -> TensorStats:
+    """Stats of one int8 weight tensor (inspect_model checks the model); `target` (an Ethos-U55/U65
+    udc.targets.Target) adds the codec's bytes in its brick order."""
     values = w.values
     vela_order = None
-    if accelerator and w.op in OP_KINDS:
-        vela_order = codes_bytes(values, OP_KINDS[w.op], accelerator, order="vela")
+    if target is not None and w.op in OP_KINDS:
+        vela_order = codes_bytes(values, OP_KINDS[w.op], target)
     distinct = int(np.unique(values).size)
     return TensorStats(
         op=w.op,
@@ -46,9 +46,9 @@ def tensor_stats(w: tflite_file.WeightTensor, accelerator=None) -> TensorStats:
     )
 
 
-def inspect_model(data: bytes, accelerator=None, source="the model") -> list[TensorStats]:
+def inspect_model(data: bytes, target=None, source="the model") -> list[TensorStats]:
     """Stats of each weight tensor of an int8 .tflite (anything else is refused: the codec encodes int8)."""
-    return [tensor_stats(w, accelerator) for w in tflite_file.weight_tensors(tflite_file.check_int8(data, source))]
+    return [tensor_stats(w, target) for w in tflite_file.weight_tensors(tflite_file.check_int8(data, source))]
 
 
 def format_table(stats: list[TensorStats]) -> str:

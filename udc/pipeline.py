@@ -8,16 +8,10 @@ from udc.config_counts import check_counts
 from udc.data import load_splits
 from udc.errors import ConfigError
 from udc.export import export_model
-from udc.hardware import resolve_target
 from udc.model_io import load_model, save_model
+from udc.targets import target_of
 from udc.train import train_float_model
 from udc.workdir_lock import workdir_lock
-
-
-def target_of(config, accelerator=None):
-    """The Vela target of a config (an explicit accelerator name wins)."""
-    return resolve_target(accelerator or config.export.accelerator, config.export.system_config,
-                          config.export.memory_mode)
 
 
 def train_and_save(config, workdir, log=print, widths=None, splits=None):
@@ -58,8 +52,8 @@ def float_model_path(config, workdir) -> Path:
     return Path(config.search.float_model or Path(workdir) / "float" / "model.keras")
 
 
-def export_from_config(model, splits, config, output_dir, name="model", accelerator=None, log=print):
-    return export_model(model, splits, target_of(config, accelerator), output_dir, name=name,
+def export_from_config(model, splits, config, output_dir, name="model", target_name=None, log=print):
+    return export_model(model, splits, target_of(config, target_name), output_dir, name=name,
                         config=config, num_calibration=config.export.num_calibration,
                         tflm_samples=config.export.tflm_samples, log=log)
 
@@ -116,7 +110,7 @@ def search_and_export(config, workdir, log=print, stop_after_epochs=None, export
     from udc.search import budget_bytes, check_training, search_options
 
     check_counts(config, "search")  # bad input fails before anything is written to the workdir
-    target_of(config)  # an unknown accelerator too
+    target_of(config)  # an unknown target too
     search_options(config)  # bad option lists too
     check_training(config)
     budget_bytes(config)
@@ -149,7 +143,7 @@ def _search_and_export_locked(config, splits, workdir, log, stop_after_epochs, e
     search = SupernetSearch(config, splits, workdir, log=log)
     smallest = search.check_feasible()
     log(f"search space: {len(search.layers)} layers; smallest network {smallest} B, budget {budget} B "
-        f"({budget / KIB:g} KiB) on {target.accelerator}")
+        f"({budget / KIB:g} KiB) on {target.name}")
 
     def trained_float():
         path = float_model_path(config, workdir)

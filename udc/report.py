@@ -72,7 +72,7 @@ def to_markdown(report: dict) -> str:
     lines = [
         f"# {report['name']}",
         "",
-        f"Dataset `{report['dataset']}`; target `{target['accelerator']}` "
+        f"Dataset `{report['dataset']}`; target `{target['name']}` "
         f"({target['system_config']}, {target['memory_mode']}); udc {report['udc_version']}.",
         "",
         "| measure | value |",
@@ -102,7 +102,7 @@ def to_manifest(report: dict) -> str:
         f"  encoded_weight_bytes: {v['encoded_weight_bytes']}",
         f"  flash_kib: {v['flash_kib']:.2f}",
         f"  sram_kib: {v['sram_kib']:.2f}",
-        f"  target: {v['target']['accelerator']}",
+        f"  target: {v['target']['name']}",
         f"  npu_fraction: {v['npu_fraction']:.3f}",
         "operators:",
         *[f"  - {op}" for op in ops],

@@ -90,6 +90,7 @@ from udc.hardware import size_model as sm
 from udc.models.supernet import build_supernet
 from udc.progress import StepProgress
 from udc.search_space import SearchOptions, children, layers as search_layers
+from udc.targets import target_of
 from udc.warm_start import load_float_weights
 from udc.workdir_lock import workdir_lock
 
@@ -131,8 +132,8 @@ def check_training(config) -> None:
 
 def search_options(config) -> SearchOptions:
     s = config.search
-    return SearchOptions.for_accelerator(
-        config.export.accelerator, sparsities=tuple(s.sparsities), bits=tuple(s.bits),
+    return SearchOptions.for_target(
+        target_of(config), sparsities=tuple(s.sparsities), bits=tuple(s.bits),
         widths=None if s.widths is None else tuple(s.widths))
 
 
@@ -171,8 +172,8 @@ def config_differences(saved: dict, current: dict) -> list:
 class Sizes:
     """Exact (codec) and expected (size model) bytes of a supernet's choices, pooling weights included."""
 
-    def __init__(self, supernet, accelerator):
-        self.supernet, self.accelerator = supernet, accelerator
+    def __init__(self, supernet, target):
+        self.supernet, self.target = supernet, target
         self.layers = search_layers.searchable_layers(supernet)
         self._cache = {}
         pool = [l for l in supernet.layers if isinstance(l, keras.layers.GlobalAveragePooling2D)]
@@ -181,10 +182,10 @@ class Sizes:
             _, h, w, _ = pool[0].input_shape
             self.pool_source = search_layers.width_source(self.layers[-1]) if self.layers else None
             widths = self.pool_source.widths if self.pool_source else (int(pool[0].input_shape[-1]),)
-            self.pool_table = {int(c): sm.global_pool_bytes(h, w, int(c), accelerator) for c in widths}
+            self.pool_table = {int(c): sm.global_pool_bytes(h, w, int(c), target) for c in widths}
 
     def calibrate(self):
-        sm.calibrate(self.layers, self.accelerator)
+        sm.calibrate(self.layers, self.target)
         self._cache.clear()
 
     def pool_bytes(self, choices) -> int:
@@ -205,17 +206,17 @@ class Sizes:
 
     def expected(self):
         """Differentiable E[bytes] under the current choice probabilities."""
-        return sm.network_expected_bytes(self.layers) + self.expected_pool_bytes()
+        return sm.network_expected_bytes(self.layers, target=self.target) + self.expected_pool_bytes()
 
     def layer_bytes(self, layer, choices) -> int:
         c = choices[layer.name]
-        depthwise = sm._kind(layer) == "depthwise"
+        depthwise = sm.layer_kind(layer) == "depthwise"
         width = None if depthwise else c["width"]
         input_width = sm.input_width_of(layer, choices)
         key = (layer.name, width, input_width, c["bits"], c["sparsity"])
         if key not in self._cache:
             self._cache[key] = sm.layer_codec_bytes(layer, c["bits"], c["sparsity"], width, input_width,
-                                                    self.accelerator)
+                                                    self.target)
         return self._cache[key]
 
     def exact(self, choices) -> int:
@@ -420,14 +421,14 @@ class SupernetSearch:
         self.options = search_options(config)
         check_training(config)
         self.budget = budget_bytes(config)
-        self.target = self.budget * (1.0 - float(s.budget_margin))
-        self.accelerator = config.export.accelerator
+        self.target_bytes = self.budget * (1.0 - float(s.budget_margin))
+        self.hardware = target_of(config)  # the udc.targets.Target searched for
         keras.utils.set_random_seed(config.seed)
         tf.config.experimental.enable_op_determinism()
         self.model = build_supernet(config.backbone, splits.input_shape, splits.num_classes, self.options,
                                     s.max_widths)
         self.layers = search_layers.searchable_layers(self.model)
-        self.sizes = Sizes(self.model, self.accelerator)
+        self.sizes = Sizes(self.model, self.hardware)
         self.arch_vars = search_layers.architecture_variables(self.model)
         arch_ids = {id(v) for v in self.arch_vars}
         self.weight_vars = [v for v in self.model.trainable_variables if id(v) not in arch_ids]
@@ -514,9 +515,9 @@ class SupernetSearch:
             logits = self.model(x, training=True)
             task = self._loss(y, logits)
             size = self.sizes.expected()
-            loss = task + self.lam * size / self.target
+            loss = task + self.lam * size / self.target_bytes
         self.arch_opt.apply_gradients(zip(tape.gradient(loss, self.arch_vars), self.arch_vars))
-        self.lam.assign(tf.maximum(0.0, self.lam + self.eta * (size / self.target - 1.0)))
+        self.lam.assign(tf.maximum(0.0, self.lam + self.eta * (size / self.target_bytes - 1.0)))
         finite = all_finite(self.arch_vars + [self.lam, size, task])
         return task, self._accuracy(y, logits), size, finite
 
@@ -715,7 +716,7 @@ class SupernetSearch:
         """The most accurate of the candidates (see module doc) whose exact bytes fit `limit`
         (default: the target); records the candidates' accuracies in `self.selection`."""
         self.sizes.calibrate()
-        limit = int(self.target if limit is None else limit)
+        limit = int(self.target_bytes if limit is None else limit)
         decoded = {layer.name: layer.hard_choice() for layer in self.layers}
         self.log(f"selection: decoded {format_choices(decoded)}: {self.sizes.exact(decoded)} B by the codec "
                  f"(limit {limit} B)")

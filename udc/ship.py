@@ -50,9 +50,9 @@ def ship_child(config, splits, search, choices, workdir, target, *, selection, t
     started = time.perf_counter() if started is None else started
     s = config.search
     budget = search.budget
-    spec = arch_spec(search.model, choices, target.accelerator, extra_bytes=search.sizes.pool_bytes(choices),
+    spec = arch_spec(search.model, choices, target, extra_bytes=search.sizes.pool_bytes(choices),
                      backbone=config.backbone, dataset=splits.name, budget_bytes=budget,
-                     limit_bytes=int(search.target), selection=selection)
+                     limit_bytes=int(search.target_bytes), selection=selection)
     write_json_atomic(workdir / "arch_spec.json", spec)
     log(f"arch spec: {spec['codec_bytes']} B by the codec, {spec['estimated_bytes']:.0f} B estimated "
         f"-> {workdir / 'arch_spec.json'}")
@@ -65,7 +65,7 @@ def ship_child(config, splits, search, choices, workdir, target, *, selection, t
     qat = finetune(plain, spec, masks, splits, epochs=int(s.finetune_epochs),
                    learning_rate=float(s.finetune_learning_rate), batch_size=int(s.batch_size),
                    seed=config.seed, recipe=finetune_recipe(config, teacher() if distilling else None),
-                   keep_sizes_for=target.accelerator,
+                   keep_sizes_for=target,
                    checkpoint_dir=workdir / FINETUNE_DIR, steps_per_epoch=int(s.steps_per_epoch) or None,
                    stop_after_epochs=stop_after_finetune_epochs, log=log)
     if qat is None:
@@ -87,7 +87,7 @@ def ship_child(config, splits, search, choices, workdir, target, *, selection, t
         # The slack covers what Vela counts beyond the per-layer codec (stream splits, padding).
         need = vela_bytes - budget + max(16, int(REPAIR_SLACK * budget))
         log(f"over budget by {vela_bytes - budget} B: pruning {need} B out of the fine-tuned model")
-        repairs += prune_to_save(qat, masks, spec, need, target.accelerator, log=log)
+        repairs += prune_to_save(qat, masks, spec, need, target, log=log)
         spec["repairs"] = repairs
         write_json_atomic(workdir / "arch_spec.json", spec)
         recover(qat, masks, splits, steps=int(s.repair_steps),
@@ -95,7 +95,7 @@ def ship_child(config, splits, search, choices, workdir, target, *, selection, t
                 batch_size=int(s.batch_size), seed=config.seed, log=log)
     report["search"] = {
         "budget_bytes": budget, "vela_encoded_bytes": vela_bytes, "within_budget": vela_bytes <= budget,
-        **size_figures(spec, (workdir / "model.tflite").read_bytes(), target.accelerator, vela_bytes),
+        **size_figures(spec, (workdir / "model.tflite").read_bytes(), target, vela_bytes),
         "export_attempts": attempt, "budget_repairs": repairs, "total_seconds": time.perf_counter() - started,
         **(fields or {}), "arch_spec": spec,
     }
@@ -106,7 +106,7 @@ def ship_child(config, splits, search, choices, workdir, target, *, selection, t
     return report
 
 
-def size_figures(spec, data, accelerator, vela_bytes) -> dict:
+def size_figures(spec, data, target, vela_bytes) -> dict:
     """The size model against Vela, at selection (supernet weights) and on the exported .tflite.
 
     selection_*: the arch spec's figures, made before fine-tuning moved the weights.
@@ -116,8 +116,8 @@ def size_figures(spec, data, accelerator, vela_bytes) -> dict:
     """
     from udc.hardware import size_model as sm
 
-    exported = sm.exported_bytes(data, accelerator)
-    plain = sm.exported_bytes(data, accelerator, order="flat")
+    exported = sm.exported_bytes(data, target)
+    plain = sm.exported_bytes(data, target, order="flat")
     figures = {"selection_estimate_bytes": spec["estimated_bytes"], "selection_codec_bytes": spec["codec_bytes"],
                "export_estimate_bytes": exported["total"], "export_plain_codec_bytes": plain["total"]}
     figures.update({k.replace("_bytes", "_error"): v / vela_bytes - 1.0 for k, v in figures.items()})

@@ -34,25 +34,25 @@ BISECTION_STEPS = 10
 class _GridLayer:
     """One grid-quantized kernel of a QAT model: its variable, quantizer and range variables."""
 
-    def __init__(self, name, wrapper, kernel, quantizer, range_vars, accelerator):
+    def __init__(self, name, wrapper, kernel, quantizer, range_vars, target):
         self.name, self.kernel, self.quantizer, self.range_vars = name, kernel, quantizer, range_vars
-        self.kind, self.accelerator = sm.plain_layer_kind(wrapper.layer), accelerator
+        self.kind, self.target = sm.plain_layer_kind(wrapper.layer), target
 
     def bytes_at(self, factor, kernel=None) -> int:
         kernel = self.kernel.numpy() if kernel is None else kernel
-        return sm.kernel_bytes(kernel, self.quantizer.bits, self.kind, self.accelerator, factor)
+        return sm.kernel_bytes(kernel, self.quantizer.bits, self.kind, self.target, factor)
 
 
 class SizeKeeper:
     """Holds every grid layer of a QAT model at the encoded bytes it had when the keeper was made."""
 
-    def __init__(self, qat, accelerator):
+    def __init__(self, qat, target):
         self.layers = []
         for wrapper in qat.layers:
             for kernel, quantizer, range_vars in getattr(wrapper, "_weight_vars", []):
                 if isinstance(quantizer, GridWeightQuantizer):
                     self.layers.append(_GridLayer(wrapper.layer.name, wrapper, kernel, quantizer, range_vars,
-                                                  accelerator))
+                                                  target))
         for layer in self.layers:
             layer.quantizer.step_factor.assign(1.0)
         self.targets = {layer.name: layer.bytes_at(1.0) for layer in self.layers}

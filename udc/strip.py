@@ -113,17 +113,18 @@ def strip(supernet, choices=None, name=None):
     return model, masks
 
 
-def arch_spec(supernet, choices=None, accelerator=None, extra_bytes=0, **fields) -> dict:
-    """Per layer: width, input width, sparsity, bits, estimated and codec-measured bytes (JSON-ready)."""
+def arch_spec(supernet, choices=None, target=None, extra_bytes=0, **fields) -> dict:
+    """Per layer: width, input width, sparsity, bits, estimated and codec-measured bytes (JSON-ready),
+    measured for `target` (a udc.targets.Target; None: the codec's flat stream)."""
     layers = search_layers.searchable_layers(supernet)
     choices = choices or choices_of(supernet)
-    codec = sm.network_codec_bytes(layers, choices, accelerator=accelerator)
+    codec = sm.network_codec_bytes(layers, choices, target=target)
     saved = {layer.name: [v.numpy() for v in layer.architecture_variables()] + [layer.hard.numpy()]
              for layer in layers}
     set_choices(supernet, choices)
     for layer in layers:
         layer.hard.assign(1.0)
-    estimated = {layer.name: float(sm.layer_expected_bytes(layer)) for layer in layers}
+    estimated = {layer.name: float(sm.layer_expected_bytes(layer, target)) for layer in layers}
     for layer in layers:  # leave the supernet as it was
         for v, value in zip(layer.architecture_variables() + [layer.hard], saved[layer.name]):
             v.assign(value)
@@ -131,14 +132,14 @@ def arch_spec(supernet, choices=None, accelerator=None, extra_bytes=0, **fields)
     for layer in layers:
         c = choices[layer.name]
         spec_layers.append({
-            "name": layer.name, "kind": sm._kind(layer), "width": int(c["width"]),
+            "name": layer.name, "kind": sm.layer_kind(layer), "width": int(c["width"]),
             "input_width": int(sm.input_width_of(layer, choices) or layer.kernel.shape[layer._in_axis]),
             "sparsity": float(c["sparsity"]), "bits": int(c["bits"]),
             "estimated_bytes": round(estimated[layer.name], 1), "codec_bytes": int(codec[layer.name]),
         })
     return {
         **fields,
-        "accelerator": accelerator,
+        "target": None if target is None else target.name,
         "layers": spec_layers,
         "extra_bytes": int(round(extra_bytes)),
         "estimated_bytes": round(sum(estimated.values()) + extra_bytes, 1),

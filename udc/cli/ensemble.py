@@ -127,8 +127,7 @@ def main(argv):
     from udc.data import load_splits
     from udc.ensemble import calibrate, load_members, report, search_members, train_width_members
     from udc.fileio import ensure_writable_dir
-    from udc.hardware import resolve_target
-    from udc.pipeline import target_of
+    from udc.targets import get_target, target_of
 
     if source == "--config":
         config = loaded_config(FLAGS["config"])
@@ -138,7 +137,7 @@ def main(argv):
         target = target_of(config)
     else:
         config = _data_config()
-        target = resolve_target(FLAGS.accelerator or DEFAULT_ACCELERATOR)
+        target = get_target(FLAGS.accelerator or DEFAULT_ACCELERATOR)
 
     def loaded(paths):
         return load_members(paths, target=target, latency_repeats=FLAGS.latency_repeats)
@@ -154,7 +153,7 @@ def main(argv):
                                              epochs=FLAGS.epochs, seed=FLAGS.seed))
     result = calibrate(members, splits, rule=FLAGS.rule, cost_metric=FLAGS.cost,
                        max_drop=FLAGS.max_drop, max_cost=FLAGS.max_cost)
-    result.report["accelerator"] = target.accelerator
+    result.report["accelerator"] = target.name
     result.report["command"] = " ".join([PROG] + [shlex.quote(a) for a in sys.argv[1:]])
     descriptor = result.cascade.save(Path(output_dir) / "cascade.json")
     result.report["descriptor"] = str(descriptor)

@@ -22,7 +22,8 @@ def main(argv):
     from udc.data import load_splits
     from udc.export import measure_tflite
     from udc.model_io import load_model
-    from udc.pipeline import export_from_config, target_of
+    from udc.pipeline import export_from_config
+    from udc.targets import target_of
     from udc.report import to_markdown
 
     config = loaded_config(_CONFIG)

@@ -18,8 +18,10 @@ def main(argv):
         fail("udc-inspect", "give exactly one .tflite file: udc-inspect MODEL.tflite")
     from udc import tflite_file
     from udc.inspect import format_table, inspect_model
+    from udc.targets import get_target
 
-    stats = inspect_model(tflite_file.read_bytes(argv[1]), _ACCELERATOR.value, source=argv[1])
+    target = get_target(_ACCELERATOR.value) if _ACCELERATOR.value else None
+    stats = inspect_model(tflite_file.read_bytes(argv[1]), target, source=argv[1])
     if _JSON.value:
         print(json.dumps([dataclasses.asdict(s) for s in stats], indent=2))
     else:

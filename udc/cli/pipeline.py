@@ -17,7 +17,8 @@ flags.mark_flags_as_required(["config"])
 
 def main(argv):
     del argv
-    from udc.pipeline import export_from_config, target_of, train_and_save
+    from udc.pipeline import export_from_config, train_and_save
+    from udc.targets import target_of
     from udc.report import to_markdown
 
     config = loaded_config(_CONFIG)

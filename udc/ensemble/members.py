@@ -155,7 +155,7 @@ def distinct_names(paths) -> list[str]:
 def load_members(paths, target=None, measure_latency: bool = True, latency_repeats: int = 50) -> list[Member]:
     """Reads the .tflite files, checks they can be combined and measures their costs.
 
-    `target` (a udc.hardware.Target) adds Vela cycles; `measure_latency` adds host latency.
+    `target` (a udc.targets.Target) adds its cycles; `measure_latency` adds host latency.
     """
     paths = [str(p) for p in paths]
     if len(set(paths)) != len(paths):
@@ -168,9 +168,7 @@ def load_members(paths, target=None, measure_latency: bool = True, latency_repea
     check_compatible(members)
     for m in members:
         if target is not None:
-            from udc.hardware import compile_model
-
-            m.vela_cycles = compile_model(m.data, target, name=Path(m.path).stem).cycles
+            m.vela_cycles = target.compile(m.data, name=Path(m.path).stem).cycles
         if measure_latency:
             m.host_latency_ms = measure_host_latency_ms(m.data, m.classifier.input_shape, latency_repeats)
     return members

@@ -4,13 +4,12 @@
 the layer's kernel is cut to (input width, output width), magnitude-pruned to the
 sparsity rate, rounded to the b-bit grid and written as the int8 codes the exporter
 stores (`k * 127 // qmax`, same in every channel; a test checks they equal the
-.tflite's bytes), then fed to Vela's codec in one of two orders:
+.tflite's bytes), then measured in one of two ways:
 
-* `order="vela"` (default where possible): `ethosu.vela.api.npu_encode_weights`, i.e.
-  Vela's brick order, its traversal rule, an OFM block depth of 16 and one stream per
-  core (U65-512 has two). Ethos-U55/U65 only: the API has no U85.
-* `order="flat"`: `mlw_codec.encode` on the OHWI stream (any target, about 2x faster to calibrate, but it
-  misses the brick padding: 2-5 % low on small nets, up to 15-22 % on 1-2 kB ones).
+* the target's own weight encoding (default, `udc.targets.Target.encoded_weight_bytes`):
+  for an Ethos-U55/U65, Vela's brick order (`udc.targets.ethos_u`).
+* `order="flat"` (or no target): `mlw_codec.encode` on the OHWI stream (about 2x faster to
+  calibrate, but it misses the brick padding: 2-5 % low on small nets, up to 15-22 % on 1-2 kB ones).
 
 **On an exported .tflite** (`exported_bytes`): the same codec on the int8 codes the file
 stores, plus the pooling weights. This is the size model calibrated on the exported
@@ -45,9 +44,10 @@ with `A[b, s]` the bytes per weight and `C[b, s]` the fixed bytes per stream (he
 palette, padding) that the real codec gives for this layer's own weights at bits b and
 sparsity s: `calibrate` encodes the full kernel and a quarter-size sub-kernel and
 fits a line through the two (stored in the layer's non-trainable `bytes_per_weight`
-and `bytes_per_stream` variables; in brick order a convolution has one pair of tables
-per Vela traversal, chosen per input-width option by Vela's rule, so the expectation
-runs over the input width's options rather than its mean); `E[c_out] = sum_i p_i width_i` and `E[c_in]` the expected
+and `bytes_per_stream` variables; a convolution has one pair of tables per weight
+traversal of the target (`Target.weight_traversals`), chosen per input-width option by
+the target's rule, so the expectation runs over the input width's options rather than
+its mean); `E[c_out] = sum_i p_i width_i` and `E[c_in]` the expected
 width of the layer named by `input_from` (the full input depth if none). Choices of
 different layers are independent, so `E[c_in * c_out] = E[c_in] E[c_out]` exactly: the
 dependence on the previous layer's width is carried by its probabilities, and gradients
@@ -68,16 +68,12 @@ from udc.hardware.codec import encoded_bytes
 from udc.search_space import layers as search_layers
 from udc.search_space.quantizers import grid_codes
 
-_API_ACCELERATORS = {
-    "ethos-u55-32": "Ethos_U55_32", "ethos-u55-64": "Ethos_U55_64", "ethos-u55-128": "Ethos_U55_128",
-    "ethos-u55-256": "Ethos_U55_256", "ethos-u65-256": "Ethos_U65_256", "ethos-u65-512": "Ethos_U65_512",
-}
-_CORES = {"ethos-u65-512": 2}
-VELA_OFM_BLOCK_DEPTH = 16
+TRAVERSALS = 2  # rows of a layer's size tables: the most weight traversals a target has (Ethos-U: 2)
 OP_KINDS = {"CONV_2D": "conv", "DEPTHWISE_CONV_2D": "depthwise", "FULLY_CONNECTED": "dense"}  # TFLite op -> kind
 
 
-def _kind(layer):
+def layer_kind(layer) -> str:
+    """'conv', 'depthwise' or 'dense': the kind of a searchable layer."""
     if isinstance(layer, search_layers.SearchableDepthwiseConv2D):
         return "depthwise"
     if isinstance(layer, search_layers.SearchableDense):
@@ -101,7 +97,7 @@ def layer_codes(layer, bits: int, sparsity: float, width=None, input_width=None)
     Conv: OHWI; depthwise: 1HWC; Dense: (out, in). Widths default to the full shape.
     """
     kernel = layer.kernel.numpy()
-    kind = _kind(layer)
+    kind = layer_kind(layer)
     if kind == "depthwise":
         sub = kernel[:, :, :input_width or kernel.shape[2], :]
     else:
@@ -127,79 +123,30 @@ def plain_layer_kind(layer) -> str:
     return "dense" if isinstance(layer, keras.layers.Dense) else "conv"
 
 
-def kernel_bytes(kernel: np.ndarray, bits: int, kind: str, accelerator=None, step_factor=1.0) -> int:
+def kernel_bytes(kernel: np.ndarray, bits: int, kind: str, target=None, step_factor=1.0) -> int:
     """Encoded bytes of an exported kernel (Keras layout) on its b-bit grid (`kernel_codes`)."""
-    return codes_bytes(kernel_codes(kernel, bits, kind, step_factor), kind, accelerator)
+    return codes_bytes(kernel_codes(kernel, bits, kind, step_factor), kind, target)
 
 
-def default_order(accelerator) -> str:
-    """'vela' (brick order) where Vela's encoding API knows the accelerator, else 'flat'."""
-    return "vela" if accelerator in _API_ACCELERATORS else "flat"
+def codes_bytes(codes: np.ndarray, kind: str = "conv", target=None, order=None, traversal=None) -> int:
+    """Encoded bytes of stored int8 codes (TFLite layout): `target`'s weight encoding
+    (`Target.encoded_weight_bytes`, e.g. Vela's brick order), or with no target or
+    `order="flat"` the Ethos-U codec on the stored stream.
 
-
-DEPTH_FIRST, PART_KERNEL_FIRST = 0, 1
-
-
-def vela_traversal(kind: str, input_depth: int, kernel_area: int) -> int:
-    """Vela's weight traversal for a layer (its rule in weight_compressor): part-kernel-first
-    for convolutions whose input depth fills 32-deep blocks worse than 4-tap kernel groups."""
-    if kind != "conv":
-        return DEPTH_FIRST
-    depth_use = input_depth / _round_up(input_depth, 32)
-    part_use = (input_depth / _round_up(input_depth, 8)) * (kernel_area / _round_up(kernel_area, 4))
-    return PART_KERNEL_FIRST if part_use >= depth_use or input_depth <= 8 else DEPTH_FIRST
-
-
-def _round_up(n, m):
-    return -(-n // m) * m
-
-
-def codes_bytes(codes: np.ndarray, kind: str = "conv", accelerator: str | None = None, order=None,
-                traversal=None) -> int:
-    """Encoded bytes of stored int8 codes (TFLite layout) by Vela's codec.
-
-    traversal (brick order only): DEPTH_FIRST / PART_KERNEL_FIRST, default Vela's rule.
+    traversal: the target's weight traversal (`Target.weight_traversals`), default its own rule.
     """
-    order = order or default_order(accelerator)
-    if order == "flat":
+    if order not in (None, "target", "flat"):
+        raise ConfigError(f"unknown codec order '{order}'; use 'target' or 'flat'")
+    if target is None or order == "flat":
         return encoded_bytes(codes)
-    if order != "vela":
-        raise ConfigError(f"unknown codec order '{order}'; use 'flat' or 'vela'")
-    if accelerator not in _API_ACCELERATORS:
-        raise ConfigError(
-            f"Vela's weight-encoding API has no '{accelerator}'; use order='flat' or one of "
-            f"{', '.join(_API_ACCELERATORS)}"
-        )
-    from ethosu.vela.api import NpuAccelerator, NpuBlockTraversal, npu_encode_weights
-
-    if kind == "dense":
-        ohwi = codes[:, None, None, :]
-    elif kind == "depthwise":
-        ohwi = np.transpose(codes, (3, 1, 2, 0))  # 1HWC -> C HW 1 as Vela holds it
-    else:
-        ohwi = codes
-    ohwi = ohwi.astype(np.int16)
-    if traversal is None:
-        traversal = vela_traversal(kind, ohwi.shape[3], ohwi.shape[1] * ohwi.shape[2])
-    traversal = (NpuBlockTraversal.DEPTH_FIRST, NpuBlockTraversal.PART_KERNEL_FIRST)[traversal]
-    # Multi-core NPUs (U65-512) take every n-th output channel per core, one stream each.
-    cores = _CORES.get(accelerator, 1)
-    total = 0
-    for core in range(min(cores, ohwi.shape[0])):
-        part = np.ascontiguousarray(ohwi[core::cores])
-        block_depth = max(1, (VELA_OFM_BLOCK_DEPTH + cores - 1 - core) // cores)
-        total += len(npu_encode_weights(
-            getattr(NpuAccelerator, _API_ACCELERATORS[accelerator]), part, (1, 1), 8,
-            min(block_depth, part.shape[0]), kind == "depthwise", traversal,
-        ))
-    return total
+    return target.encoded_weight_bytes(codes, kind, traversal)
 
 
-def layer_codec_bytes(layer, bits, sparsity, width=None, input_width=None, accelerator=None, order=None,
+def layer_codec_bytes(layer, bits, sparsity, width=None, input_width=None, target=None, order=None,
                       traversal=None) -> int:
     """Exact encoded bytes of one layer for hard choices (see `layer_codes`)."""
     codes = layer_codes(layer, bits, sparsity, width, input_width)
-    return codes_bytes(codes, _kind(layer), accelerator, order, traversal)
+    return codes_bytes(codes, layer_kind(layer), target, order, traversal)
 
 
 def input_width_of(layer, choices):
@@ -207,12 +154,12 @@ def input_width_of(layer, choices):
     source = layer.input_from
     if source is None:
         return None
-    if _kind(source) == "depthwise":
+    if layer_kind(source) == "depthwise":
         return input_width_of(source, choices) or int(source.kernel.shape[2])
     return choices[source.name]["width"]
 
 
-def network_codec_bytes(layers, choices=None, accelerator=None, order=None) -> dict:
+def network_codec_bytes(layers, choices=None, target=None, order=None) -> dict:
     """Exact bytes per layer (and 'total') for hard choices {layer name: {width, sparsity, bits}}.
 
     choices=None uses every layer's current decoded choice (`hard_choice()`).
@@ -221,14 +168,14 @@ def network_codec_bytes(layers, choices=None, accelerator=None, order=None) -> d
     sizes = {}
     for layer in layers:
         c = choices[layer.name]
-        width = None if _kind(layer) == "depthwise" else c["width"]
+        width = None if layer_kind(layer) == "depthwise" else c["width"]
         sizes[layer.name] = layer_codec_bytes(layer, c["bits"], c["sparsity"], width,
-                                              input_width_of(layer, choices), accelerator, order)
+                                              input_width_of(layer, choices), target, order)
     sizes["total"] = sum(sizes.values())
     return sizes
 
 
-def global_pool_bytes(height: int, width: int, channels: int, accelerator=None, order=None) -> int:
+def global_pool_bytes(height: int, width: int, channels: int, target=None, order=None) -> int:
     """Weights Vela adds for a GlobalAveragePooling (TFLite MEAN) over an HxWxC map.
 
     Vela runs MEAN as a depthwise convolution whose HxW kernel holds ones, and counts
@@ -236,27 +183,27 @@ def global_pool_bytes(height: int, width: int, channels: int, accelerator=None, 
     cost for the search: pass it to `network_expected_bytes(..., extra_bytes=...)`.
     """
     codes = np.ones((1, height, width, channels), np.int8)
-    return codes_bytes(codes, "depthwise", accelerator, order)
+    return codes_bytes(codes, "depthwise", target, order)
 
 
-def exported_bytes(data: bytes, accelerator=None, order=None) -> dict:
+def exported_bytes(data: bytes, target=None, order=None) -> dict:
     """{"layers": [bytes per weight tensor], "pool": bytes, "total": bytes} of an int8 .tflite.
 
     Every conv / depthwise / dense weight tensor through the codec in `order` (default
-    Vela's brick order where its API knows the accelerator), plus `global_pool_bytes`
+    Vela's brick order where its API knows the target), plus `global_pool_bytes`
     for every MEAN over the spatial axes.
     """
     from udc import tflite_file
 
     model = tflite_file.parse(data)
-    layers = [codes_bytes(w.values, OP_KINDS[w.op], accelerator, order)
+    layers = [codes_bytes(w.values, OP_KINDS[w.op], target, order)
               for w in tflite_file.weight_tensors(model) if w.op in OP_KINDS]
     pool = 0
     for sg in model.subgraphs:
         for op in sg.operators:
             if tflite_file.op_name(model, op) == "MEAN":
                 _, h, w, c = sg.tensors[op.inputs[0]].shape
-                pool += global_pool_bytes(int(h), int(w), int(c), accelerator, order)
+                pool += global_pool_bytes(int(h), int(w), int(c), target, order)
     return {"layers": layers, "pool": pool, "total": sum(layers) + pool}
 
 
@@ -265,14 +212,14 @@ def exported_bytes(data: bytes, accelerator=None, order=None) -> dict:
 def _calibration_shape(layer):
     """A sub-shape about a quarter of the kernel (half the output and input channels)."""
     kernel = layer.kernel.shape
-    if _kind(layer) == "depthwise":
+    if layer_kind(layer) == "depthwise":
         return None, max(1, kernel[2] // 4)
     return max(1, kernel[-1] // 2), max(1, kernel[-2] // 2)
 
 
 def _weights_in(layer, width=None, input_width=None):
     shape = list(layer.kernel.shape)
-    if _kind(layer) == "depthwise":
+    if layer_kind(layer) == "depthwise":
         return int(shape[0] * shape[1] * (input_width or shape[2]))
     if width:
         shape[-1] = width
@@ -281,7 +228,7 @@ def _weights_in(layer, width=None, input_width=None):
     return int(np.prod(shape))
 
 
-def codec_tables(layer, accelerator=None, order=None):
+def codec_tables(layer, target=None, order=None):
     """(bytes_per_weight, bytes_per_stream) tables [traversal, bits, sparsity] of the current weights.
 
     The codec is measured on the full kernel and on a quarter-size sub-kernel (the
@@ -293,39 +240,39 @@ def codec_tables(layer, accelerator=None, order=None):
     """
     width, input_width = _calibration_shape(layer)
     n_full, n_sub = _weights_in(layer), _weights_in(layer, width, input_width)
-    shape = (2, len(layer.bits), len(layer.sparsities))
+    shape = (TRAVERSALS, len(layer.bits), len(layer.sparsities))
     slope, intercept = np.zeros(shape, np.float32), np.zeros(shape, np.float32)
-    both = _kind(layer) == "conv" and (order or default_order(accelerator)) == "vela"
-    for t in (DEPTH_FIRST, PART_KERNEL_FIRST) if both else (None,):
+    traversals = target.weight_traversals(layer_kind(layer)) if target is not None and order != "flat" else (None,)
+    for t in traversals:
         for i, bits in enumerate(layer.bits):
             for j, sparsity in enumerate(layer.sparsities):
-                full = layer_codec_bytes(layer, bits, sparsity, None, None, accelerator, order, t)
+                full = layer_codec_bytes(layer, bits, sparsity, None, None, target, order, t)
                 if n_sub == n_full:
                     a = full / n_full
                 else:
-                    sub = layer_codec_bytes(layer, bits, sparsity, width, input_width, accelerator, order, t)
+                    sub = layer_codec_bytes(layer, bits, sparsity, width, input_width, target, order, t)
                     a = (full - sub) / (n_full - n_sub)
                     if a < 0 or a * n_full > full:  # no positive fixed cost: proportional, exact at full size
                         a = full / n_full
-                rows = [t] if t is not None else [DEPTH_FIRST, PART_KERNEL_FIRST]
+                rows = [t] if t is not None else list(range(TRAVERSALS))
                 slope[rows, i, j], intercept[rows, i, j] = a, full - a * n_full
     return slope, intercept
 
 
-def bytes_per_weight_table(layer, accelerator=None, order=None) -> np.ndarray:
+def bytes_per_weight_table(layer, target=None, order=None) -> np.ndarray:
     """T[b, s]: codec bytes per weight of the layer's full current kernel at bits b, sparsity s."""
     n = _weights_in(layer)
     table = np.zeros((len(layer.bits), len(layer.sparsities)), np.float32)
     for i, bits in enumerate(layer.bits):
         for j, sparsity in enumerate(layer.sparsities):
-            table[i, j] = layer_codec_bytes(layer, bits, sparsity, accelerator=accelerator, order=order) / n
+            table[i, j] = layer_codec_bytes(layer, bits, sparsity, target=target, order=order) / n
     return table
 
 
-def calibrate(layers, accelerator=None, order=None) -> None:
+def calibrate(layers, target=None, order=None) -> None:
     """Measures every layer's size tables on its current weights with the real codec."""
     for layer in layers:
-        slope, intercept = codec_tables(layer, accelerator, order)
+        slope, intercept = codec_tables(layer, target, order)
         layer.bytes_per_weight.assign(slope)
         layer.bytes_per_stream.assign(intercept)
 
@@ -333,14 +280,14 @@ def calibrate(layers, accelerator=None, order=None) -> None:
 class CodecCalibration(keras.callbacks.Callback):
     """Re-measures the size tables every `every_steps` training batches (and at the start)."""
 
-    def __init__(self, every_steps=100, accelerator=None, order=None):
+    def __init__(self, every_steps=100, target=None, order=None):
         super().__init__()
-        self.every_steps, self.accelerator, self.order = every_steps, accelerator, order
+        self.every_steps, self.target, self.order = every_steps, target, order
         self.step = 0
 
     def on_train_batch_begin(self, batch, logs=None):
         if self.step % self.every_steps == 0:
-            calibrate(search_layers.searchable_layers(self.model), self.accelerator, self.order)
+            calibrate(search_layers.searchable_layers(self.model), self.target, self.order)
         self.step += 1
 
 
@@ -348,7 +295,7 @@ class CodecCalibration(keras.callbacks.Callback):
 
 def expected_width(layer):
     """E[output channels] (a differentiable scalar tensor)."""
-    if _kind(layer) == "depthwise":
+    if layer_kind(layer) == "depthwise":
         return expected_input_width(layer)
     probs = layer.choice_probabilities()["width"]
     return tf.reduce_sum(probs * tf.constant(layer.widths, tf.float32))
@@ -359,7 +306,7 @@ def input_width_distribution(layer):
     source = layer.input_from
     if source is None:
         return tf.ones([1]), (int(layer.kernel.shape[-2]),)
-    if _kind(source) == "depthwise":
+    if layer_kind(source) == "depthwise":
         return input_width_distribution(source)
     return source.choice_probabilities()["width"], tuple(source.widths)
 
@@ -369,7 +316,7 @@ def expected_input_width(layer):
     return tf.reduce_sum(probs * tf.constant(widths, tf.float32))
 
 
-def layer_expected_bytes(layer):
+def layer_expected_bytes(layer, target=None):
     """Differentiable expected encoded bytes of one layer under its current choice probabilities.
 
     E over the input width i, bits b, sparsity s, output width o (all independent):
@@ -382,14 +329,14 @@ def layer_expected_bytes(layer):
     per_stream = tf.reduce_sum(joint[None] * layer.bytes_per_stream, axis=[1, 2])
     p_in, widths_in = input_width_distribution(layer)
     shape = layer.kernel.shape
-    area = 1 if _kind(layer) == "dense" else int(shape[0] * shape[1])
-    traversal = [vela_traversal(_kind(layer), w, area) for w in widths_in]
+    area = 1 if layer_kind(layer) == "dense" else int(shape[0] * shape[1])
+    traversal = [0 if target is None else target.weight_traversal(layer_kind(layer), w, area) for w in widths_in]
     a_in, c_in = tf.gather(per_weight, traversal), tf.gather(per_stream, traversal)
     weights_in = tf.reduce_sum(p_in * a_in * tf.constant(widths_in, tf.float32))  # E[A * w_in]
-    out = 1.0 if _kind(layer) == "depthwise" else expected_width(layer)
+    out = 1.0 if layer_kind(layer) == "depthwise" else expected_width(layer)
     return float(area) * weights_in * out + tf.reduce_sum(p_in * c_in)
 
 
-def network_expected_bytes(layers, extra_bytes=0.0):
+def network_expected_bytes(layers, extra_bytes=0.0, target=None):
     """Sum of `layer_expected_bytes` over the layers plus fixed `extra_bytes` (a differentiable scalar)."""
-    return tf.add_n([layer_expected_bytes(layer) for layer in layers]) + float(extra_bytes)
+    return tf.add_n([layer_expected_bytes(layer, target) for layer in layers]) + float(extra_bytes)

@@ -11,12 +11,12 @@ from udc.search_space.layers import (
     set_temperature,
     temperature_at,
 )
-from udc.search_space.options import SearchOptions, bit_options, sparsity_options, width_alignment, width_options
+from udc.search_space.options import SearchOptions, bit_options, sparsity_options, width_options
 from udc.search_space.quantizers import GridQuantizeConfig, GridWeightQuantizer, grid_codes, grid_quantize
 
 __all__ = [
     "GridQuantizeConfig", "GridWeightQuantizer", "SearchOptions", "SearchableConv2D", "SearchableDense",
     "SearchableDepthwiseConv2D", "TemperatureAnnealing", "architecture_variables", "bit_options", "grid_codes",
     "grid_quantize", "searchable_layers", "set_hard", "set_temperature", "sparsity_options", "temperature_at",
-    "width_alignment", "width_options",
+    "width_options",
 ]

@@ -7,14 +7,8 @@ the string tuple `('abc',)`), lists that are not strictly increasing, widths tha
 not a multiple of the target's channel alignment or exceed the backbone's width,
 sparsity rates outside [0, 1), bit-widths outside 2..8.
 
-Width alignment per accelerator (`width_alignment`): Vela encodes weights in bricks of
-the NPU's output micro-block depth (`ofm_ublock.depth`, 8 on every Ethos-U55/U65
-configuration except U55-32 whose is 4) and reads input channels in micro-blocks of 8
-(`ifm_ublock.depth`, 8 everywhere). A width that is a multiple of 8 therefore fills
-every brick of this layer *and* of the next one (whose input depth it is), so 8 is
-used for all Ethos-U55 and U85 configurations (U55-32 included, since 8 is also its
-input block). Ethos-U65-512 has two cores that each take every second output channel,
-so its alignment is 16 (8 per core). Other accelerators get 8 unless configured.
+Widths are multiples of the target's channel alignment (`Target.channel_alignment`,
+`SearchOptions.for_target`): a count in between pays for the next multiple.
 """
 
 import dataclasses
@@ -27,12 +21,6 @@ from udc.search_space.quantizers import MAX_BITS, MIN_BITS
 DEFAULT_SPARSITIES = (0.0, 0.25, 0.5, 0.75, 0.9)
 DEFAULT_BITS = (2, 3, 4, 5, 6, 8)
 DEFAULT_ALIGNMENT = 8
-_ALIGNMENT = {"ethos-u65-512": 16}
-
-
-def width_alignment(accelerator: str) -> int:
-    """Channel multiple that fills the NPU's weight bricks for `accelerator` (see module doc)."""
-    return _ALIGNMENT.get(accelerator, DEFAULT_ALIGNMENT)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -139,8 +127,10 @@ class SearchOptions:
             object.__setattr__(self, "widths", width_options(max(widths), self.alignment, widths))
 
     @classmethod
-    def for_accelerator(cls, accelerator: str, **kwargs) -> "SearchOptions":
-        return cls(alignment=width_alignment(accelerator), **kwargs)
+    def for_target(cls, target, **kwargs) -> "SearchOptions":
+        """Options whose widths follow `target`'s channel alignment (a udc.targets.Target; the
+        alignment of convolutions, whose widths the search chooses)."""
+        return cls(alignment=target.channel_alignment("conv"), **kwargs)
 
     def widths_for(self, max_width: int) -> tuple:
         if self.widths is None:

@@ -1,4 +1,4 @@
-"""Compile a .tflite with Vela in-process and read what it costs on the NPU."""
+"""Compile a .tflite with Vela in-process and read what it costs on the NPU (for `udc.targets.ethos_u`)."""
 
 import contextlib
 import csv
@@ -12,14 +12,14 @@ from ethosu.vela import vela as vela_main
 
 from udc import tflite_file
 from udc.errors import UdcError
-from udc.hardware.accelerators import VELA_CONFIG_FILE, Target
 
-_NPU_OP = "ethos-u"
+VELA_CONFIG_FILE = "Arm/vela.ini"  # the system configs Vela ships
+_NPU_OP = "ethos-u"  # the custom operator Vela puts in place of what it maps to the NPU
 
 
 @dataclasses.dataclass(frozen=True)
 class VelaResult:
-    target: Target
+    target: object  # the udc.targets.ethos_u.EthosU it was compiled for
     encoded_weight_bytes: int  # total_npu_encoded_weights
     original_weight_bytes: int
     flash_kib: float  # off-chip + on-chip flash used
@@ -41,14 +41,14 @@ class VelaResult:
     def summary(self) -> dict:
         d = dataclasses.asdict(self)
         d.pop("optimised_model")
-        d["target"] = dataclasses.asdict(self.target)
+        d["target"] = self.target.describe()
         d["cpu_op_names"] = list(self.cpu_op_names)
         d["npu_fraction"] = self.npu_fraction
         return d
 
 
-def compile_model(data: bytes, target: Target, name: str = "model") -> VelaResult:
-    """Runs Vela on the model bytes for `target` and parses its summary."""
+def compile_model(data: bytes, target, name: str = "model") -> VelaResult:
+    """Runs Vela on the model bytes for `target` (an EthosU) and parses its summary."""
     tflite_file.check_tflite_bytes(data, name)
     with tempfile.TemporaryDirectory(prefix="udc-vela-") as tmp:
         source = Path(tmp) / f"{name}.tflite"

@@ -1,0 +1,44 @@
+"""A target that exists only for tests: one module, as `udc.targets` asks of a new target.
+
+Its weight cost is a table: bytes per nonzero code by layer kind, plus a fixed header per
+layer. Compiling a model sums that table over the model's weight tensors.
+"""
+
+import dataclasses
+
+import numpy as np
+
+from udc import tflite_file
+from udc.targets.base import Target, register_target
+
+BYTES_PER_NONZERO = {"conv": 1.0, "depthwise": 1.0, "dense": 0.5}
+HEADER_BYTES = 16
+KINDS = {"CONV_2D": "conv", "DEPTHWISE_CONV_2D": "depthwise", "FULLY_CONNECTED": "dense"}
+
+
+@dataclasses.dataclass(frozen=True)
+class FakeMeasurement:
+    encoded_weight_bytes: int
+    cycles: int
+
+
+@dataclasses.dataclass(frozen=True)
+class FakeNpu(Target):
+    name: str = "fake-npu"
+
+    def channel_alignment(self, kind: str) -> int:
+        return 4
+
+    def encoded_weight_bytes(self, codes, kind: str, traversal=None) -> int:
+        return int(np.count_nonzero(codes) * BYTES_PER_NONZERO[kind]) + HEADER_BYTES
+
+    def compile(self, data: bytes, name: str = "model") -> FakeMeasurement:
+        tensors = [w for w in tflite_file.weight_tensors(tflite_file.parse(data)) if w.op in KINDS]
+        total = sum(self.encoded_weight_bytes(w.values, KINDS[w.op]) for w in tensors)
+        return FakeMeasurement(encoded_weight_bytes=total, cycles=total)
+
+    def describe(self) -> dict:
+        return {"name": self.name}
+
+
+register_target("fake-npu", FakeNpu)

@@ -1,0 +1,89 @@
+"""Targets as objects: the registry, the Ethos-U facts, and a new target from one module."""
+
+import importlib
+from pathlib import Path
+
+import ml_collections
+import numpy as np
+import pytest
+
+import udc.targets
+from udc.compat import keras
+from udc.errors import UnknownTargetError
+from udc.hardware import size_model as sm
+from udc.models.supernet import fmnist_supernet
+from udc.search import Sizes
+from udc.search_space import SearchOptions
+from udc.strip import arch_spec
+from udc.targets import get_target, target_names, target_of
+from udc.targets.ethos_u import ACCELERATORS
+
+FAKE_TARGETS = Path(__file__).parent / "fake_targets"
+
+
+def test_every_vela_accelerator_is_a_target_with_defaults():
+    assert "ethos-u55-128" in ACCELERATORS and "ethos-u85-2048" in ACCELERATORS
+    assert set(ACCELERATORS) <= set(target_names())
+    for name in ACCELERATORS:
+        target = get_target(name)
+        assert target.name == name and target.memory_mode == "Shared_Sram"
+        assert target.system_config.startswith("Ethos_U")
+    assert get_target("ethos-u65-256", system_config="Ethos_U65_High_End",
+                      memory_mode="Dedicated_Sram").memory_mode == "Dedicated_Sram"
+
+
+def test_ethos_u_facts_live_on_the_target():
+    u55, u65, u85 = get_target("ethos-u55-128"), get_target("ethos-u65-512"), get_target("ethos-u85-256")
+    assert [t.channel_alignment("conv") for t in (u55, u65, u85)] == [8, 16, 8]
+    assert (u55.weight_encoder_api, u65.weight_encoder_api, u85.weight_encoder_api) == (
+        "Ethos_U55_128", "Ethos_U65_512", None)
+    assert (u55.cores, u65.cores) == (1, 2)
+    assert len(u55.weight_traversals("conv")) == 2 and u85.weight_traversals("conv") == (None,)
+    assert u55.describe() == {"name": "ethos-u55-128", "accelerator": "ethos-u55-128",
+                              "system_config": "Ethos_U55_High_End_Embedded", "memory_mode": "Shared_Sram"}
+
+
+def test_unknown_target_is_one_line_that_lists_the_choices():
+    with pytest.raises(UnknownTargetError, match="unknown target 'ethos-u56-128'.*ethos-u55-128") as info:
+        get_target("ethos-u56-128")
+    assert "\n" not in str(info.value)
+
+
+def test_a_config_names_its_target_and_its_options():
+    config = ml_collections.ConfigDict({"export": {"accelerator": "ethos-u65-256", "system_config": "",
+                                                   "memory_mode": "Dedicated_Sram"}})
+    target = target_of(config)
+    assert (target.name, target.memory_mode, target.system_config) == (
+        "ethos-u65-256", "Dedicated_Sram", "Ethos_U65_Embedded")
+    assert target_of(config, "ethos-u55-64").name == "ethos-u55-64"
+
+
+def test_a_new_target_needs_one_module_in_udc_targets(monkeypatch, digits_int8):
+    """tests/fake_targets/fake_npu.py, put on the package's path, is all it takes: the registry finds it,
+    the search options follow its alignment, and exact bytes, calibrated estimates, the arch spec and
+    compiling a model use its cost table."""
+    monkeypatch.setattr(udc.targets, "__path__", list(udc.targets.__path__) + [str(FAKE_TARGETS)])
+    fake = get_target("fake-npu")
+    assert "fake-npu" in target_names() and fake.describe() == {"name": "fake-npu"}
+    options = SearchOptions.for_target(fake)
+    assert options.widths_for(16) == (4, 8, 12, 16)
+
+    keras.utils.set_random_seed(0)
+    model = fmnist_supernet((8, 8, 1), 10, options, widths=(8, 8, 16, 16, 16))
+    sizes = Sizes(model, fake)
+    sizes.calibrate()
+    choices = {layer.name: {"width": layer.widths[len(layer.widths) // 2], "sparsity": 0.5, "bits": 4}
+               for layer in sizes.layers}
+    table = importlib.import_module("udc.targets.fake_npu")
+    for layer in sizes.layers:
+        c = choices[layer.name]
+        width = None if sm.layer_kind(layer) == "depthwise" else c["width"]
+        codes = sm.layer_codes(layer, c["bits"], c["sparsity"], width, sm.input_width_of(layer, choices))
+        by_table = int(np.count_nonzero(codes) * table.BYTES_PER_NONZERO[sm.layer_kind(layer)]) + table.HEADER_BYTES
+        assert sizes.layer_bytes(layer, choices) == by_table
+    spec = arch_spec(model, choices, fake)
+    assert spec["target"] == "fake-npu"
+    assert spec["estimated_bytes"] == pytest.approx(spec["codec_bytes"], rel=0.1)
+
+    measured = fake.compile(digits_int8)
+    assert measured.encoded_weight_bytes > 0 and measured.cycles == measured.encoded_weight_bytes

@@ -1,0 +1,150 @@
+"""Arm Ethos-U55, U65 and U85: every accelerator configuration Vela accepts.
+
+Defaults are microcontroller systems whose second AXI port is flash, with memory mode
+Shared_Sram for every family: weights then live in read-only flash, so Vela's
+`off_chip_flash_memory_used` is the model's flash footprint. Any system config and
+memory mode of Vela's Arm/vela.ini can be chosen instead (DRAM-backed ones report
+`dram_kib`).
+
+Channel alignment (`channel_alignment`): Vela encodes weights in bricks of the NPU's
+output micro-block depth (`ofm_ublock.depth`, 8 on every Ethos-U55/U65 configuration
+except U55-32 whose is 4) and reads input channels in micro-blocks of 8
+(`ifm_ublock.depth`, 8 everywhere). A width that is a multiple of 8 therefore fills every
+brick of this layer *and* of the next one (whose input depth it is), so 8 is used for all
+Ethos-U55 and U85 configurations (U55-32 included, since 8 is also its input block).
+Ethos-U65-512 has two cores that each take every second output channel, so its alignment
+is 16 (8 per core).
+
+Weight encoding (`encoded_weight_bytes`): Vela's API (`ethosu.vela.api.npu_encode_weights`)
+encodes a layer in the brick order of U55 and U65 configurations (`weight_encoder_api`), with
+Vela's traversal rule, an OFM block depth of 16 and one stream per core (`cores`; U65-512 has
+two). The API has no U85, whose weights are measured as one flat stream of the same codec.
+"""
+
+import dataclasses
+
+import numpy as np
+from ethosu.vela.architecture_features import Accelerator
+
+from udc.hardware.codec import encoded_bytes
+from udc.targets import vela
+from udc.targets.base import Target, register_target
+
+ACCELERATORS = tuple(Accelerator.member_list())
+
+_DEFAULT_SYSTEM_CONFIG = {
+    "ethos-u55": "Ethos_U55_High_End_Embedded",
+    "ethos-u65": "Ethos_U65_Embedded",
+    "ethos-u85": "Ethos_U85_SYS_Flash_High",
+}
+DEFAULT_MEMORY_MODE = "Shared_Sram"
+_ALIGNMENT = {"ethos-u65-512": 16}
+DEFAULT_ALIGNMENT = 8
+_CORES = {"ethos-u65-512": 2}
+_ENCODER_FAMILIES = ("ethos-u55", "ethos-u65")
+VELA_OFM_BLOCK_DEPTH = 16
+DEPTH_FIRST, PART_KERNEL_FIRST = 0, 1
+
+
+def vela_traversal(kind: str, input_depth: int, kernel_area: int) -> int:
+    """Vela's weight traversal for a layer (its rule in weight_compressor): part-kernel-first
+    for convolutions whose input depth fills 32-deep blocks worse than 4-tap kernel groups."""
+    if kind != "conv":
+        return DEPTH_FIRST
+    depth_use = input_depth / _round_up(input_depth, 32)
+    part_use = (input_depth / _round_up(input_depth, 8)) * (kernel_area / _round_up(kernel_area, 4))
+    return PART_KERNEL_FIRST if part_use >= depth_use or input_depth <= 8 else DEPTH_FIRST
+
+
+def _round_up(n, m):
+    return -(-n // m) * m
+
+
+@dataclasses.dataclass(frozen=True)
+class EthosU(Target):
+    """An Ethos-U accelerator with the Vela system configuration and memory mode it is compiled for."""
+
+    accelerator: str
+    system_config: str
+    memory_mode: str
+
+    @property
+    def name(self) -> str:
+        return self.accelerator
+
+    @property
+    def family(self) -> str:
+        return self.accelerator.rsplit("-", 1)[0]
+
+    @property
+    def macs_per_cycle(self) -> int:
+        return int(self.accelerator.rsplit("-", 1)[1])
+
+    @property
+    def cores(self) -> int:
+        return _CORES.get(self.accelerator, 1)
+
+    @property
+    def weight_encoder_api(self) -> str | None:
+        """The name of this configuration in Vela's weight-encoding API (None: the API has none)."""
+        if self.family not in _ENCODER_FAMILIES:
+            return None
+        return "Ethos_" + self.accelerator[len("ethos-"):].upper().replace("-", "_")
+
+    def channel_alignment(self, kind: str) -> int:
+        return _ALIGNMENT.get(self.accelerator, DEFAULT_ALIGNMENT)
+
+    def weight_traversals(self, kind: str) -> tuple:
+        # Vela picks a convolution's traversal from its input depth (a 24-channel input is traversed
+        # part-kernel-first and pads 3x3 kernels to 12 taps, a 32-channel one not).
+        if kind == "conv" and self.weight_encoder_api:
+            return (DEPTH_FIRST, PART_KERNEL_FIRST)
+        return (None,)
+
+    def weight_traversal(self, kind: str, input_depth: int, kernel_area: int) -> int:
+        return vela_traversal(kind, input_depth, kernel_area) if self.weight_encoder_api else DEPTH_FIRST
+
+    def encoded_weight_bytes(self, codes, kind: str, traversal=None) -> int:
+        if not self.weight_encoder_api:
+            return encoded_bytes(codes)
+        from ethosu.vela.api import NpuAccelerator, NpuBlockTraversal, npu_encode_weights
+
+        if kind == "dense":
+            ohwi = codes[:, None, None, :]
+        elif kind == "depthwise":
+            ohwi = np.transpose(codes, (3, 1, 2, 0))  # 1HWC -> C HW 1 as Vela holds it
+        else:
+            ohwi = codes
+        ohwi = ohwi.astype(np.int16)
+        if traversal is None:
+            traversal = vela_traversal(kind, ohwi.shape[3], ohwi.shape[1] * ohwi.shape[2])
+        traversal = (NpuBlockTraversal.DEPTH_FIRST, NpuBlockTraversal.PART_KERNEL_FIRST)[traversal]
+        # Multi-core NPUs (U65-512) take every n-th output channel per core, one stream each.
+        total = 0
+        for core in range(min(self.cores, ohwi.shape[0])):
+            part = np.ascontiguousarray(ohwi[core::self.cores])
+            block_depth = max(1, (VELA_OFM_BLOCK_DEPTH + self.cores - 1 - core) // self.cores)
+            total += len(npu_encode_weights(
+                getattr(NpuAccelerator, self.weight_encoder_api), part, (1, 1), 8,
+                min(block_depth, part.shape[0]), kind == "depthwise", traversal,
+            ))
+        return total
+
+    def compile(self, data: bytes, name: str = "model") -> vela.VelaResult:
+        return vela.compile_model(data, self, name)
+
+    def describe(self) -> dict:
+        return {"name": self.name, "accelerator": self.accelerator, "system_config": self.system_config,
+                "memory_mode": self.memory_mode}
+
+
+def _factory(accelerator):
+    def make(system_config: str = "", memory_mode: str = "") -> EthosU:
+        family = accelerator.rsplit("-", 1)[0]
+        return EthosU(accelerator, system_config or _DEFAULT_SYSTEM_CONFIG[family],
+                      memory_mode or DEFAULT_MEMORY_MODE)
+    return make
+
+
+for _accelerator in ACCELERATORS:
+    register_target(_accelerator, _factory(_accelerator))

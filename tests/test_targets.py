@@ -10,6 +10,7 @@ import pytest
 import udc.targets
 from udc.compat import keras
 from udc.errors import UnknownTargetError
+from udc.hardware import cycle_model
 from udc.hardware import size_model as sm
 from udc.models.supernet import fmnist_supernet
 from udc.search import Sizes
@@ -60,8 +61,8 @@ def test_a_config_names_its_target_and_its_options():
 
 def test_a_new_target_needs_one_module_in_udc_targets(monkeypatch, digits_int8):
     """tests/fake_targets/fake_npu.py, put on the package's path, is all it takes: the registry finds it,
-    the search options follow its alignment, and exact bytes, calibrated estimates, the arch spec and
-    compiling a model use its cost table."""
+    the search options follow its alignment, and exact bytes, calibrated estimates, the arch spec,
+    compiling a model and the cycle tables use its cost table."""
     monkeypatch.setattr(udc.targets, "__path__", list(udc.targets.__path__) + [str(FAKE_TARGETS)])
     fake = get_target("fake-npu")
     assert "fake-npu" in target_names() and fake.describe() == {"name": "fake-npu"}
@@ -87,3 +88,12 @@ def test_a_new_target_needs_one_module_in_udc_targets(monkeypatch, digits_int8):
 
     measured = fake.compile(digits_int8)
     assert measured.encoded_weight_bytes > 0 and measured.cycles == measured.encoded_weight_bytes
+
+    # Its cycle tables: at the template's own weights the estimate is what the fake target reports.
+    images = np.random.default_rng(0).random((16, 8, 8, 1)).astype(np.float32)
+    template = cycle_model.largest_child_template(model, images)
+    tables = cycle_model.measure(model, fake, template, log=lambda _: None)
+    largest = {layer.name: {"width": layer.widths[-1], "sparsity": 0.0, "bits": 8} for layer in sizes.layers}
+    weight_bytes = dict(zip([layer.name for layer in sizes.layers], sm.exported_bytes(template, fake)["layers"]))
+    own = sum(op["cycles"] for op in fake.operator_cycles(template))
+    assert tables.network_cycles(sizes.layers, largest, weight_bytes) == pytest.approx(own)

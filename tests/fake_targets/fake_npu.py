@@ -37,6 +37,20 @@ class FakeNpu(Target):
         total = sum(self.encoded_weight_bytes(w.values, KINDS[w.op]) for w in tensors)
         return FakeMeasurement(encoded_weight_bytes=total, cycles=total)
 
+    def operator_cycles(self, data: bytes) -> list[dict]:
+        # A weight operator computes one cycle per weight and fetches one byte per cycle.
+        model = tflite_file.parse(data)
+        weights = iter(tflite_file.weight_tensors(model))
+        found = []
+        for op in model.subgraphs[0].operators:
+            name = tflite_file.op_name(model, op)
+            compute = fetch = 0
+            if name in KINDS:
+                w = next(weights)
+                compute, fetch = w.values.size, self.encoded_weight_bytes(w.values, KINDS[name])
+            found.append({"op": name, "cycles": max(compute, fetch)})
+        return found
+
     def describe(self) -> dict:
         return {"name": self.name}
 

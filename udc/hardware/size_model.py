@@ -337,6 +337,21 @@ def layer_expected_bytes(layer, target=None):
     return float(area) * weights_in * out + tf.reduce_sum(p_in * c_in)
 
 
+def expected_bytes_at(layer, input_width: int, width: int, target=None):
+    """Differentiable expected encoded bytes of one layer at fixed (input width, output width), over its
+    bits and sparsity distributions (what the cycle model needs per cell)."""
+    probs = layer.choice_probabilities()
+    joint = probs["bits"][:, None] * probs["sparsity"][None, :]
+    shape = layer.kernel.shape
+    kind = layer_kind(layer)
+    area = 1 if kind == "dense" else int(shape[0] * shape[1])
+    t = 0 if target is None else target.weight_traversal(kind, input_width, area)
+    per_weight = tf.reduce_sum(joint * layer.bytes_per_weight[t])
+    per_stream = tf.reduce_sum(joint * layer.bytes_per_stream[t])
+    weights = area * input_width * (1 if kind == "depthwise" else width)
+    return per_weight * float(weights) + per_stream
+
+
 def network_expected_bytes(layers, extra_bytes=0.0, target=None):
     """Sum of `layer_expected_bytes` over the layers plus fixed `extra_bytes` (a differentiable scalar)."""
     return tf.add_n([layer_expected_bytes(layer, target) for layer in layers]) + float(extra_bytes)

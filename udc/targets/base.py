@@ -48,6 +48,11 @@ class Target(abc.ABC):
         `flash_kib`, `sram_kib`, `cycles`, `npu_ops`, `cpu_ops`, `optimised_model` and `summary()`."""
 
     @abc.abstractmethod
+    def operator_cycles(self, data: bytes) -> list[dict]:
+        """Per operator of a .tflite (in its order): {'op': its name, 'cycles': the target's estimate}, what
+        the cycle model (`udc.hardware.cycle_model`) is measured from."""
+
+    @abc.abstractmethod
     def describe(self) -> dict:
         """JSON-ready facts for reports: at least {'name': ...}."""
 

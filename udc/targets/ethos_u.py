@@ -133,6 +133,10 @@ class EthosU(Target):
     def compile(self, data: bytes, name: str = "model") -> vela.VelaResult:
         return vela.compile_model(data, self, name)
 
+    def operator_cycles(self, data: bytes) -> list[dict]:
+        return [{"op": c["op"], "cycles": c["cycles"]}
+                for c in vela.compile_model(data, self, per_layer=True).operator_cycles]
+
     def describe(self) -> dict:
         return {"name": self.name, "accelerator": self.accelerator, "system_config": self.system_config,
                 "memory_mode": self.memory_mode}

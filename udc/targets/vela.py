@@ -32,6 +32,9 @@ class VelaResult:
     cpu_ops: int
     cpu_op_names: tuple
     optimised_model: bytes  # the _vela.tflite
+    # With per_layer: per operator of the input file, in its order, Vela's estimate as a dict of
+    # cycles (the operator's total), npu (compute), sram, dram, on_flash, off_flash (access cycles).
+    operator_cycles: tuple = ()
 
     @property
     def npu_fraction(self) -> float:
@@ -41,14 +44,16 @@ class VelaResult:
     def summary(self) -> dict:
         d = dataclasses.asdict(self)
         d.pop("optimised_model")
+        d.pop("operator_cycles")
         d["target"] = self.target.describe()
         d["cpu_op_names"] = list(self.cpu_op_names)
         d["npu_fraction"] = self.npu_fraction
         return d
 
 
-def compile_model(data: bytes, target, name: str = "model") -> VelaResult:
-    """Runs Vela on the model bytes for `target` (an EthosU) and parses its summary."""
+def compile_model(data: bytes, target, name: str = "model", per_layer: bool = False) -> VelaResult:
+    """Runs Vela on the model bytes for `target` (an EthosU) and parses its summary (and, with
+    `per_layer`, its per-layer performance estimate: `operator_cycles`)."""
     tflite_file.check_tflite_bytes(data, name)
     with tempfile.TemporaryDirectory(prefix="udc-vela-") as tmp:
         source = Path(tmp) / f"{name}.tflite"
@@ -63,7 +68,7 @@ def compile_model(data: bytes, target, name: str = "model") -> VelaResult:
                     "--config", VELA_CONFIG_FILE,
                     "--system-config", target.system_config,
                     "--memory-mode", target.memory_mode,
-                ])
+                ] + (["--verbose-performance"] if per_layer else []))
             except SystemExit as e:  # argparse errors
                 status = e.code
             except Exception as e:  # Vela raises its own errors for unsupported models
@@ -75,6 +80,7 @@ def compile_model(data: bytes, target, name: str = "model") -> VelaResult:
         with open(summary_csv) as f:
             row = next(csv.DictReader(f))
         optimised = (out_dir / f"{name}_vela.tflite").read_bytes()
+        operator_cycles = _operator_cycles(data, out_dir / f"{name}_per-layer.csv") if per_layer else ()
     ops = tflite_file.operator_names(tflite_file.parse(optimised))
     cpu_ops = tuple(op for op in ops if op != _NPU_OP)
     npu_ops = _count(log.getvalue(), "NPU operators")
@@ -92,7 +98,33 @@ def compile_model(data: bytes, target, name: str = "model") -> VelaResult:
         cpu_ops=_count(log.getvalue(), "CPU operators"),
         cpu_op_names=cpu_ops,
         optimised_model=optimised,
+        operator_cycles=operator_cycles,
     )
+
+
+def _operator_cycles(data: bytes, per_layer_csv: Path) -> tuple:
+    """Vela's per-layer rows summed per operator of the input file.
+
+    A row names the tensor it writes: an operator's output, or one Vela derives from it
+    (a MEAN runs as a depthwise convolution writing `<output>_intermediate`, then a
+    multiplication writing `<output>`), so each row goes to the operator whose output name
+    is the longest prefix of the row's name.
+    """
+    model = tflite_file.parse(data)
+    graph = model.subgraphs[0]
+    outputs = [graph.tensors[op.outputs[0]].name.decode() for op in graph.operators]
+    totals = [{"op": tflite_file.op_name(model, op), "cycles": 0, "npu": 0, "sram": 0, "dram": 0, "on_flash": 0,
+               "off_flash": 0} for op in graph.operators]
+    with open(per_layer_csv) as f:
+        for row in csv.DictReader(f):
+            owners = [i for i, out in enumerate(outputs) if row["Name"].startswith(out)]
+            if not owners:
+                raise UdcError(f"Vela's per-layer estimate names '{row['Name']}', no operator's output")
+            owner = max(owners, key=lambda i: len(outputs[i]))
+            for key, column in (("cycles", "Op Cycles"), ("npu", "NPU"), ("sram", "SRAM AC"), ("dram", "DRAM AC"),
+                                ("on_flash", "OnFlash AC"), ("off_flash", "OffFlash AC")):
+                totals[owner][key] += int(float(row[column]))
+    return tuple(totals)
 
 
 def _count(log: str, label: str) -> int:

@@ -1,0 +1,125 @@
+"""The cycle model: probes cut from a template, the tables they fill, and the estimate against Vela."""
+
+import numpy as np
+import pytest
+
+from udc import narrowing, tflite_file
+from udc.compat import keras, tf
+from udc.convert import convert_to_int8
+from udc.errors import UdcError
+from udc.hardware import cycle_model as cm
+from udc.hardware import size_model as sm
+from udc.inspect import inspect_model
+from udc.models.supernet import fmnist_supernet
+from udc.search_space import SearchOptions, searchable_layers
+from udc.strip import strip
+from udc.targets import get_target
+
+TARGET = get_target("ethos-u55-128")
+
+
+def test_a_narrowed_copy_keeps_the_first_channels_and_compiles(digits_int8):
+    operators = narrowing.weight_operator_indices(digits_int8)
+    widths = dict(zip(operators[:5], (8, 16, 24, 40, 56)))
+    narrow = narrowing.narrowed(digits_int8, widths)
+    before = tflite_file.weight_tensors(tflite_file.parse(digits_int8))
+    after = tflite_file.weight_tensors(tflite_file.parse(narrow))
+    assert [w.values.shape for w in after] == [(8, 3, 3, 1), (16, 3, 3, 8), (24, 3, 3, 16), (40, 3, 3, 24),
+                                               (56, 3, 3, 40), (10, 56)]
+    np.testing.assert_array_equal(after[2].values, before[2].values[:24, :, :, :16])
+    assert len(after[2].scales) == 24
+    result = TARGET.compile(narrow)
+    assert result.cpu_ops == 0 and 0 < result.cycles < TARGET.compile(digits_int8).cycles
+    with pytest.raises(UdcError, match="fewer than 512") as info:
+        narrowing.narrowed(digits_int8, {operators[0]: 512})
+    assert "\n" not in str(info.value)
+
+
+def test_coarsened_weights_cost_fewer_bytes_and_zeros_the_fewest(digits_int8):
+    def total(data):
+        return sum(s.encoded_bytes for s in inspect_model(data))
+
+    coarse = narrowing.coarsened(digits_int8, 4, 0.5)
+    zeros = narrowing.coarsened(digits_int8, 8, 1.0)
+    assert total(zeros) < total(coarse) < total(digits_int8)
+    weights = tflite_file.weight_tensors(tflite_file.parse(coarse))
+    assert all(len(np.unique(w.values)) <= 15 and np.mean(w.values == 0) >= 0.5 for w in weights)
+
+
+def test_a_cell_costs_its_floor_or_the_line_through_its_densest_levels_on_floats_and_tensors():
+    points = ((100.0, 1000.0), (500.0, 1100.0), (900.0, 1900.0))  # floor 1000; line of slope 2 above
+    table = cm.LayerCycles({(8, 16): points})
+    assert table.cycles(8, 16, 50) == 1000.0
+    assert table.cycles(8, 16, 300) == 1000.0  # the line (700) is under the floor
+    assert table.cycles(8, 16, 700) == pytest.approx(1500.0)
+    assert table.cycles(8, 16, 1100) == pytest.approx(2300.0)
+    x = tf.Variable(700.0)
+    with tf.GradientTape() as tape:
+        y = cm.cycles_at(points, x)
+    assert float(y) == pytest.approx(table.cycles(8, 16, 700.0))
+    assert float(tape.gradient(y, x)) == pytest.approx(2.0)
+
+
+@pytest.fixture(scope="module")
+def small():
+    """A small supernet on 8x8 images, its template and its tables for Ethos-U55-128."""
+    keras.utils.set_random_seed(0)
+    supernet = fmnist_supernet((8, 8, 1), 10, SearchOptions(), widths=(16, 16, 32, 32, 32))
+    images = np.random.default_rng(0).random((32, 8, 8, 1)).astype(np.float32)
+    template = cm.largest_child_template(supernet, images)
+    lines = []
+    tables = cm.measure(supernet, TARGET, template, log=lines.append)
+    return supernet, images, tables, lines
+
+
+def test_the_probes_put_every_layer_in_every_cell(small):
+    supernet, _, tables, lines = small
+    layers = searchable_layers(supernet)
+    schedule = cm.probe_schedule(layers)
+    wanted = cm.layer_cells(layers)
+    assert {name: set(t.cells) for name, t in tables.layers.items()} == {n: set(c) for n, c in wanted.items()}
+    assert len(schedule) == max(len(c) for c in wanted.values())  # the widest pair of layers sets the count
+    assert all(len(points) == len(cm.BYTE_LEVELS) for t in tables.layers.values() for points in t.cells.values())
+    assert "compiled" in lines[-1]
+    assert cm.CycleTables.from_json(tables.to_json()) == tables
+
+
+def test_the_tables_estimate_vela_cycles_of_an_exported_child(small):
+    supernet, images, tables, _ = small
+    layers = searchable_layers(supernet)
+    rng = np.random.default_rng(1)
+    for _ in range(2):
+        choices = {layer.name: {"width": int(rng.choice(layer.widths)),
+                                "sparsity": float(rng.choice(layer.sparsities)),
+                                "bits": int(rng.choice(layer.bits))} for layer in layers}
+        plain, _ = strip(supernet, choices)
+        data = convert_to_int8(plain, images)
+        weight_bytes = dict(zip([l.name for l in layers], sm.exported_bytes(data, TARGET)["layers"]))
+        estimate = tables.network_cycles(layers, choices, weight_bytes)
+        vela = TARGET.compile(data).cycles
+        assert estimate == pytest.approx(vela, rel=0.05), choices
+
+
+def test_expected_cycles_are_the_exact_ones_at_hard_choices_and_have_gradients(small):
+    supernet, _, tables, _ = small
+    layers = searchable_layers(supernet)
+    sm.calibrate(layers, TARGET)
+    rng = np.random.default_rng(2)
+    for layer in layers:
+        for v in layer.architecture_variables():
+            v.assign(rng.normal(size=v.shape).astype(np.float32))
+    with tf.GradientTape() as tape:
+        expected = tables.network_expected_cycles(layers, TARGET)
+    grads = tape.gradient(expected, [layer.width_logits for layer in layers if len(layer.widths) > 1])
+    assert all(g is not None and np.abs(g.numpy()).sum() > 0 for g in grads)
+    choices = {layer.name: layer.hard_choice() for layer in layers}
+    for layer in layers:
+        layer.hard.assign(1.0)
+    try:
+        hard = float(tables.network_expected_cycles(layers, TARGET))
+        at_expected_bytes = {layer.name: float(sm.expected_bytes_at(layer, *cm.cell_of(layer, choices), TARGET))
+                             for layer in layers}
+    finally:
+        for layer in layers:
+            layer.hard.assign(0.0)
+    assert hard == pytest.approx(tables.network_cycles(layers, choices, at_expected_bytes), rel=1e-5)

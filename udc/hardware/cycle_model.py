@@ -1,0 +1,240 @@
+"""Cycle model of a target: the NPU cycles of a supernet's choices, exact and expected.
+
+Measured, not modelled from first principles: the target compiles **probes** of the
+network (the supernet's largest child, exported once as an int8 template, then cut to
+chosen widths by `udc.narrowing`) and reports each operator's cycles
+(`Target.operator_cycles`; Vela's per-layer performance estimate on Ethos-U). A probe
+at widths (w_0, ..., w_n) measures one cell (input width, output width) of every layer
+at once; `probe_schedule` picks probes until every cell of every layer is measured.
+A joint table per layer, not a product of per-width costs: cycles are step functions
+of channel counts (array dimensions, micro-blocks).
+
+Cycles also follow the encoded weight bytes, not only the shapes: on Ethos-U55 (Vela 5.2,
+fmnist_cnn) a 64x128 3x3 convolution at 14,560 B of weights took 34,298 cycles, at
+73,744 B (random 8-bit weights) 76,308, where the weight decoder and the flash fetch
+bind; the small Dense layer is fetch-bound at any size. So every cell is measured at
+several weight byte levels (`BYTE_LEVELS`: the template's 8-bit weights, the same on a
+coarser grid with half of them zero, all zeros), and a layer's cycles at b bytes are the
+most of its cycles at zero weights (where shapes alone bind) and the line through the two
+densest levels (where the weights bind). The line alone, or a piecewise-linear
+interpolation through all levels, put 8x8 children up to 8 % above Vela: below the knee
+the cycles stay at the floor.
+Operators without weights (a global pooling) are added to the cells of
+the weight operator before them, whose output width sets theirs.
+
+**Exact** (`CycleTables.network_cycles`): the table at the chosen widths, at the bytes of
+the chosen sub-kernels (the size model's codec bytes). **Expected**
+(`network_expected_cycles`): the sum over cells of p(in) p(out) times the cell's cycles
+at the expected bytes of that cell under the bits and sparsity distributions
+(differentiable in every choice probability).
+"""
+
+import dataclasses
+
+from udc import narrowing, tflite_file
+from udc.compat import tf
+from udc.errors import UdcError
+from udc.hardware import size_model as sm
+from udc.search_space import layers as search_layers
+
+FORMAT_VERSION = 2
+# Weight byte levels of the probes (bits, sparsity): the template's 8-bit weights, a coarse grid
+# with half of them zero, all zero.
+BYTE_LEVELS = ((8, 0.0), (4, 0.5), (8, 1.0))
+
+
+@dataclasses.dataclass
+class LayerCycles:
+    """The measured cells of one searchable layer: (input width, output width) -> ((bytes, cycles), ...)
+    at each byte level, sorted by bytes."""
+
+    cells: dict
+
+    def cycles(self, input_width, width, weight_bytes) -> float:
+        return float(cycles_at(self.cells[(input_width, width)], weight_bytes))
+
+
+def cycles_at(points, x):
+    """A cell's cycles at x weight bytes from its byte levels `points` ((bytes, cycles), sorted by bytes):
+    the most of the fewest cycles (zero weights) and the line through the two densest levels. Works on
+    floats and on tensors (differentiable in x)."""
+    floor = min(cycles for _, cycles in points)
+    (x1, y1), (x2, y2) = points[-2], points[-1]
+    slope = (y2 - y1) / (x2 - x1) if x2 > x1 else 0.0
+    line = y2 + slope * (x - x2)
+    if isinstance(line, (int, float)):
+        return max(floor, line)
+    return tf.maximum(floor, line)
+
+
+@dataclasses.dataclass
+class CycleTables:
+    """Per searchable layer its `LayerCycles`, for one target and one supernet's option lists."""
+
+    target: str
+    layers: dict
+
+    def to_json(self) -> dict:
+        return {"version": FORMAT_VERSION, "target": self.target,
+                "layers": {name: [[i, o, [list(point) for point in points]]
+                                  for (i, o), points in sorted(t.cells.items())]
+                           for name, t in self.layers.items()}}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "CycleTables":
+        if data.get("version") != FORMAT_VERSION:
+            raise UdcError(f"cycle tables of format {data.get('version')}, this udc reads {FORMAT_VERSION}; "
+                           "delete the file to measure them again")
+        return cls(data["target"], {
+            name: LayerCycles({(int(i), int(o)): tuple((float(b), float(c)) for b, c in points)
+                               for i, o, points in cells})
+            for name, cells in data["layers"].items()})
+
+    # --- costs ---------------------------------------------------------------------------
+    def layer_cycles(self, layer, choices, weight_bytes) -> float:
+        """Cycles of `layer` (and the operators without weights after it) under hard `choices`."""
+        input_width, width = cell_of(layer, choices)
+        return self.layers[layer.name].cycles(input_width, width, weight_bytes)
+
+    def network_cycles(self, layers, choices, weight_bytes: dict) -> float:
+        """Cycles of the child of `choices`; `weight_bytes` {layer name: encoded bytes} (the codec's)."""
+        return sum(self.layer_cycles(layer, choices, weight_bytes[layer.name]) for layer in layers)
+
+    def network_expected_cycles(self, layers, target=None):
+        """Differentiable E[cycles] under the current choice probabilities."""
+        return tf.add_n([self._layer_expected_cycles(layer, target) for layer in layers])
+
+    def _layer_expected_cycles(self, layer, target):
+        table = self.layers[layer.name]
+        p_in, widths_in = sm.input_width_distribution(layer)
+        depthwise = sm.layer_kind(layer) == "depthwise"
+        p_out = tf.ones([1]) if depthwise else layer.choice_probabilities()["width"]
+        total = 0.0
+        for i, input_width in enumerate(widths_in):
+            for j, width in enumerate((input_width,) if depthwise else layer.widths):
+                bytes_here = sm.expected_bytes_at(layer, input_width, width, target)
+                total += p_in[i] * p_out[j] * cycles_at(table.cells[(input_width, width)], bytes_here)
+        return total
+
+
+def cell_of(layer, choices):
+    """(input width, output width) of `layer` under hard `choices` (a depthwise layer's are its input's)."""
+    depthwise = sm.layer_kind(layer) == "depthwise"
+    input_width = sm.input_width_of(layer, choices) or int(layer.kernel.shape[2 if depthwise else -2])
+    return (input_width, input_width) if depthwise else (input_width, int(choices[layer.name]["width"]))
+
+
+def layer_cells(layers) -> dict:
+    """{layer name: every (input width, output width) its choices allow}."""
+    cells = {}
+    for layer in layers:
+        _, widths_in = sm.input_width_distribution(layer)
+        if sm.layer_kind(layer) == "depthwise":
+            cells[layer.name] = [(w, w) for w in widths_in]
+        else:
+            cells[layer.name] = [(i, o) for i in widths_in for o in layer.widths]
+    return cells
+
+
+def _as_choices(widths: dict) -> dict:
+    return {name: {"width": w} for name, w in widths.items()}
+
+
+def probe_schedule(layers) -> list[dict]:
+    """Width assignments {layer name: width} (of the layers with a width choice) that together put
+    every layer in every one of its cells, each chosen to measure the most cells not yet measured."""
+    chosen = [layer for layer in layers if layer.has_width_choice]
+    missing = {name: set(cells) for name, cells in layer_cells(layers).items()}
+    probes = []
+    while any(missing.values()):
+        widths = _best_probe(layers, chosen, missing)
+        left = sum(map(len, missing.values()))
+        for layer in layers:
+            missing[layer.name].discard(cell_of(layer, _as_choices(widths)))
+        if sum(map(len, missing.values())) == left:
+            raise UdcError("no width assignment reaches the cells left: "
+                           + ", ".join(f"{n} {sorted(c)}" for n, c in missing.items() if c))
+        probes.append(widths)
+    return probes
+
+
+def _best_probe(layers, chosen, missing) -> dict:
+    """The widths that measure the most missing cells: dynamic programming along the chain, since a
+    layer's cell depends only on its own width and on the width of the layer before it (`width_source`)."""
+    followers = {c.name: [l for l in layers if not l.has_width_choice and search_layers.width_source(l) is c]
+                 for c in chosen}
+    best, previous = {None: (0, {})}, None  # previous layer's width -> (cells gained, widths so far)
+    for layer in chosen:
+        if search_layers.width_source(layer) is not previous:
+            raise UdcError(f"layer {layer.name} does not take its input from {getattr(previous, 'name', 'the input')}; "
+                           "the cycle model follows a chain of layers")
+        options = {}
+        for width in layer.widths:
+            def gained(path):
+                choices = _as_choices(dict(path, **{layer.name: width}))
+                return sum(int(cell_of(l, choices) in missing[l.name]) for l in [layer] + followers[layer.name])
+
+            options[width] = max(((score + gained(path), dict(path, **{layer.name: width}))
+                                  for score, path in best.values()), key=lambda pick: pick[0])
+        best, previous = options, layer
+    return max(best.values(), key=lambda pick: pick[0])[1]
+
+
+def measure(supernet, target, template: bytes, log=print) -> CycleTables:
+    """Measures the cycle tables of `supernet`'s layers on `target` from `template`, the int8 .tflite of
+    its largest child (`largest_child_template`), whose weight operators are its searchable layers in
+    order: every probe of `probe_schedule` at every byte level."""
+    layers = search_layers.searchable_layers(supernet)
+    operators = narrowing.weight_operator_indices(template)
+    if len(operators) != len(layers):
+        raise UdcError(f"the template has {len(operators)} weight operators, the supernet {len(layers)} "
+                       "searchable layers; export the supernet's largest child as the template")
+    index_of = {layer.name: op for layer, op in zip(layers, operators)}
+    levels = [template if (bits, sparsity) == (8, 0.0) else narrowing.coarsened(template, bits, sparsity)
+              for bits, sparsity in BYTE_LEVELS]
+    cells = {layer.name: {} for layer in layers}  # cell -> {byte level: (bytes, cycles)}, first probe's
+    schedule = probe_schedule(layers)
+    for k, widths in enumerate(schedule):
+        choices = _as_choices(widths)
+        for level, data in enumerate(levels):
+            probe = narrowing.narrowed(data, {index_of[name]: w for name, w in widths.items()})
+            measured = _per_weight_operator(target, probe, index_of)
+            for layer in layers:
+                cells[layer.name].setdefault(cell_of(layer, choices), {}).setdefault(level, measured[layer.name])
+        if (k + 1) % 25 == 0 or k + 1 == len(schedule):
+            log(f"cycle tables for {target.name}: {k + 1} of {len(schedule)} width assignments compiled "
+                f"at {len(levels)} weight byte levels")
+    return CycleTables(target.name, {name: LayerCycles({cell: tuple(sorted(points.values()))
+                                                        for cell, points in c.items()})
+                                     for name, c in cells.items()})
+
+
+def _per_weight_operator(target, data, index_of) -> dict:
+    """{layer name: (encoded weight bytes, cycles)} of one compiled probe; the operators without
+    weights count with the weight operator before them."""
+    operators = target.operator_cycles(data)
+    weights_at = dict(zip(narrowing.weight_operator_indices(data),
+                          tflite_file.weight_tensors(tflite_file.parse(data))))
+    layer_at = {op: name for name, op in index_of.items()}
+    weight_bytes, cycles, owner = {}, {}, None
+    for i, measured in enumerate(operators):
+        owner = layer_at.get(i, owner)
+        if owner is None:
+            raise UdcError(f"operator {i} ({measured['op']}) comes before any weight operator; the cycle model "
+                           "counts operators without weights with the weight operator before them")
+        cycles[owner] = cycles.get(owner, 0) + measured["cycles"]
+        if i in layer_at:
+            weights = weights_at[i]
+            weight_bytes[owner] = target.encoded_weight_bytes(weights.values, sm.OP_KINDS[weights.op])
+    return {name: (float(weight_bytes[name]), float(cycles[name])) for name in cycles}
+
+
+def largest_child_template(supernet, calibration_images) -> bytes:
+    """The int8 .tflite of `supernet`'s largest child (widest, dense, 8 bits): what `measure` narrows."""
+    from udc.convert import convert_to_int8
+    from udc.strip import strip
+
+    largest = {layer.name: {"width": layer.widths[-1], "sparsity": 0.0, "bits": 8}
+               for layer in search_layers.searchable_layers(supernet)}
+    plain, _ = strip(supernet, largest)
+    return convert_to_int8(plain, calibration_images)

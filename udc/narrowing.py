@@ -1,0 +1,101 @@
+"""Probes cut from an int8 .tflite: weight operators narrowed to chosen widths, or weights zeroed.
+
+What the cycle model measures: the cycles of a layer at (input width, output width) come
+from compiling the network at those widths, and cutting the channels of a template file
+in its flatbuffer takes milliseconds where building and converting a Keras model per
+width assignment took seconds. Only shapes, the kept weights and their quantization
+parameters change; the operators and their connections stay as they are.
+"""
+
+import numpy as np
+
+from udc import tflite_file
+from udc.errors import UdcError
+
+_WEIGHT_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
+# Operators whose output has the channels of their first input.
+_CHANNEL_KEEPING_OPS = ("MEAN", "AVERAGE_POOL_2D", "MAX_POOL_2D", "RELU", "RELU6", "QUANTIZE", "DEQUANTIZE",
+                        "SOFTMAX", "LOGISTIC", "ADD", "MUL")
+
+
+def weight_operator_indices(data: bytes) -> list[int]:
+    """Indices (in the first subgraph) of the operators that hold weights, in order."""
+    model = tflite_file.parse(data)
+    return [i for i, op in enumerate(model.subgraphs[0].operators) if tflite_file.op_name(model, op) in _WEIGHT_OPS]
+
+
+def narrowed(data: bytes, widths: dict) -> bytes:
+    """A copy of the .tflite with operator i's output channels cut to widths[i] (operators not in
+    `widths` keep theirs; a depthwise operator follows its input), and every input cut to match."""
+    model = tflite_file.parse(data)
+    graph = model.subgraphs[0]
+    channels = {}  # tensor index -> its new channel count
+    for i, op in enumerate(graph.operators):
+        name = tflite_file.op_name(model, op)
+        source = op.inputs[0]
+        in_channels = channels.get(source, int(graph.tensors[source].shape[-1]))
+        if name in _WEIGHT_OPS:
+            weights = graph.tensors[op.inputs[1]]
+            if name == "DEPTHWISE_CONV_2D":
+                out_channels = in_channels
+                keep = (slice(None), slice(None), slice(None), slice(0, in_channels))
+            else:
+                out_channels = int(widths.get(i, weights.shape[0]))
+                if out_channels > weights.shape[0]:
+                    raise UdcError(f"operator {i} ({name}) has {weights.shape[0]} output channels, fewer than "
+                                   f"{out_channels}; narrow a template at least as wide")
+                keep = (slice(0, out_channels),) + (slice(None),) * (len(weights.shape) - 2) + (slice(0, in_channels),)
+            _cut(model, weights, keep, out_channels)
+            if len(op.inputs) > 2 and op.inputs[2] >= 0:
+                _cut(model, graph.tensors[op.inputs[2]], (slice(0, out_channels),), out_channels)
+        elif name in _CHANNEL_KEEPING_OPS:
+            if i in widths:
+                raise UdcError(f"operator {i} ({name}) has no weights; only weight operators take a width")
+            out_channels = in_channels
+        else:
+            raise UdcError(f"cannot narrow a model with a {name} operator (operator {i})")
+        for output in op.outputs:
+            channels[output] = out_channels
+            graph.tensors[output].shape = _with_channels(graph.tensors[output].shape, out_channels)
+    return tflite_file.serialise(model)
+
+
+def _with_channels(shape, channels):
+    shape = np.array(shape, np.int32)
+    shape[-1] = channels
+    return shape
+
+
+def _cut(model, tensor, keep, out_channels) -> None:
+    """Keeps `keep` of a constant tensor's values, its shape and its per-channel quantization."""
+    values = tflite_file.buffer_array(model, tensor)[keep]
+    # A buffer of its own: the converter shares one buffer between equal constants (zero biases).
+    buffer = tflite_file.schema.BufferT()
+    buffer.data = np.frombuffer(np.ascontiguousarray(values).tobytes(), np.uint8)
+    model.buffers.append(buffer)
+    tensor.buffer = len(model.buffers) - 1
+    tensor.shape = np.array(values.shape, np.int32)
+    q = tensor.quantization
+    if q is not None and q.scale is not None and len(q.scale) > 1:
+        q.scale = np.asarray(q.scale)[:out_channels]
+        q.zeroPoint = np.asarray(q.zeroPoint)[:out_channels]
+
+
+def coarsened(data: bytes, bits: int, sparsity: float) -> bytes:
+    """A copy of the .tflite whose weights are pruned to `sparsity` (the smallest |code| of each tensor)
+    and rounded to the `bits`-bit grid of udc's exporter (codes k * 127 // qmax): the same shapes at
+    fewer encoded bytes. sparsity 1 leaves zeros, the least the weights can cost."""
+    model = tflite_file.parse(data)
+    qmax = 2 ** (bits - 1) - 1
+    for weights in tflite_file.weight_tensors(model):
+        if weights.op not in _WEIGHT_OPS:
+            continue
+        values = weights.values.astype(np.int32)
+        steps = np.round(values / 127.0 * qmax).astype(np.int32)
+        codes = steps * 127 // qmax
+        pruned = int(np.ceil(sparsity * codes.size))
+        if pruned:
+            order = np.argsort(np.abs(values), axis=None, kind="stable")[:pruned]
+            codes.flat[order] = 0
+        model.buffers[weights.tensor.buffer].data = np.frombuffer(codes.astype(np.int8).tobytes(), np.uint8)
+    return tflite_file.serialise(model)

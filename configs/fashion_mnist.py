@@ -5,7 +5,9 @@ Override any key from the command line, e.g. --config.train.epochs=2.
 `budget_kb` (KiB = 1024 bytes of Vela-encoded weights, `total_npu_encoded_weights`) and
 `accelerator` are top-level for `udc-search --config.budget_kb=12
 --config.accelerator=ethos-u55-128`; `search.budget_kb` and `export.accelerator` are
-the same values (field references: setting either sets both).
+the same values (field references: setting either sets both). `budget_cycles` (NPU cycles
+of one inference by Vela's estimate on the target; 0: none) adds a latency budget:
+`udc-search --config.budget_cycles=150000`.
 """
 
 import ml_collections
@@ -24,6 +26,7 @@ def get_config():
     config.backbone = "fmnist_cnn"
     config.accelerator = ml_collections.FieldReference("ethos-u55-128")
     config.budget_kb = ml_collections.FieldReference(24.0)
+    config.budget_cycles = ml_collections.FieldReference(0)
 
     config.train = ml_collections.ConfigDict()
     config.train.epochs = 5
@@ -40,6 +43,7 @@ def get_config():
     # udc-search: supernet training, search under the budget, selection, strip, QAT fine-tune, export.
     config.search = ml_collections.ConfigDict()
     config.search.budget_kb = config.get_ref("budget_kb")
+    config.search.budget_cycles = config.get_ref("budget_cycles")
     config.search.widths = config_dict.placeholder(tuple)  # None: every multiple of the target's alignment
     config.search.sparsities = (0.0, 0.25, 0.5, 0.75, 0.9)
     config.search.bits = (2, 3, 4, 5, 6, 8)

@@ -5,7 +5,7 @@ import pytest
 
 from udc.compat import keras
 from udc.models.supernet import fmnist_supernet
-from udc.search import Sizes, fill, repair
+from udc.search import Limit, Sizes, fill, repair
 from udc.search_space import SearchOptions
 from udc.strip import choices_of
 from udc.targets import get_target
@@ -32,11 +32,11 @@ def test_repair_fits_the_limit_with_single_steps(sizes):
                for name, l in ((l.name, l) for l in sizes.layers)}
     limit = sizes.exact(largest) // 3
     lines = []
-    repaired = repair(sizes, largest, limit, lines.append)
+    repaired = repair([Limit(sizes, limit, "B")], largest, lines.append)
     assert sizes.exact(repaired) <= limit and lines
     assert all("saves" in line for line in lines)
     with pytest.raises(Exception, match="smallest choices still take"):
-        repair(sizes, largest, 10, lambda _: None)
+        repair([Limit(sizes, 10, "B")], largest, lambda _: None)
     assert choices_of(sizes.supernet) == start  # the logits are only read
 
 
@@ -45,9 +45,34 @@ def test_fill_grows_a_small_choice_up_to_the_limit(sizes):
     low = sizes.exact(smallest)
     limit = low + 3000
     lines = []
-    filled = fill(sizes, smallest, limit, lines.append)
+    filled = fill([Limit(sizes, limit, "B")], smallest, lines.append)
     total = sizes.exact(filled)
     assert low < total <= limit and "fill:" in lines[0]
     # No single further move fits: the budget is used up to the size of the next step.
-    grown = fill(sizes, filled, limit, lines.append)
+    grown = fill([Limit(sizes, limit, "B")], filled, lines.append)
     assert grown == filled
+
+
+class _ChannelCount:
+    """A second cost for the tests: the sum of the chosen widths."""
+
+    def __init__(self, layers):
+        self.layers = layers
+
+    def exact(self, choices) -> int:
+        return sum(choices[layer.name]["width"] for layer in self.layers)
+
+
+def test_repair_and_fill_keep_every_cost_within_its_limit(sizes):
+    largest = {l.name: {"width": l.widths[-1], "sparsity": 0.0, "bits": 8} for l in sizes.layers}
+    channels = _ChannelCount(sizes.layers)
+    # Bytes alone would be met by fewer bits; the channel limit needs narrower layers too.
+    limits = [Limit(sizes, sizes.exact(largest) // 2, "B"), Limit(channels, channels.exact(largest) - 24, "channels")]
+    lines = []
+    repaired = repair(limits, largest, lines.append)
+    assert all(l.cost.exact(repaired) <= l.limit for l in limits)
+    assert all("saves" in line and "channels" in line for line in lines)
+    filled = fill(limits, repaired, lines.append)
+    assert all(l.cost.exact(filled) <= l.limit for l in limits)
+    bytes_only = fill(limits[:1], repaired, lambda _: None)
+    assert channels.exact(bytes_only) >= channels.exact(filled)  # the channel limit held the fill back

@@ -135,3 +135,34 @@ def test_a_uniform_control_ships_like_the_searched_child(shared):
     assert len([line for line in lines if line.startswith("fine-tune epoch")]) == 2  # the searched child's recipe
     assert not any(line.startswith(("supernet epoch", "search epoch")) for line in lines)
     assert report["accuracy"]["int8_tflite"] > 0.5  # digits, 10 classes
+
+
+@pytest.mark.e2e
+def test_a_cycle_budget_is_refused_below_the_fastest_network_then_searched_for_and_met_by_vela(shared, tmp_path):
+    import re
+
+    from udc.data import load_splits
+    from udc.errors import ConfigError
+    from udc.search import SupernetSearch
+
+    root, _, _ = shared
+    config = digits_config(**SHORT, supernet=str(root / "supernet"))
+    config.budget_cycles = 1
+    search = SupernetSearch(config, load_splits(config), tmp_path / "too_fast", log=lambda _: None)
+    with pytest.raises(ConfigError, match="below the fastest network") as info:
+        search.check_feasible()
+    assert "\n" not in str(info.value)
+    fastest = int(re.search(r"budget_cycles to at least (\d+)", str(info.value)).group(1))
+    assert (root / "supernet" / "cycles_ethos-u55-128.json").is_file()  # measured once, beside the supernet
+
+    # A quarter above the fastest network: far under what the byte budget alone would pick.
+    config.budget_cycles = budget = int(fastest * 1.25)
+    config.search.search_epochs = config.search.finetune_epochs = 1  # short: the budgets, not accuracy
+    lines = []
+    report = search_and_export(config, tmp_path / "fast", log=lines.append)
+    search_figures = report["search"]
+    assert search_figures["vela_cycles"] == report["vela"]["cycles"] <= budget
+    assert search_figures["within_cycle_budget"] and search_figures["within_budget"]
+    assert search_figures["selection_cycles_estimate"] == pytest.approx(search_figures["vela_cycles"], rel=0.05)
+    assert any("E[cycles]" in line and "multiplier" in line for line in lines if line.startswith("search epoch"))
+    assert not any("measuring the cycle tables" in line for line in lines)  # the cached tables were used

@@ -107,13 +107,14 @@ def search_and_export(config, workdir, log=print, stop_after_epochs=None, export
     Returns the report (with a "search" section), the arch spec if `export` is False, or None
     if `stop_after_epochs` (search) or `stop_after_finetune_epochs` interrupted the run.
     """
-    from udc.search import budget_bytes, check_training, search_options
+    from udc.search import budget_bytes, budget_cycles, check_training, search_options
 
     check_counts(config, "search")  # bad input fails before anything is written to the workdir
     target_of(config)  # an unknown target too
     search_options(config)  # bad option lists too
     check_training(config)
     budget_bytes(config)
+    budget_cycles(config)
     splits = load_splits(config)  # a bad dataset too
     with workdir_lock(workdir) as workdir:
         return _search_and_export_locked(config, splits, workdir, log, stop_after_epochs, export,
@@ -143,7 +144,8 @@ def _search_and_export_locked(config, splits, workdir, log, stop_after_epochs, e
     search = SupernetSearch(config, splits, workdir, log=log)
     smallest = search.check_feasible()
     log(f"search space: {len(search.layers)} layers; smallest network {smallest} B, budget {budget} B "
-        f"({budget / KIB:g} KiB) on {target.name}")
+        f"({budget / KIB:g} KiB)" + (f" and {search.budget_cycles:,} cycles" if search.budget_cycles else "")
+        + f" on {target.name}")
 
     def trained_float():
         path = float_model_path(config, workdir)

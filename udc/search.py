@@ -72,6 +72,7 @@ per-budget keys, `PER_BUDGET_KEYS`). A resume with a different config is refused
 the keys that differ. A step that leaves a weight, a choice logit, the multiplier or the
 expected size non-finite stops there (`udc.epoch_loop`).
 """
+import dataclasses
 import json
 import math
 import time
@@ -105,7 +106,7 @@ SUPERNET_STATE_FILE = "state.json"  # the training stage's state, in the superne
 # not depend on them, so a workdir whose search is done fine-tunes again with new values.
 AFTER_SEARCH_KEYS = ("search.finetune_epochs", "search.finetune_learning_rate", "search.finetune_lr_schedule",
                      "search.finetune_distillation_weight", "search.finetune_augment", "search.repair_steps")
-PER_BUDGET_KEYS = ("budget_kb", "search.budget_kb", "search.search_epochs", "search.arch_learning_rate",
+PER_BUDGET_KEYS = ("budget_kb", "search.budget_kb", "budget_cycles", "search.budget_cycles", "search.search_epochs", "search.arch_learning_rate",
                    "search.dual_learning_rate", "search.fill_budget", "search.budget_margin", "search.candidates",
                    "search.end_temperature", "search.supernet") + AFTER_SEARCH_KEYS
 # Keys that change nothing the checkpoints hold: a resume may differ in them.
@@ -135,6 +136,15 @@ def search_options(config) -> SearchOptions:
     return SearchOptions.for_target(
         target_of(config), sparsities=tuple(s.sparsities), bits=tuple(s.bits),
         widths=None if s.widths is None else tuple(s.widths))
+
+
+def budget_cycles(config) -> int:
+    """The cycle budget in NPU cycles (`budget_cycles`; 0: none)."""
+    value = config.search.get("budget_cycles", 0) or 0
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or int(value) != value:
+        raise ConfigError(f"budget_cycles must be a whole number of NPU cycles (0: no cycle budget), got {value!r}; "
+                          "set --config.budget_cycles")
+    return int(value)
 
 
 def budget_bytes(config) -> int:
@@ -227,6 +237,31 @@ class Sizes:
                 for layer in self.layers}
 
 
+class Cycles:
+    """Exact and expected NPU cycles of a supernet's choices (`udc.hardware.cycle_model`), at the codec
+    bytes `sizes` measures."""
+
+    def __init__(self, sizes: Sizes, tables):
+        self.sizes, self.tables, self.layers = sizes, tables, sizes.layers
+
+    def exact(self, choices) -> int:
+        weight_bytes = {layer.name: self.sizes.layer_bytes(layer, choices) for layer in self.layers}
+        return int(round(self.tables.network_cycles(self.layers, choices, weight_bytes)))
+
+    def expected(self):
+        """Differentiable E[cycles] under the current choice probabilities."""
+        return self.tables.network_expected_cycles(self.layers, self.sizes.target)
+
+
+@dataclasses.dataclass(frozen=True)
+class Limit:
+    """What a selected network must fit: `cost.exact(choices)` at most `limit` (`unit` names it in logs)."""
+
+    cost: object
+    limit: float
+    unit: str
+
+
 def _moves(layer):
     """(dimension, options, direction) of the steps that make a layer smaller."""
     moves = [("sparsity", layer.sparsities, +1), ("bits", layer.bits, -1)]
@@ -235,75 +270,90 @@ def _moves(layer):
     return moves
 
 
-def repair(sizes: Sizes, choices: dict, limit: int, log=print) -> dict:
-    """Smallest-regret moves until the exact bytes fit `limit` (see module doc); returns new choices."""
+def repair(limits: list, choices: dict, log=print) -> dict:
+    """Smallest-regret moves until every exact cost fits its limit (see module doc); returns new choices.
+
+    With several limits a move's saving is the sum, over the costs still over their limits, of
+    what it saves as a share of each limit."""
     choices = {k: dict(v) for k, v in choices.items()}
-    log_probs = _log_probs(sizes)
-    total = sizes.exact(choices)
-    while total > limit:
+    layers = limits[0].cost.layers
+    log_probs = _log_probs(layers)
+    totals = [l.cost.exact(choices) for l in limits]
+    while any(t > l.limit for t, l in zip(totals, limits)):
         best = None
-        for layer in sizes.layers:
+        for layer in layers:
             for dim, options, step in _moves(layer):
                 i = list(options).index(choices[layer.name][dim])
                 j = i + step
                 if not 0 <= j < len(options):
                     continue
                 trial = {**choices, layer.name: {**choices[layer.name], dim: options[j]}}
-                saved = total - sizes.exact(trial)
+                trial_totals = [l.cost.exact(trial) for l in limits]
+                saved = sum((t - n) / l.limit for t, n, l in zip(totals, trial_totals, limits) if t > l.limit)
                 if saved <= 0:
                     continue
                 regret = max(float(log_probs[layer.name, dim][i] - log_probs[layer.name, dim][j]), 1e-6)
                 if best is None or regret / saved < best[0]:
-                    best = (regret / saved, trial, f"{layer.name}.{dim} {options[i]} -> {options[j]}", saved)
+                    best = (regret / saved, trial, f"{layer.name}.{dim} {options[i]} -> {options[j]}", trial_totals)
         if best is None:
-            raise UdcError(f"cannot fit {limit} bytes: the smallest choices still take {total} bytes; "
-                           "raise --config.budget_kb or add smaller options")
-        _, choices, what, saved = best
-        total -= saved
-        log(f"  repair: {what} saves {saved} B -> {total} B (limit {limit} B)")
+            over = "; ".join(f"{t:,} {l.unit} > {l.limit:,.0f} {l.unit}" for t, l in zip(totals, limits) if t > l.limit)
+            raise UdcError(f"cannot fit the budget: the smallest choices still take {over}; "
+                           "raise --config.budget_kb or --config.budget_cycles, or add smaller options")
+        _, choices, what, after = best
+        log(f"  repair: {what} saves " + ", ".join(f"{t - n:,} {l.unit}" for t, n, l in zip(totals, after, limits))
+            + " -> " + ", ".join(f"{n:,} {l.unit} (limit {l.limit:,.0f})" for n, l in zip(after, limits)))
+        totals = after
     return choices
 
 
-def fill(sizes: Sizes, choices: dict, limit: int, log=print) -> dict:
-    """The mirror of `repair` for a choice well under `limit`: repeatedly take the single move
+def fill(limits: list, choices: dict, log=print) -> dict:
+    """The mirror of `repair` for a choice well under its limits: repeatedly take the single move
     (one layer one step wider, denser or more bits) that loses the least log-probability per
-    byte added, as long as the exact bytes stay within `limit`. The expected size the search
-    steers is E[c_in] E[c_out]-based, so the decoded choice can land far below the budget
-    (measured on Fashion-MNIST: 3.6 kB for a 12 KiB budget); the bytes left are accuracy left."""
+    share of the limits added, as long as every exact cost stays within its limit. The expected
+    size the search steers is E[c_in] E[c_out]-based, so the decoded choice can land far below
+    the budget (measured on Fashion-MNIST: 3.6 kB for a 12 KiB budget); the bytes left are
+    accuracy left."""
     choices = {k: dict(v) for k, v in choices.items()}
-    log_probs = _log_probs(sizes)
-    total = sizes.exact(choices)
+    layers = limits[0].cost.layers
+    log_probs = _log_probs(layers)
+    totals = [l.cost.exact(choices) for l in limits]
     moves = 0
     while True:
         best = None
-        for layer in sizes.layers:
+        for layer in layers:
             for dim, options, step in _moves(layer):
                 i = list(options).index(choices[layer.name][dim])
                 j = i - step
                 if not 0 <= j < len(options):
                     continue
                 trial = {**choices, layer.name: {**choices[layer.name], dim: options[j]}}
-                new_total = sizes.exact(trial)
-                if new_total > limit:
+                trial_totals = [l.cost.exact(trial) for l in limits]
+                if any(n > l.limit for n, l in zip(trial_totals, limits)):
                     continue
+                added = sum(max(n - t, 1) / l.limit for t, n, l in zip(totals, trial_totals, limits))
                 regret = max(float(log_probs[layer.name, dim][i] - log_probs[layer.name, dim][j]), 1e-6)
-                score = regret / max(new_total - total, 1)
-                if best is None or score < best[0]:
-                    best = (score, trial, f"{layer.name}.{dim} {options[i]} -> {options[j]}", new_total)
+                if best is None or regret / added < best[0]:
+                    best = (regret / added, trial, trial_totals)
         if best is None:
             break
-        _, choices, what, total = best
+        _, choices, totals = best
         moves += 1
     if moves:
-        log(f"  fill: {moves} moves up to {total} B (limit {limit} B): {format_choices(choices)}")
+        log(f"  fill: {moves} moves up to " + ", ".join(f"{t:,} {l.unit} (limit {l.limit:,.0f})"
+                                                        for t, l in zip(totals, limits))
+            + f": {format_choices(choices)}")
     return choices
 
 
-def _log_probs(sizes):
+def _log_probs(layers):
     return {(layer.name, dim): tf.nn.log_softmax(logits).numpy()
-            for layer in sizes.layers
+            for layer in layers
             for dim, logits in (("width", layer.width_logits), ("sparsity", layer.sparsity_logits),
                                 ("bits", layer.bits_logits))}
+
+
+def _costs(limits, choices) -> str:
+    return ", ".join(f"{l.cost.exact(choices):,} {l.unit}" for l in limits)
 
 
 def format_choices(choices: dict) -> str:
@@ -422,6 +472,8 @@ class SupernetSearch:
         check_training(config)
         self.budget = budget_bytes(config)
         self.target_bytes = self.budget * (1.0 - float(s.budget_margin))
+        self.budget_cycles = budget_cycles(config)
+        self.target_cycles = self.budget_cycles * (1.0 - float(s.budget_margin))
         self.hardware = target_of(config)  # the udc.targets.Target searched for
         keras.utils.set_random_seed(config.seed)
         tf.config.experimental.enable_op_determinism()
@@ -445,6 +497,8 @@ class SupernetSearch:
         self.weight_opt.build(self.weight_vars)
         self.arch_opt.build(self.arch_vars)
         self.lam = tf.Variable(0.0, trainable=False, name="multiplier")
+        self.lam_cycles = tf.Variable(0.0, trainable=False, name="cycle_multiplier")
+        self.cycles = None  # Cycles, with a cycle budget (`use_cycle_tables`)
         self.noise = tf.random.Generator.from_seed(config.seed)
         search_layers.use_noise_generator(self.noise)
         self.augmentation = Augmentation.from_config(config.get("augment"))
@@ -455,7 +509,8 @@ class SupernetSearch:
             config_fingerprint(config, ignore=PER_BUDGET_KEYS), self.supernet_dir)
         self.searching = Stage(
             self.workdir / STATE_FILE, self.workdir / "checkpoints",
-            tf.train.Checkpoint(model=self.model, arch_opt=self.arch_opt, multiplier=self.lam),
+            tf.train.Checkpoint(model=self.model, arch_opt=self.arch_opt, multiplier=self.lam,
+                                cycle_multiplier=self.lam_cycles),
             config_fingerprint(config, ignore=AFTER_SEARCH_KEYS), self.workdir)
         self.selection = None  # what `select` measured: candidates and their validation accuracies
         self._loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
@@ -508,25 +563,64 @@ class SupernetSearch:
         return loss, self._accuracy(y, logits), self.sizes.expected(), finite
 
     def _search_step(self, x, y):
-        """One step of the search: the choice logits only, on the soft mixture plus the budget term, and
-        the multiplier's dual ascent; the trained weights stay as they are."""
+        """One step of the search: the choice logits only, on the soft mixture plus one term per budget,
+        and each multiplier's dual ascent; the trained weights stay as they are."""
         x = self.augmentation(x, self.noise)
         with tf.GradientTape() as tape:
             logits = self.model(x, training=True)
             task = self._loss(y, logits)
             size = self.sizes.expected()
             loss = task + self.lam * size / self.target_bytes
+            if self.cycles is not None:
+                cycles = self.cycles.expected()
+                loss += self.lam_cycles * cycles / self.target_cycles
         self.arch_opt.apply_gradients(zip(tape.gradient(loss, self.arch_vars), self.arch_vars))
         self.lam.assign(tf.maximum(0.0, self.lam + self.eta * (size / self.target_bytes - 1.0)))
-        finite = all_finite(self.arch_vars + [self.lam, size, task])
-        return task, self._accuracy(y, logits), size, finite
+        watched = self.arch_vars + [self.lam, size, task]
+        if self.cycles is not None:
+            self.lam_cycles.assign(tf.maximum(0.0, self.lam_cycles + self.eta * (cycles / self.target_cycles - 1.0)))
+            watched += [self.lam_cycles, cycles]
+        return task, self._accuracy(y, logits), size, all_finite(watched)
 
     # --- checks ------------------------------------------------------------
+    def use_cycle_tables(self) -> None:
+        """With a cycle budget: the target's cycle tables for this supernet (`udc.hardware.cycle_model`),
+        cached in its folder, measured the first time (about 30 s for fmnist_cnn)."""
+        if not self.budget_cycles or self.cycles is not None:
+            return
+        from udc.hardware import cycle_model
+
+        path = self.supernet_dir / f"cycles_{self.hardware.name}.json"
+        ensure_writable_dir(self.supernet_dir)
+        tables = cycle_model.load_or_measure(
+            path, self.model, self.hardware,
+            lambda: cycle_model.largest_child_template(self.model, self.splits.train.x[:64]), log=self.log)
+        self.cycles = Cycles(self.sizes, tables)
+
+    def limits(self, limit_bytes=None) -> list:
+        """What a selected child must fit: the byte target (or `limit_bytes`) and, with a cycle budget,
+        the cycle target."""
+        limits = [Limit(self.sizes, int(self.target_bytes if limit_bytes is None else limit_bytes), "B")]
+        if self.budget_cycles:
+            self.use_cycle_tables()
+            limits.append(Limit(self.cycles, int(self.target_cycles), "cycles"))
+        return limits
+
     def check_feasible(self):
-        """Rejects a budget below the smallest network of the space (before any training)."""
+        """Rejects a budget below the smallest (or, for cycles, the fastest) network of the space, before
+        any training."""
         self.sizes.calibrate()
         smallest = self.sizes.exact(self.sizes.smallest_choices())
         self.smallest_bytes = smallest
+        if self.budget_cycles:
+            self.use_cycle_tables()
+            fastest = self.cycles.exact(self.sizes.smallest_choices())
+            if fastest > self.budget_cycles:
+                raise ConfigError(
+                    f"budget_cycles {self.budget_cycles:,} is below the fastest network this search space allows "
+                    f"on {self.hardware.name}: {fastest:,} cycles (narrowest widths, "
+                    f"{self.options.sparsities[-1]:.0%} sparsity, {self.options.bits[0]} bits); "
+                    f"raise --config.budget_cycles to at least {fastest}")
         if smallest > self.budget:
             raise ConfigError(
                 f"budget {float(self.config.search.budget_kb):g} KiB ({self.budget} B) is below the smallest network this search "
@@ -592,6 +686,7 @@ class SupernetSearch:
     def _search(self, stop_after_epochs) -> bool:
         s = self.config.search
         total_steps = max(1, self.search_epochs * self.steps_per_epoch)
+        self.use_cycle_tables()  # before the search step is traced: its loss has the cycle term
         self.searching.begin()
         for epoch in range(self.searching.epochs_done, self.search_epochs):
             if stop_after_epochs is not None and epoch >= stop_after_epochs:
@@ -668,18 +763,26 @@ class SupernetSearch:
                      f"{others['val_accuracy_mixture']:.2%}")
         expected = float(self.sizes.expected())
         choices = {layer.name: layer.hard_choice() for layer in self.layers}
+        cycle_figures = {}
+        if self.cycles is not None:
+            cycle_figures = {"expected_cycles": float(self.cycles.expected()), "budget_cycles": self.budget_cycles,
+                             "multiplier_cycles": float(self.lam_cycles.numpy())}
         record = {
             "epoch": epoch + 1, "stage": name, "loss": float(np.mean(losses)),
             "accuracy": float(np.mean(accs)), **others, "val_accuracy_largest": val_largest,
             "expected_bytes": expected,
-            "budget_bytes": self.budget, "multiplier": float(self.lam.numpy()), "temperature": temperature,
+            "budget_bytes": self.budget, "multiplier": float(self.lam.numpy()), **cycle_figures,
+            "temperature": temperature,
             "seconds": seconds, "step_seconds": float(np.median(step_times[1:] or step_times)),
             "choices": choices,
         }
         self.log(f"{label} loss {record['loss']:.4f} acc {record['accuracy']:.2%} "
                  f"val: {shown}, largest {val_largest:.2%} "
                  f"E[size] {expected / KIB:.2f} KiB / budget {self.budget / KIB:g} KiB "
-                 f"multiplier {record['multiplier']:.3f} T {temperature:.2f} ({seconds:.0f} s)")
+                 f"multiplier {record['multiplier']:.3f} "
+                 + (f"E[cycles] {cycle_figures['expected_cycles']:,.0f} / budget {self.budget_cycles:,} multiplier "
+                    f"{cycle_figures['multiplier_cycles']:.3f} " if cycle_figures else "")
+                 + f"T {temperature:.2f} ({seconds:.0f} s)")
         if name == "search":
             self.log(f"  choices (width/sparsity/bits): {format_choices(choices)}")
         if self.writer is not None:
@@ -713,13 +816,14 @@ class SupernetSearch:
 
     # --- selection -----------------------------------------------------------
     def select(self, limit=None) -> dict:
-        """The most accurate of the candidates (see module doc) whose exact bytes fit `limit`
-        (default: the target); records the candidates' accuracies in `self.selection`."""
+        """The most accurate of the candidates (see module doc) whose exact costs fit their limits
+        (`limits`; `limit`: bytes instead of the byte target); records the candidates' accuracies in
+        `self.selection`."""
         self.sizes.calibrate()
-        limit = int(self.target_bytes if limit is None else limit)
+        limits = self.limits(limit)
         decoded = {layer.name: layer.hard_choice() for layer in self.layers}
-        self.log(f"selection: decoded {format_choices(decoded)}: {self.sizes.exact(decoded)} B by the codec "
-                 f"(limit {limit} B)")
+        self.log(f"selection: decoded {format_choices(decoded)}: {_costs(limits, decoded)} (limits "
+                 + ", ".join(f"{l.limit:,.0f} {l.unit}" for l in limits) + ")")
         rng = np.random.default_rng(self.config.seed)
         candidates = []
         for choices in [decoded] + [self._sampled_choices(rng) for _ in range(int(self.config.search.candidates))]:
@@ -731,10 +835,10 @@ class SupernetSearch:
         self.selection = {"candidates": len(candidates), "val_accuracy": accuracy,
                           "decoded_val_accuracy": scored[0][0],
                           "candidate_val_accuracies": [round(a, 4) for a, _, _ in scored]}
-        self.log(f"  {len(candidates)} candidates within {limit} B, validation accuracy "
+        self.log(f"  {len(candidates)} candidates within the limits, validation accuracy "
                  f"{min(a for a, _, _ in scored):.2%}..{accuracy:.2%} (the decoded one's: {scored[0][0]:.2%}); "
                  f"chosen: {'the decoded one' if index == 0 else f'sample {index}'}: {format_choices(best)} "
-                 f"{self.sizes.exact(best)} B")
+                 f"{_costs(limits, best)}")
         return best
 
     def _sampled_choices(self, rng) -> dict:
@@ -751,12 +855,14 @@ class SupernetSearch:
         """Validation accuracy of the exact child of `choices` on the current weights (BatchNorm recalibrated)."""
         return self._child_accuracy(lambda layers: children.use_choices(layers, choices))
 
-    def fit_to_limit(self, choices, limit) -> dict:
-        """`choices` repaired down to `limit` if over, then filled up to it (`search.fill_budget`)."""
-        if self.sizes.exact(choices) > limit:
-            choices = repair(self.sizes, choices, limit, log=lambda _: None)
+    def fit_to_limit(self, choices, limit=None) -> dict:
+        """`choices` repaired down to the limits (`limits`; `limit`: bytes instead of the byte target) if
+        over, then filled up to them (`search.fill_budget`)."""
+        limits = self.limits(limit)
+        if any(l.cost.exact(choices) > l.limit for l in limits):
+            choices = repair(limits, choices, log=lambda _: None)
         if self.config.search.get("fill_budget", True):  # also takes back what a repair overshot
-            choices = fill(self.sizes, choices, limit, log=lambda _: None)
+            choices = fill(limits, choices, log=lambda _: None)
         return choices
 
 

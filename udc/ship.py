@@ -50,9 +50,14 @@ def ship_child(config, splits, search, choices, workdir, target, *, selection, t
     started = time.perf_counter() if started is None else started
     s = config.search
     budget = search.budget
+    cycle_fields = {}
+    if search.budget_cycles:
+        search.use_cycle_tables()
+        cycle_fields = {"budget_cycles": search.budget_cycles, "limit_cycles": int(search.target_cycles),
+                        "estimated_cycles": search.cycles.exact(choices)}
     spec = arch_spec(search.model, choices, target, extra_bytes=search.sizes.pool_bytes(choices),
                      backbone=config.backbone, dataset=splits.name, budget_bytes=budget,
-                     limit_bytes=int(search.target_bytes), selection=selection)
+                     limit_bytes=int(search.target_bytes), selection=selection, **cycle_fields)
     write_json_atomic(workdir / "arch_spec.json", spec)
     log(f"arch spec: {spec['codec_bytes']} B by the codec, {spec['estimated_bytes']:.0f} B estimated "
         f"-> {workdir / 'arch_spec.json'}")
@@ -93,9 +98,15 @@ def ship_child(config, splits, search, choices, workdir, target, *, selection, t
         recover(qat, masks, splits, steps=int(s.repair_steps),
                 learning_rate=RECOVERY_RATE_SHARE * float(s.finetune_learning_rate),
                 batch_size=int(s.batch_size), seed=config.seed, log=log)
+    if search.budget_cycles:
+        vela_cycles = report["vela"]["cycles"]
+        cycle_fields = {"budget_cycles": search.budget_cycles, "vela_cycles": vela_cycles,
+                        "within_cycle_budget": vela_cycles <= search.budget_cycles,
+                        "selection_cycles_estimate": spec["estimated_cycles"],
+                        "selection_cycles_error": spec["estimated_cycles"] / vela_cycles - 1.0}
     report["search"] = {
         "budget_bytes": budget, "vela_encoded_bytes": vela_bytes, "within_budget": vela_bytes <= budget,
-        **size_figures(spec, (workdir / "model.tflite").read_bytes(), target, vela_bytes),
+        **size_figures(spec, (workdir / "model.tflite").read_bytes(), target, vela_bytes), **cycle_fields,
         "export_attempts": attempt, "budget_repairs": repairs, "total_seconds": time.perf_counter() - started,
         **(fields or {}), "arch_spec": spec,
     }
@@ -103,6 +114,11 @@ def ship_child(config, splits, search, choices, workdir, target, *, selection, t
     markdown = to_markdown(report) + search_markdown(report["search"])
     write_text_atomic(workdir / "report.md", markdown)  # replaces the plain report with the searched one
     log(markdown)
+    if search.budget_cycles and not cycle_fields["within_cycle_budget"]:
+        raise UdcError(f"Vela measures {cycle_fields['vela_cycles']:,} cycles > budget_cycles "
+                       f"{search.budget_cycles:,} (estimated {spec['estimated_cycles']:,} at selection); the model "
+                       f"and its report are in {workdir}; raise --config.search.budget_margin (the search aims "
+                       "lower) or --config.budget_cycles")
     return report
 
 
@@ -132,7 +148,11 @@ def search_markdown(search) -> str:
              f"{search['export_attempts']} export(s)"
              + "".join(f"; repair: {r['layer']} +{r['pruned']} zeros (sparsity {r['sparsity']:.1%}, "
                        f"-{r['saved_bytes']} B by the codec)" for r in search.get("budget_repairs", []))
-             + f"; {search['total_seconds']:.0f} s in all.", "",
+             + f"; {search['total_seconds']:.0f} s in all."
+             + (f" Cycle budget {search['budget_cycles']:,}; Vela {search['vela_cycles']:,} cycles "
+                f"({'within' if search['within_cycle_budget'] else 'OVER'} budget), estimated "
+                f"{search['selection_cycles_estimate']:,} at selection ({search['selection_cycles_error']:+.2%})."
+                if "budget_cycles" in search else ""), "",
              "Size model against Vela's encoded weight bytes:", "",
              "| figure | bytes | vs Vela |", "|---|---|---|",
              f"| estimate at selection (supernet weights) | {search['selection_estimate_bytes']:,.0f} | "

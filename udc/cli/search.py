@@ -1,6 +1,12 @@
 """udc-search: from a config to a searched, fine-tuned int8 .tflite and its report, in one command.
 
     udc-search --config=configs/fashion_mnist.py --config.budget_kb=12 --config.accelerator=ethos-u55-128
+    udc-search --config=configs/fashion_mnist.py --config.budget_kb=24 --config.budget_cycles=120000
+
+`budget_cycles` adds a latency budget in NPU cycles (Vela's estimate for the target): the
+search steers the expected cycles of its cycle model as it steers the bytes, selection
+fits both, and Vela checks both on the export (a cycle budget it measures exceeded stops
+with the fix named; there is no cycle repair).
 
 Trains the supernet (or reuses the one in --config.search.supernet), searches its choices
 under the budget, ships the most accurate candidate that fits, strips it, fine-tunes it

@@ -26,10 +26,12 @@ the weight operator before them, whose output width sets theirs.
 the chosen sub-kernels (the size model's codec bytes). **Expected**
 (`network_expected_cycles`): the sum over cells of p(in) p(out) times the cell's cycles
 at the expected bytes of that cell under the bits and sparsity distributions
-(differentiable in every choice probability).
+(differentiable in every choice probability). Tables are cached per target next to the
+supernet (`load_or_measure`).
 """
 
 import dataclasses
+import json
 
 from udc import narrowing, tflite_file
 from udc.compat import tf
@@ -56,15 +58,14 @@ class LayerCycles:
 
 def cycles_at(points, x):
     """A cell's cycles at x weight bytes from its byte levels `points` ((bytes, cycles), sorted by bytes):
-    the most of the fewest cycles (zero weights) and the line through the two densest levels. Works on
-    floats and on tensors (differentiable in x)."""
+    the most of the fewest cycles (zero weights) and the line through the two densest levels."""
     floor = min(cycles for _, cycles in points)
+    return max(floor, points[-1][1] + _slope(points) * (x - points[-1][0]))
+
+
+def _slope(points) -> float:
     (x1, y1), (x2, y2) = points[-2], points[-1]
-    slope = (y2 - y1) / (x2 - x1) if x2 > x1 else 0.0
-    line = y2 + slope * (x - x2)
-    if isinstance(line, (int, float)):
-        return max(floor, line)
-    return tf.maximum(floor, line)
+    return (y2 - y1) / (x2 - x1) if x2 > x1 else 0.0
 
 
 @dataclasses.dataclass
@@ -105,16 +106,19 @@ class CycleTables:
         return tf.add_n([self._layer_expected_cycles(layer, target) for layer in layers])
 
     def _layer_expected_cycles(self, layer, target):
-        table = self.layers[layer.name]
         p_in, widths_in = sm.input_width_distribution(layer)
         depthwise = sm.layer_kind(layer) == "depthwise"
         p_out = tf.ones([1]) if depthwise else layer.choice_probabilities()["width"]
-        total = 0.0
-        for i, input_width in enumerate(widths_in):
-            for j, width in enumerate((input_width,) if depthwise else layer.widths):
-                bytes_here = sm.expected_bytes_at(layer, input_width, width, target)
-                total += p_in[i] * p_out[j] * cycles_at(table.cells[(input_width, width)], bytes_here)
-        return total
+        # Per cell (input width i, output width j): the floor, and the line through the densest levels.
+        cells = [[self.layers[layer.name].cells[(w_in, w_in if depthwise else w_out)]
+                  for w_out in ((None,) if depthwise else layer.widths)] for w_in in widths_in]
+        floor = tf.constant([[min(c for _, c in points) for points in row] for row in cells], tf.float32)
+        x2 = tf.constant([[points[-1][0] for points in row] for row in cells], tf.float32)
+        y2 = tf.constant([[points[-1][1] for points in row] for row in cells], tf.float32)
+        slope = tf.constant([[_slope(points) for points in row] for row in cells], tf.float32)
+        weight_bytes = sm.expected_bytes_grid(layer, widths_in, (1,) if depthwise else layer.widths, target)
+        cycles = tf.maximum(floor, y2 + slope * (weight_bytes - x2))
+        return tf.reduce_sum(p_in[:, None] * p_out[None, :] * cycles)
 
 
 def cell_of(layer, choices):
@@ -238,3 +242,20 @@ def largest_child_template(supernet, calibration_images) -> bytes:
                for layer in search_layers.searchable_layers(supernet)}
     plain, _ = strip(supernet, largest)
     return convert_to_int8(plain, calibration_images)
+
+
+def load_or_measure(path, supernet, target, template_fn, log=print) -> CycleTables:
+    """The tables cached at `path` if they were measured for this target and hold every cell of
+    `supernet`'s layers, else measured (`template_fn()` gives the template) and written there."""
+    from udc.fileio import write_json_atomic
+
+    wanted = layer_cells(search_layers.searchable_layers(supernet))
+    if path.is_file():
+        tables = CycleTables.from_json(json.loads(path.read_text()))
+        if tables.target == target.name and all(
+                name in tables.layers and set(cells) <= set(tables.layers[name].cells) for name, cells in wanted.items()):
+            return tables
+    log(f"measuring the cycle tables of {target.name} (once per supernet shape and target) ...")
+    tables = measure(supernet, target, template_fn(), log=log)
+    write_json_atomic(path, tables.to_json())
+    return tables

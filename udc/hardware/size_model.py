@@ -337,19 +337,21 @@ def layer_expected_bytes(layer, target=None):
     return float(area) * weights_in * out + tf.reduce_sum(p_in * c_in)
 
 
-def expected_bytes_at(layer, input_width: int, width: int, target=None):
-    """Differentiable expected encoded bytes of one layer at fixed (input width, output width), over its
-    bits and sparsity distributions (what the cycle model needs per cell)."""
+def expected_bytes_grid(layer, widths_in, widths_out, target=None):
+    """Differentiable expected encoded bytes of one layer at every (input width, output width) of the
+    given lists ([len(widths_in), len(widths_out)]; a depthwise layer's output factor is 1), over its
+    bits and sparsity distributions: what the cycle model needs per cell."""
     probs = layer.choice_probabilities()
     joint = probs["bits"][:, None] * probs["sparsity"][None, :]
+    per_weight = tf.reduce_sum(joint[None] * layer.bytes_per_weight, axis=[1, 2])  # per traversal
+    per_stream = tf.reduce_sum(joint[None] * layer.bytes_per_stream, axis=[1, 2])
     shape = layer.kernel.shape
     kind = layer_kind(layer)
     area = 1 if kind == "dense" else int(shape[0] * shape[1])
-    t = 0 if target is None else target.weight_traversal(kind, input_width, area)
-    per_weight = tf.reduce_sum(joint * layer.bytes_per_weight[t])
-    per_stream = tf.reduce_sum(joint * layer.bytes_per_stream[t])
-    weights = area * input_width * (1 if kind == "depthwise" else width)
-    return per_weight * float(weights) + per_stream
+    traversal = [0 if target is None else target.weight_traversal(kind, w, area) for w in widths_in]
+    a_in, c_in = tf.gather(per_weight, traversal), tf.gather(per_stream, traversal)
+    weights = float(area) * tf.constant(widths_in, tf.float32)[:, None] * tf.constant(widths_out, tf.float32)[None, :]
+    return a_in[:, None] * weights + c_in[:, None]
 
 
 def network_expected_bytes(layers, extra_bytes=0.0, target=None):

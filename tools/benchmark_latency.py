@@ -1,0 +1,130 @@
+"""Accuracy against Vela cycles: latency-budget searches beside byte-budget searches and baselines.
+
+    python tools/benchmark_latency.py runs/latency/udc_60kc runs/latency/udc_90kc ... \
+        --points=runs/drift/points --output=benchmarks/fashion_mnist/latency
+
+Reads each latency-budget search's WORKDIR/report.json (made by `udc-search
+--config.budget_cycles=N`, on the trained supernet of the Pareto run) and the Pareto run's
+points (`udc-benchmark`'s WORKDIR/points/*.json: baselines, byte-budget UDC points; the
+controls are left out), and writes a table (.md, .json) and a chart (.png) of int8 test
+accuracy against Vela's cycles for the target, with the front in cycles.
+"""
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from udc.fileio import write_json_atomic, write_text_atomic  # noqa: E402
+
+
+def latency_point(workdir: Path) -> dict:
+    report = json.loads((workdir / "report.json").read_text())
+    search = report["search"]
+    return {"name": workdir.name, "kind": "udc_cycles", "accuracy": report["accuracy"]["int8_tflite"],
+            "cycles": search["vela_cycles"], "encoded_bytes": search["vela_encoded_bytes"],
+            "budget_cycles": search["budget_cycles"], "budget_bytes": search["budget_bytes"],
+            "within_cycle_budget": search["within_cycle_budget"],
+            "cycle_estimate_error": search["selection_cycles_error"],
+            "export_attempts": search["export_attempts"], "wall_seconds": search["total_seconds"]}
+
+
+def pareto_run_points(folder: Path) -> list[dict]:
+    points = []
+    for path in sorted(folder.glob("*.json")):
+        p = json.loads(path.read_text())
+        if p["kind"] in ("baseline", "udc"):
+            points.append({k: p[k] for k in ("name", "kind", "accuracy", "cycles", "encoded_bytes")})
+    return points
+
+
+def cycle_front(points) -> list[dict]:
+    front, best = [], -1.0
+    for p in sorted(points, key=lambda p: (p["cycles"], -p["accuracy"])):
+        if p["accuracy"] > best:
+            front.append(p)
+            best = p["accuracy"]
+    return front
+
+
+def markdown(result) -> str:
+    lines = ["# Accuracy against Vela cycles", "",
+             f"Made with `{result['command']}`; load average before {result['load_before']}, after "
+             f"{result['load_after']}. The latency searches: {', '.join(f'`{c}`' for c in result['searches'])}.", "",
+             "Latency-budget searches (byte budget as stated; the cycle estimate is the cycle model's at selection "
+             "against Vela's cycles of the export):", "",
+             "| search | cycle budget | Vela cycles | within | estimate vs Vela | int8 test accuracy | Vela bytes "
+             "| exports | wall |", "|---|---|---|---|---|---|---|---|---|"]
+    for p in result["latency_points"]:
+        lines.append(f"| {p['name']} | {p['budget_cycles']:,} | {p['cycles']:,} | "
+                     f"{'yes' if p['within_cycle_budget'] else 'NO'} | {p['cycle_estimate_error']:+.2%} | "
+                     f"{100 * p['accuracy']:.2f} % | {p['encoded_bytes']:,} | {p['export_attempts']} | "
+                     f"{p['wall_seconds'] / 60:.1f} min |")
+    lines += ["", "Every point by cycles (front marked *):", "", "| point | kind | Vela cycles | int8 test accuracy "
+              "| Vela bytes |", "|---|---|---|---|---|"]
+    front = {p["name"] for p in cycle_front(result["points"])}
+    for p in sorted(result["points"], key=lambda p: p["cycles"]):
+        lines.append(f"| {p['name']}{' *' if p['name'] in front else ''} | {p['kind']} | {p['cycles']:,} | "
+                     f"{100 * p['accuracy']:.2f} % | {p['encoded_bytes']:,} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(points, path, title) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 5))
+    styles = {"baseline": ("s", "tab:gray", "baselines (tfmot recipes, uniform grid)"),
+              "udc": ("o", "tab:red", "UDC, byte budgets"), "udc_cycles": ("D", "tab:purple", "UDC, cycle budgets")}
+    for kind, (marker, color, label) in styles.items():
+        chosen = [p for p in points if p["kind"] == kind]
+        ax.scatter([p["cycles"] / 1000 for p in chosen], [100 * p["accuracy"] for p in chosen], marker=marker,
+                   color=color, label=label, zorder=3)
+        for p in chosen:
+            ax.annotate(p["name"], (p["cycles"] / 1000, 100 * p["accuracy"]), fontsize=7, xytext=(4, -9),
+                        textcoords="offset points")
+    for p in points:
+        if p["kind"] == "udc_cycles":
+            ax.axvline(p["budget_cycles"] / 1000, color="tab:purple", alpha=0.25, linestyle=":")
+    front = cycle_front(points)
+    ax.step([p["cycles"] / 1000 for p in front], [100 * p["accuracy"] for p in front], where="post",
+            color="tab:blue", alpha=0.6, label="front in cycles", zorder=2)
+    ax.set_xlabel("Vela NPU cycles per inference (thousands; dotted: the cycle budgets)")
+    ax.set_ylabel("int8 .tflite test accuracy (%)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("searches", nargs="+", help="workdirs of udc-search runs with --config.budget_cycles")
+    parser.add_argument("--points", required=True, help="the Pareto run's WORKDIR/points folder")
+    parser.add_argument("--commands", default="", help="a file listing the commands of the searches, one per line")
+    parser.add_argument("--title", default="Fashion-MNIST, fmnist_cnn, ethos-u55-128")
+    parser.add_argument("--output", required=True, help="path without extension: writes .json, .md and .png")
+    args = parser.parse_args()
+    before = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    latency = [latency_point(Path(w)) for w in args.searches]
+    points = pareto_run_points(Path(args.points)) + latency
+    commands = Path(args.commands).read_text().splitlines() if args.commands else []
+    result = {"command": "python " + " ".join([f"tools/{Path(__file__).name}"] + sys.argv[1:]),
+              "searches": [c for c in commands if c.strip()], "load_before": before,
+              "load_after": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+              "latency_points": latency, "points": points}
+    write_json_atomic(Path(args.output + ".json"), result)
+    write_text_atomic(Path(args.output + ".md"), markdown(result))
+    plot(points, args.output + ".png", args.title)
+
+
+if __name__ == "__main__":
+    main()

@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from udc.fileio import write_json_atomic, write_text_atomic  # noqa: E402
+from udc.pareto import save_accuracy_chart  # noqa: E402
 
 
 def latency_point(workdir: Path) -> dict:
@@ -95,14 +96,7 @@ def plot(points, path, title) -> None:
     front = cycle_front(points)
     ax.step([p["cycles"] / 1000 for p in front], [100 * p["accuracy"] for p in front], where="post",
             color="tab:blue", alpha=0.6, label="front in cycles", zorder=2)
-    ax.set_xlabel("Vela NPU cycles per inference (thousands; dotted: the cycle budgets)")
-    ax.set_ylabel("int8 .tflite test accuracy (%)")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend(loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_accuracy_chart(fig, ax, path, "Vela NPU cycles per inference (thousands; dotted: the cycle budgets)", title)
 
 
 def main():

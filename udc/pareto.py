@@ -100,7 +100,14 @@ def plot(points: list[dict], path, title: str) -> None:
     ax.step([p["encoded_bytes"] / 1024 for p in front], [100 * p["accuracy"] for p in front], where="post",
             color="tab:blue", alpha=0.6, label="Pareto front", zorder=2)
     ax.set_xscale("log")
-    ax.set_xlabel("Vela encoded weight KiB (log scale)")
+    save_accuracy_chart(fig, ax, path, "Vela encoded weight KiB (log scale)", title)
+
+
+def save_accuracy_chart(fig, ax, path, xlabel: str, title: str) -> None:
+    """Labels, grid and legend of an accuracy-against-cost chart, written to `path` (PNG) and closed."""
+    import matplotlib.pyplot as plt
+
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("int8 .tflite test accuracy (%)")
     ax.set_title(title)
     ax.grid(alpha=0.3)

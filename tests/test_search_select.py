@@ -76,3 +76,12 @@ def test_repair_and_fill_keep_every_cost_within_its_limit(sizes):
     assert all(l.cost.exact(filled) <= l.limit for l in limits)
     bytes_only = fill(limits[:1], repaired, lambda _: None)
     assert channels.exact(bytes_only) >= channels.exact(filled)  # the channel limit held the fill back
+
+
+def test_a_state_saved_before_the_cycle_budget_existed_resumes_without_one():
+    from udc.search import config_differences
+
+    saved = {"budget_kb": 8.0, "search.budget_kb": 8.0}
+    assert config_differences(saved, {**saved, "budget_cycles": 0, "search.budget_cycles": 0}) == []
+    assert config_differences(saved, {**saved, "budget_cycles": 90000, "search.budget_cycles": 90000}) == [
+        "budget_cycles: 0 -> 90000", "search.budget_cycles: 0 -> 90000"]

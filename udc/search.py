@@ -171,7 +171,13 @@ def config_fingerprint(config, ignore=()) -> dict:
                                                       for i in _RESUME_IGNORES + tuple(ignore))}
 
 
+# Keys added after checkpoints were written, with the value that does what their absence did:
+# a state saved without one resumes under that value.
+_ADDED_KEYS = {"budget_cycles": 0, "search.budget_cycles": 0}
+
+
 def config_differences(saved: dict, current: dict) -> list:
+    saved = {**{k: v for k, v in _ADDED_KEYS.items() if k in current}, **saved}
     keys = sorted(set(saved) | set(current))
     return [f"{k}: {saved.get(k, '(absent)')} -> {current.get(k, '(absent)')}"
             for k in keys if saved.get(k) != current.get(k)]
@@ -509,8 +515,9 @@ class SupernetSearch:
             config_fingerprint(config, ignore=PER_BUDGET_KEYS), self.supernet_dir)
         self.searching = Stage(
             self.workdir / STATE_FILE, self.workdir / "checkpoints",
+            # The cycle multiplier only with a cycle budget: byte-only checkpoints have none to restore.
             tf.train.Checkpoint(model=self.model, arch_opt=self.arch_opt, multiplier=self.lam,
-                                cycle_multiplier=self.lam_cycles),
+                                **({"cycle_multiplier": self.lam_cycles} if self.budget_cycles else {})),
             config_fingerprint(config, ignore=AFTER_SEARCH_KEYS), self.workdir)
         self.selection = None  # what `select` measured: candidates and their validation accuracies
         self._loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)

@@ -106,9 +106,10 @@ SUPERNET_STATE_FILE = "state.json"  # the training stage's state, in the superne
 # not depend on them, so a workdir whose search is done fine-tunes again with new values.
 AFTER_SEARCH_KEYS = ("search.finetune_epochs", "search.finetune_learning_rate", "search.finetune_lr_schedule",
                      "search.finetune_distillation_weight", "search.finetune_augment", "search.repair_steps")
-PER_BUDGET_KEYS = ("budget_kb", "search.budget_kb", "budget_cycles", "search.budget_cycles", "search.search_epochs", "search.arch_learning_rate",
-                   "search.dual_learning_rate", "search.fill_budget", "search.budget_margin", "search.candidates",
-                   "search.end_temperature", "search.supernet") + AFTER_SEARCH_KEYS
+PER_BUDGET_KEYS = ("budget_kb", "search.budget_kb", "budget_cycles", "search.budget_cycles", "search.search_epochs",
+                   "search.arch_learning_rate", "search.dual_learning_rate", "search.fill_budget",
+                   "search.budget_margin", "search.cycle_margin", "search.candidates", "search.end_temperature",
+                   "search.supernet") + AFTER_SEARCH_KEYS
 # Keys that change nothing the checkpoints hold: a resume may differ in them.
 _RESUME_IGNORES = ("data_dir", "download", "export.tflm_samples", "export.num_calibration",
                    "export.system_config", "export.memory_mode", "search.tensorboard", "train.")
@@ -173,7 +174,7 @@ def config_fingerprint(config, ignore=()) -> dict:
 
 # Keys added after checkpoints were written, with the value that does what their absence did:
 # a state saved without one resumes under that value.
-_ADDED_KEYS = {"budget_cycles": 0, "search.budget_cycles": 0}
+_ADDED_KEYS = {"budget_cycles": 0, "search.budget_cycles": 0, "search.cycle_margin": 0.03}
 
 
 def config_differences(saved: dict, current: dict) -> list:
@@ -479,7 +480,7 @@ class SupernetSearch:
         self.budget = budget_bytes(config)
         self.target_bytes = self.budget * (1.0 - float(s.budget_margin))
         self.budget_cycles = budget_cycles(config)
-        self.target_cycles = self.budget_cycles * (1.0 - float(s.budget_margin))
+        self.target_cycles = self.budget_cycles * (1.0 - float(s.cycle_margin))
         self.hardware = target_of(config)  # the udc.targets.Target searched for
         keras.utils.set_random_seed(config.seed)
         tf.config.experimental.enable_op_determinism()

@@ -117,7 +117,7 @@ def ship_child(config, splits, search, choices, workdir, target, *, selection, t
     if search.budget_cycles and not cycle_fields["within_cycle_budget"]:
         raise UdcError(f"Vela measures {cycle_fields['vela_cycles']:,} cycles > budget_cycles "
                        f"{search.budget_cycles:,} (estimated {spec['estimated_cycles']:,} at selection); the model "
-                       f"and its report are in {workdir}; raise --config.search.budget_margin (the search aims "
+                       f"and its report are in {workdir}; raise --config.search.cycle_margin (the search aims "
                        "lower) or --config.budget_cycles")
     return report
 

@@ -7,7 +7,8 @@ Override any key from the command line, e.g. --config.train.epochs=2.
 --config.accelerator=ethos-u55-128`; `search.budget_kb` and `export.accelerator` are
 the same values (field references: setting either sets both). `budget_cycles` (NPU cycles
 of one inference by Vela's estimate on the target; 0: none) adds a latency budget:
-`udc-search --config.budget_cycles=150000`.
+`udc-search --config.budget_cycles=150000`, or as a latency at the system config's clock with
+`--config.budget_ms=0.3` (0.3 ms = 150,000 cycles at 500 MHz).
 """
 
 import ml_collections
@@ -27,6 +28,7 @@ def get_config():
     config.accelerator = ml_collections.FieldReference("ethos-u55-128")
     config.budget_kb = ml_collections.FieldReference(24.0)
     config.budget_cycles = ml_collections.FieldReference(0)
+    config.budget_ms = ml_collections.FieldReference(0.0)
 
     config.train = ml_collections.ConfigDict()
     config.train.epochs = 5
@@ -44,6 +46,7 @@ def get_config():
     config.search = ml_collections.ConfigDict()
     config.search.budget_kb = config.get_ref("budget_kb")
     config.search.budget_cycles = config.get_ref("budget_cycles")
+    config.search.budget_ms = config.get_ref("budget_ms")
     config.search.widths = config_dict.placeholder(tuple)  # None: every multiple of the target's alignment
     config.search.sparsities = (0.0, 0.25, 0.5, 0.75, 0.9)
     config.search.bits = (2, 3, 4, 5, 6, 8)

@@ -97,3 +97,22 @@ def test_a_new_target_needs_one_module_in_udc_targets(monkeypatch, digits_int8):
     weight_bytes = dict(zip([layer.name for layer in sizes.layers], sm.exported_bytes(template, fake)["layers"]))
     own = sum(op["cycles"] for op in fake.operator_cycles(template))
     assert tables.network_cycles(sizes.layers, largest, weight_bytes) == pytest.approx(own)
+
+
+def test_a_latency_budget_in_ms_is_cycles_at_the_system_configs_clock():
+    from udc.errors import ConfigError
+    from udc.search import budget_cycles
+
+    u55 = get_target("ethos-u55-128")
+    assert u55.clock_hz == 500e6 and get_target("ethos-u85-256", system_config="Ethos_U85_SYS_Flash_Low").clock_hz == 200e6
+
+    def config(cycles, ms):
+        return ml_collections.ConfigDict({"search": {"budget_cycles": cycles, "budget_ms": ms}})
+
+    assert budget_cycles(config(0, 0.12), u55) == 60_000
+    assert budget_cycles(config(90_000, 0), u55) == 90_000 and budget_cycles(config(0, 0), u55) == 0
+    for bad, match in ((config(90_000, 0.1), "both set a latency budget"), (config(-1, 0), "budget_cycles must be"),
+                       (config(0, "fast"), "budget_ms must be"), (config(1.5, 0), "whole number")):
+        with pytest.raises(ConfigError, match=match) as info:
+            budget_cycles(bad, u55)
+        assert "\n" not in str(info.value)

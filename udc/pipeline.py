@@ -114,7 +114,7 @@ def search_and_export(config, workdir, log=print, stop_after_epochs=None, export
     search_options(config)  # bad option lists too
     check_training(config)
     budget_bytes(config)
-    budget_cycles(config)
+    budget_cycles(config, target_of(config))
     splits = load_splits(config)  # a bad dataset too
     with workdir_lock(workdir) as workdir:
         return _search_and_export_locked(config, splits, workdir, log, stop_after_epochs, export,

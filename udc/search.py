@@ -106,7 +106,8 @@ SUPERNET_STATE_FILE = "state.json"  # the training stage's state, in the superne
 # not depend on them, so a workdir whose search is done fine-tunes again with new values.
 AFTER_SEARCH_KEYS = ("search.finetune_epochs", "search.finetune_learning_rate", "search.finetune_lr_schedule",
                      "search.finetune_distillation_weight", "search.finetune_augment", "search.repair_steps")
-PER_BUDGET_KEYS = ("budget_kb", "search.budget_kb", "budget_cycles", "search.budget_cycles", "search.search_epochs",
+PER_BUDGET_KEYS = ("budget_kb", "search.budget_kb", "budget_cycles", "search.budget_cycles", "budget_ms",
+                   "search.budget_ms", "search.search_epochs",
                    "search.arch_learning_rate", "search.dual_learning_rate", "search.fill_budget",
                    "search.budget_margin", "search.cycle_margin", "search.candidates", "search.end_temperature",
                    "search.supernet") + AFTER_SEARCH_KEYS
@@ -139,13 +140,19 @@ def search_options(config) -> SearchOptions:
         widths=None if s.widths is None else tuple(s.widths))
 
 
-def budget_cycles(config) -> int:
-    """The cycle budget in NPU cycles (`budget_cycles`; 0: none)."""
-    value = config.search.get("budget_cycles", 0) or 0
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or int(value) != value:
-        raise ConfigError(f"budget_cycles must be a whole number of NPU cycles (0: no cycle budget), got {value!r}; "
-                          "set --config.budget_cycles")
-    return int(value)
+def budget_cycles(config, target) -> int:
+    """The cycle budget in NPU cycles: `budget_cycles`, or `budget_ms` at `target`'s clock (0: none)."""
+    cycles, ms = (config.search.get(key, 0) or 0 for key in ("budget_cycles", "budget_ms"))
+    for key, value in (("budget_cycles", cycles), ("budget_ms", ms)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            raise ConfigError(f"{key} must be a number >= 0 (0: no latency budget), got {value!r}; "
+                              f"set --config.{key}")
+    if cycles and ms:
+        raise ConfigError(f"budget_cycles ({cycles}) and budget_ms ({ms}) both set a latency budget; "
+                          "set one of them to 0")
+    if cycles and int(cycles) != cycles:
+        raise ConfigError(f"budget_cycles must be a whole number of NPU cycles, got {cycles!r}; set --config.budget_cycles")
+    return int(cycles) if cycles else int(ms * 1e-3 * target.clock_hz)
 
 
 def budget_bytes(config) -> int:
@@ -174,7 +181,8 @@ def config_fingerprint(config, ignore=()) -> dict:
 
 # Keys added after checkpoints were written, with the value that does what their absence did:
 # a state saved without one resumes under that value.
-_ADDED_KEYS = {"budget_cycles": 0, "search.budget_cycles": 0, "search.cycle_margin": 0.03}
+_ADDED_KEYS = {"budget_cycles": 0, "search.budget_cycles": 0, "budget_ms": 0, "search.budget_ms": 0,
+               "search.cycle_margin": 0.03}
 
 
 def config_differences(saved: dict, current: dict) -> list:
@@ -479,9 +487,9 @@ class SupernetSearch:
         check_training(config)
         self.budget = budget_bytes(config)
         self.target_bytes = self.budget * (1.0 - float(s.budget_margin))
-        self.budget_cycles = budget_cycles(config)
-        self.target_cycles = self.budget_cycles * (1.0 - float(s.cycle_margin))
         self.hardware = target_of(config)  # the udc.targets.Target searched for
+        self.budget_cycles = budget_cycles(config, self.hardware)
+        self.target_cycles = self.budget_cycles * (1.0 - float(s.cycle_margin))
         keras.utils.set_random_seed(config.seed)
         tf.config.experimental.enable_op_determinism()
         self.model = build_supernet(config.backbone, splits.input_shape, splits.num_classes, self.options,

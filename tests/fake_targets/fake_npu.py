@@ -51,6 +51,10 @@ class FakeNpu(Target):
             found.append({"op": name, "cycles": max(compute, fetch)})
         return found
 
+    @property
+    def clock_hz(self) -> float:
+        return 100e6
+
     def describe(self) -> dict:
         return {"name": self.name}
 

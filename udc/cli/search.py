@@ -3,7 +3,8 @@
     udc-search --config=configs/fashion_mnist.py --config.budget_kb=12 --config.accelerator=ethos-u55-128
     udc-search --config=configs/fashion_mnist.py --config.budget_kb=24 --config.budget_cycles=120000
 
-`budget_cycles` adds a latency budget in NPU cycles (Vela's estimate for the target): the
+`budget_cycles` adds a latency budget in NPU cycles (Vela's estimate for the target; or
+`budget_ms`, milliseconds at the clock of the target's system config): the
 search steers the expected cycles of its cycle model as it steers the bytes, selection
 fits both, and Vela checks both on the export (a cycle budget it measures exceeded stops
 with the fix named; there is no cycle repair).

@@ -52,6 +52,11 @@ class Target(abc.ABC):
         """Per operator of a .tflite (in its order): {'op': its name, 'cycles': the target's estimate}, what
         the cycle model (`udc.hardware.cycle_model`) is measured from."""
 
+    @property
+    @abc.abstractmethod
+    def clock_hz(self) -> float:
+        """The NPU's clock: what turns a latency in seconds into cycles."""
+
     @abc.abstractmethod
     def describe(self) -> dict:
         """JSON-ready facts for reports: at least {'name': ...}."""

@@ -21,8 +21,11 @@ Vela's traversal rule, an OFM block depth of 16 and one stream per core (`cores`
 two). The API has no U85, whose weights are measured as one flat stream of the same codec.
 """
 
+import configparser
 import dataclasses
+from pathlib import Path
 
+import ethosu.vela
 import numpy as np
 from ethosu.vela.architecture_features import Accelerator
 
@@ -129,6 +132,14 @@ class EthosU(Target):
                 min(block_depth, part.shape[0]), kind == "depthwise", traversal,
             ))
         return total
+
+    @property
+    def clock_hz(self) -> float:
+        # The system config's core_clock in the config file Vela ships (e.g. 500 MHz for
+        # Ethos_U55_High_End_Embedded), the clock Vela's inference_time divides by.
+        parser = configparser.ConfigParser()
+        parser.read(Path(ethosu.vela.__file__).parents[1] / "config_files" / vela.VELA_CONFIG_FILE)
+        return float(parser[f"System_Config.{self.system_config}"]["core_clock"])
 
     def compile(self, data: bytes, name: str = "model") -> vela.VelaResult:
         return vela.compile_model(data, self, name)

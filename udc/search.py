@@ -43,11 +43,17 @@ Two resumable stages (`SupernetSearch.run`), then selection:
    5.7 to 21.8 points below at 8 KiB and up to 8.5 at 16 KiB with other seeds
    (benchmarks/fashion_mnist/search_end.md): the mixture's fractional widths at the
    budget are worth more than any whole child of that size.
+   With a latency budget (`budget_cycles`, or `budget_ms` at the target's clock) the loss
+   has a second term, mu * E[cycles] / cycle target, with its own multiplier mu updated the
+   same way; E[cycles] is the cycle model's (`udc.hardware.cycle_model`, tables measured
+   once per target beside the supernet), and the cycle target is `search.cycle_margin` under
+   the budget (3 %: no repair follows for cycles).
 3. **Selection**: candidates are the decoded choice of every layer (the median of its
    distribution, `udc.search_space.layers.decoded_index`) and `search.candidates`
    children sampled from the final choice distribution. Each must fit the target by its
    exact codec bytes (the stripped weights through Vela's encoder, plus the pooling
-   weights), else **repair**: repeatedly take the single move (one layer one step
+   weights) and, with a latency budget, the cycle target by the cycle tables (`Limit`),
+   else **repair**: repeatedly take the single move (one layer one step
    narrower, sparser or fewer bits) that loses the least log-probability per byte saved,
    until it fits. A candidate under the target is **filled** the same way in reverse
    (wider, denser, more bits, least log-probability lost per byte added) while it still

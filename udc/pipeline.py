@@ -110,11 +110,11 @@ def search_and_export(config, workdir, log=print, stop_after_epochs=None, export
     from udc.search import budget_bytes, budget_cycles, check_training, search_options
 
     check_counts(config, "search")  # bad input fails before anything is written to the workdir
-    target_of(config)  # an unknown target too
+    target = target_of(config)  # an unknown target too
     search_options(config)  # bad option lists too
     check_training(config)
     budget_bytes(config)
-    budget_cycles(config, target_of(config))
+    budget_cycles(config, target)
     splits = load_splits(config)  # a bad dataset too
     with workdir_lock(workdir) as workdir:
         return _search_and_export_locked(config, splits, workdir, log, stop_after_epochs, export,

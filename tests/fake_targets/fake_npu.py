@@ -9,11 +9,11 @@ import dataclasses
 import numpy as np
 
 from udc import tflite_file
+from udc.hardware.size_model import OP_KINDS as KINDS
 from udc.targets.base import Target, register_target
 
 BYTES_PER_NONZERO = {"conv": 1.0, "depthwise": 1.0, "dense": 0.5}
 HEADER_BYTES = 16
-KINDS = {"CONV_2D": "conv", "DEPTHWISE_CONV_2D": "depthwise", "FULLY_CONNECTED": "dense"}
 
 
 @dataclasses.dataclass(frozen=True)

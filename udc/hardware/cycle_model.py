@@ -219,9 +219,9 @@ def _per_weight_operator(target, data, index_of) -> dict:
     """{layer name: (encoded weight bytes, cycles)} of one compiled probe; the operators without
     weights count with the weight operator before them."""
     operators = target.operator_cycles(data)
-    weights_at = dict(zip(narrowing.weight_operator_indices(data),
-                          tflite_file.weight_tensors(tflite_file.parse(data))))
     layer_at = {op: name for name, op in index_of.items()}
+    # A probe keeps its template's operators, so `index_of` already names its weight operators.
+    weights_at = dict(zip(sorted(layer_at), tflite_file.weight_tensors(tflite_file.parse(data))))
     weight_bytes, cycles, owner = {}, {}, None
     for i, measured in enumerate(operators):
         owner = layer_at.get(i, owner)

@@ -323,15 +323,8 @@ def layer_expected_bytes(layer, target=None):
     sum p_i p_b p_s p_o (A[t(i), b, s] * K * w_i * w_o + C[t(i), b, s]), t(i) Vela's
     traversal for input depth w_i (convolutions only; K * w_i weights for depthwise).
     """
-    probs = layer.choice_probabilities()
-    joint = probs["bits"][:, None] * probs["sparsity"][None, :]
-    per_weight = tf.reduce_sum(joint[None] * layer.bytes_per_weight, axis=[1, 2])  # per traversal
-    per_stream = tf.reduce_sum(joint[None] * layer.bytes_per_stream, axis=[1, 2])
     p_in, widths_in = input_width_distribution(layer)
-    shape = layer.kernel.shape
-    area = 1 if layer_kind(layer) == "dense" else int(shape[0] * shape[1])
-    traversal = [0 if target is None else target.weight_traversal(layer_kind(layer), w, area) for w in widths_in]
-    a_in, c_in = tf.gather(per_weight, traversal), tf.gather(per_stream, traversal)
+    a_in, c_in, area = _expected_rates(layer, widths_in, target)
     weights_in = tf.reduce_sum(p_in * a_in * tf.constant(widths_in, tf.float32))  # E[A * w_in]
     out = 1.0 if layer_kind(layer) == "depthwise" else expected_width(layer)
     return float(area) * weights_in * out + tf.reduce_sum(p_in * c_in)
@@ -341,6 +334,14 @@ def expected_bytes_grid(layer, widths_in, widths_out, target=None):
     """Differentiable expected encoded bytes of one layer at every (input width, output width) of the
     given lists ([len(widths_in), len(widths_out)]; a depthwise layer's output factor is 1), over its
     bits and sparsity distributions: what the cycle model needs per cell."""
+    a_in, c_in, area = _expected_rates(layer, widths_in, target)
+    weights = float(area) * tf.constant(widths_in, tf.float32)[:, None] * tf.constant(widths_out, tf.float32)[None, :]
+    return a_in[:, None] * weights + c_in[:, None]
+
+
+def _expected_rates(layer, widths_in, target):
+    """(bytes per weight, bytes per stream) expected over bits and sparsity for each input width (its
+    table row: the target's traversal for that depth), and the kernel area."""
     probs = layer.choice_probabilities()
     joint = probs["bits"][:, None] * probs["sparsity"][None, :]
     per_weight = tf.reduce_sum(joint[None] * layer.bytes_per_weight, axis=[1, 2])  # per traversal
@@ -349,9 +350,7 @@ def expected_bytes_grid(layer, widths_in, widths_out, target=None):
     kind = layer_kind(layer)
     area = 1 if kind == "dense" else int(shape[0] * shape[1])
     traversal = [0 if target is None else target.weight_traversal(kind, w, area) for w in widths_in]
-    a_in, c_in = tf.gather(per_weight, traversal), tf.gather(per_stream, traversal)
-    weights = float(area) * tf.constant(widths_in, tf.float32)[:, None] * tf.constant(widths_out, tf.float32)[None, :]
-    return a_in[:, None] * weights + c_in[:, None]
+    return tf.gather(per_weight, traversal), tf.gather(per_stream, traversal), area
 
 
 def network_expected_bytes(layers, extra_bytes=0.0, target=None):

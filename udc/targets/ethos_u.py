@@ -145,8 +145,7 @@ class EthosU(Target):
         return vela.compile_model(data, self, name)
 
     def operator_cycles(self, data: bytes) -> list[dict]:
-        return [{"op": c["op"], "cycles": c["cycles"]}
-                for c in vela.compile_model(data, self, per_layer=True).operator_cycles]
+        return list(vela.compile_model(data, self, per_layer=True).operator_cycles)
 
     def describe(self) -> dict:
         return {"name": self.name, "accelerator": self.accelerator, "system_config": self.system_config,

@@ -32,8 +32,7 @@ class VelaResult:
     cpu_ops: int
     cpu_op_names: tuple
     optimised_model: bytes  # the _vela.tflite
-    # With per_layer: per operator of the input file, in its order, Vela's estimate as a dict of
-    # cycles (the operator's total), npu (compute), sram, dram, on_flash, off_flash (access cycles).
+    # With per_layer: per operator of the input file, in its order, {"op": name, "cycles": Vela's estimate}.
     operator_cycles: tuple = ()
 
     @property
@@ -113,17 +112,14 @@ def _operator_cycles(data: bytes, per_layer_csv: Path) -> tuple:
     model = tflite_file.parse(data)
     graph = model.subgraphs[0]
     outputs = [graph.tensors[op.outputs[0]].name.decode() for op in graph.operators]
-    totals = [{"op": tflite_file.op_name(model, op), "cycles": 0, "npu": 0, "sram": 0, "dram": 0, "on_flash": 0,
-               "off_flash": 0} for op in graph.operators]
+    totals = [{"op": tflite_file.op_name(model, op), "cycles": 0} for op in graph.operators]
     with open(per_layer_csv) as f:
         for row in csv.DictReader(f):
             owners = [i for i, out in enumerate(outputs) if row["Name"].startswith(out)]
             if not owners:
                 raise UdcError(f"Vela's per-layer estimate names '{row['Name']}', no operator's output")
             owner = max(owners, key=lambda i: len(outputs[i]))
-            for key, column in (("cycles", "Op Cycles"), ("npu", "NPU"), ("sram", "SRAM AC"), ("dram", "DRAM AC"),
-                                ("on_flash", "OnFlash AC"), ("off_flash", "OffFlash AC")):
-                totals[owner][key] += int(float(row[column]))
+            totals[owner]["cycles"] += int(float(row["Op Cycles"]))
     return tuple(totals)
 
 

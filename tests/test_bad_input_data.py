@@ -41,6 +41,8 @@ Overrides:
   'maybe'; e.g. --config.download=False`
 * `--config.search.training=bogus`: `udc-search: error: unknown search.training 'bogus'; choose
   one of: sandwich, soft in --config.search.training`
+* `--config.search.relaxation=hard`: `udc-search: error: unknown search.relaxation 'hard'; choose
+  one of: gumbel_softmax, straight_through in --config.search.relaxation`
 
 The in-process tests below check the same rules on `read_idx`, `RawDataset` (every
 loader's output passes `check_dataset`), `make_splits` and the search option lists.
@@ -154,8 +156,11 @@ def test_bad_dataset_files(tmp_path, binary, dataset, make, fragments):
     ("train", "--config.download=maybe", ("--config.download takes True or False, not 'maybe'",)),
     ("search", "--config.search.training=bogus",
      ("unknown search.training 'bogus'; choose one of: sandwich, soft in --config.search.training",)),
+    ("search", "--config.search.relaxation=hard",
+     ("unknown search.relaxation 'hard'; choose one of: gumbel_softmax, straight_through "
+      "in --config.search.relaxation",)),
 ], ids=["bits=abc", "widths=(8,12)", "bits=2 4", "epochs=abc", "budget_kb=abc", "seed=1.5", "download=maybe",
-        "training=bogus"])
+        "training=bogus", "relaxation=hard"])
 def test_bad_overrides(tmp_path, binary, override, fragments):
     workdir = tmp_path / "work"
     assert_user_error(udc(binary, f"--config={DIGITS}", f"--workdir={workdir}", override),

@@ -101,6 +101,28 @@ def test_within_inference_weights_a_training_pass_weighs_options_as_inference_do
     assert np.max(np.abs(sampled - inference)) > 1e-3
 
 
+def test_straight_through_samples_are_one_hot_and_pass_gradients_to_the_logits():
+    """Within `straight_through_samples` a training pass weighs one option per choice (a one-hot draw)
+    and the logits still get a gradient; outside it the weights are relaxed again."""
+    layer = L.SearchableConv2D(32, 3, activation="relu")
+    layer.build((None, 6, 6, 4))
+    layer.width_logits.assign([0.5, 0.0, -0.5, 0.2])
+    x = RNG.normal(size=(2, 6, 6, 4)).astype(np.float32)
+    L.use_noise_generator(tf.random.Generator.from_seed(0))
+    try:
+        with L.straight_through_samples():
+            with tf.GradientTape() as tape:
+                weights = layer._weights_for(layer.width_logits, layer.width_index, training=True)
+                loss = tf.reduce_sum(layer(x, training=True) ** 2)
+            gradient = tape.gradient(loss, layer.width_logits)
+        relaxed = layer._weights_for(layer.width_logits, layer.width_index, training=True).numpy()
+    finally:
+        L.use_noise_generator(None)
+    assert sorted(weights.numpy().tolist()) == [0.0, 0.0, 0.0, 1.0]
+    assert np.all(np.isfinite(gradient.numpy())) and np.max(np.abs(gradient.numpy())) > 0
+    assert np.all(relaxed < 1.0) and np.all(relaxed > 0.0)
+
+
 def test_hard_mode_applies_the_decoded_choice():
     layer = _conv()
     layer.width_logits.assign([3.0, 0.0])        # width 8

@@ -33,7 +33,11 @@ Two resumable stages (`SupernetSearch.run`), then selection:
    `lambda <- max(0, lambda + eta * (E[bytes] / target - 1))` (eta =
    `dual_learning_rate / steps_per_epoch`): it rises while the expected size is over the
    target and falls back when it is under, so the budget is met without a hand-tuned
-   penalty. The Gumbel temperature falls from start to end over the search. Why a
+   penalty. The Gumbel temperature falls from start to end over the search. With
+   `search.relaxation = "straight_through"` the forward pass of a search step is one
+   sampled child instead of the mixture (each choice the one-hot of its Gumbel-softmax
+   sample; the logits get the relaxed sample's gradient, as in GDAS), so the logits follow
+   the task loss of whole children. Why a
    dual learning rate of 4 (`search.dual_learning_rate`): at 1, after the one search
    epoch E[bytes] was still 25-30 % over the target at 8 and 16 KiB on Fashion-MNIST;
    at 4 it ended 5-6 % over. Each search epoch reports the validation accuracy of the
@@ -78,6 +82,7 @@ per-budget keys, `PER_BUDGET_KEYS`). A resume with a different config is refused
 the keys that differ. A step that leaves a weight, a choice logit, the multiplier or the
 expected size non-finite stops there (`udc.epoch_loop`).
 """
+import contextlib
 import dataclasses
 import json
 import math
@@ -116,7 +121,7 @@ PER_BUDGET_KEYS = ("budget_kb", "search.budget_kb", "budget_cycles", "search.bud
                    "search.budget_ms", "search.search_epochs",
                    "search.arch_learning_rate", "search.dual_learning_rate", "search.fill_budget",
                    "search.budget_margin", "search.cycle_margin", "search.candidates", "search.end_temperature",
-                   "search.supernet") + AFTER_SEARCH_KEYS
+                   "search.relaxation", "search.supernet") + AFTER_SEARCH_KEYS
 # Keys that change nothing the checkpoints hold: a resume may differ in them.
 _RESUME_IGNORES = ("data_dir", "download", "export.tflm_samples", "export.num_calibration",
                    "export.system_config", "export.memory_mode", "search.tensorboard", "train.")
@@ -125,6 +130,7 @@ _RESUME_IGNORES = ("data_dir", "download", "export.tflm_samples", "export.num_ca
 # ------------------------------------------------------------------ config
 
 TRAINING_RULES = ("sandwich", "soft")
+RELAXATIONS = ("gumbel_softmax", "straight_through")
 
 
 def check_training(config) -> None:
@@ -133,6 +139,9 @@ def check_training(config) -> None:
     if s.training not in TRAINING_RULES:
         raise ConfigError(f"unknown search.training '{s.training}'; choose one of: {', '.join(TRAINING_RULES)} "
                           "in --config.search.training")
+    if s.relaxation not in RELAXATIONS:
+        raise ConfigError(f"unknown search.relaxation '{s.relaxation}'; choose one of: {', '.join(RELAXATIONS)} "
+                          "in --config.search.relaxation")
     for key in ("lr_schedule", "finetune_lr_schedule"):
         if s[key] not in LR_SCHEDULES:
             raise ConfigError(f"unknown learning-rate schedule '{s[key]}'; choose one of: "
@@ -188,7 +197,7 @@ def config_fingerprint(config, ignore=()) -> dict:
 # Keys added after checkpoints were written, with the value that does what their absence did:
 # a state saved without one resumes under that value.
 _ADDED_KEYS = {"budget_cycles": 0, "search.budget_cycles": 0, "budget_ms": 0, "search.budget_ms": 0,
-               "search.cycle_margin": 0.03}
+               "search.cycle_margin": 0.03, "search.relaxation": "gumbel_softmax"}
 
 
 def config_differences(saved: dict, current: dict) -> list:
@@ -715,10 +724,14 @@ class SupernetSearch:
                 return False
             self.sizes.calibrate()
             first = epoch * self.steps_per_epoch
-            self._epoch(self.search_step, self.searching, "search", epoch, self.search_epochs,
-                        self.supernet_epochs + epoch,
-                        lambda i: search_layers.temperature_at(first + i, total_steps, float(s.start_temperature),
-                                                               float(s.end_temperature)))
+            sampling = (search_layers.straight_through_samples() if s.relaxation == "straight_through"
+                        else contextlib.nullcontext())
+            with sampling:
+                self._epoch(self.search_step, self.searching, "search", epoch, self.search_epochs,
+                            self.supernet_epochs + epoch,
+                            lambda i: search_layers.temperature_at(first + i, total_steps,
+                                                                   float(s.start_temperature),
+                                                                   float(s.end_temperature)))
         return True
 
     def _epoch(self, step, stage, name, epoch, epochs, batch_epoch, temperature):

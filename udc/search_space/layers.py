@@ -15,6 +15,8 @@ How the choices are made differentiable (the pick, and why):
   FBNetV2 / DNAS recipe: unbiased-enough gradients to every option, cheap, and the
   noise keeps exploring while `T` is high. In inference (not hard) `g = softmax(logits)`,
   and so in training passes within `inference_weights()` (BatchNorm recalibration).
+  Within `straight_through_samples()` g is the one-hot of the sample in the forward pass
+  and keeps the relaxed sample's gradient (the search's `search.relaxation`).
 * **Width**: FBNetV2 channel masks. Option i owns the mask `[c < width_i]`; the layer's
   output (after its own BatchNorm and activation, so that masked channels are exactly 0
   and the next layer sees only the chosen width) is multiplied by `sum_i g_i * mask_i`.
@@ -132,8 +134,32 @@ def inference_weights():
         _SAMPLING.assign(1.0)
 
 
+# 1: a training pass's sample is the one-hot of its relaxed sample, with the relaxed sample's
+# gradient (straight-through); 0: the relaxed sample itself. A variable for the same reason.
+_STRAIGHT_THROUGH = tf.Variable(0.0, trainable=False, name="straight_through_sampling")
+
+
+@contextlib.contextmanager
+def straight_through_samples():
+    """Within the block, training passes of soft layers draw hard samples: each choice is the one-hot
+    of its Gumbel-softmax sample (an exact draw from softmax(logits), whatever the temperature), and
+    the logits get the relaxed sample's gradient (straight-through, as in GDAS).
+
+    What a search that must rank children needs: the forward pass is one sampled child, so the
+    task loss the logits follow is a child's, not that of a mixture of fractional widths, which at
+    small budgets was worth more than any whole child of its size.
+    """
+    _STRAIGHT_THROUGH.assign(1.0)
+    try:
+        yield
+    finally:
+        _STRAIGHT_THROUGH.assign(0.0)
+
+
 def _gumbel_softmax(logits, temperature):
     sample = tf.nn.softmax((logits + gumbel_noise(tf.shape(logits))) / temperature)
+    one_hot = tf.one_hot(tf.argmax(sample), tf.shape(logits)[0], dtype=sample.dtype)
+    sample += _STRAIGHT_THROUGH * tf.stop_gradient(one_hot - sample)
     return _SAMPLING * sample + (1.0 - _SAMPLING) * tf.nn.softmax(logits)
 
 

@@ -6,6 +6,7 @@ import pytest
 from supernet_helpers import CHOICES, trained_supernet
 from udc.compat import tf
 from udc.search_space import children, searchable_layers
+from udc.search_space.dimensions import DIMENSIONS
 from udc.strip import set_choices, strip
 
 
@@ -48,8 +49,7 @@ def test_a_sampled_child_is_exact(supernet, digits_splits):
     tf.random.set_seed(1)
     children.use_sampled(layers)
     out = supernet(x, training=False)
-    sampled = {l.name: {name: options[int(index.numpy())] for name, options, _, index in l.choice_dimensions()}
-               for l in layers}
+    sampled = {l.name: {dim.name: dim.options(l)[int(dim.index(l).numpy())] for dim in DIMENSIONS} for l in layers}
     children.release(layers)
     assert len({tuple(c.values()) for c in sampled.values()}) > 1  # not every layer at one corner
     # The forward pass was that child exactly.

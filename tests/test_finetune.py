@@ -51,13 +51,12 @@ def _stripped(weights):
             bias[5] = 0.5  # ... whose output is a positive constant
         masks[name] = mask
         layer.set_weights([kernel * mask, bias])
-    arch = {"layers": [{"name": n, "bits": b, "sparsity": SPARSITY[n]} for n, b in BITS.items()]}
-    return model, masks, arch
+    return model, masks, dict(BITS)
 
 
 def test_every_layer_keeps_its_grid_config_after_quantize_apply(trained):
-    model, _, arch = _stripped(trained)
-    qat = quantize_model(model, arch)
+    model, _, bits = _stripped(trained)
+    qat = quantize_model(model, bits)
     wrapped = {l.layer.name: l.quantize_config for l in qat.layers if hasattr(l, "quantize_config")}
     for name, bits in BITS.items():
         assert isinstance(wrapped[name], GridQuantizeConfig) and wrapped[name].bits == bits
@@ -80,12 +79,12 @@ def test_a_conv_followed_by_a_separate_relu_is_caught():
         qat = tfmot.quantization.keras.quantize_apply(model)
     assert type(qat.get_layer("quant_conv0").quantize_config).__name__ == "NoOpQuantizeConfig"  # ... and drops ours
     with pytest.raises(UdcError, match="replaced the 4-bit grid config of layer conv0"):
-        check_quantize_configs(qat, {"layers": [{"name": "conv0", "bits": 4}]})
+        check_quantize_configs(qat, {"conv0": 4})
 
 
 def test_finetune_keeps_sparsity_and_grid_and_the_dead_channel_exports_cleanly(trained, digits_splits):
-    model, masks, arch = _stripped(trained)
-    qat = finetune(model, arch, masks, digits_splits, epochs=2, learning_rate=1e-3, batch_size=32,
+    model, masks, bits = _stripped(trained)
+    qat = finetune(model, bits, masks, digits_splits, epochs=2, learning_rate=1e-3, batch_size=32,
                    keep_sizes_for=TARGET, log=lambda _: None)
     data = convert_to_int8(qat, digits_splits.train.x[:128])
     assert saturated_biases(data) == 0
@@ -115,9 +114,9 @@ def test_finetune_keeps_sparsity_and_grid_and_the_dead_channel_exports_cleanly(t
 
 
 def _finetune_into(weights, splits, directory, **kwargs):
-    model, masks, arch = _stripped(weights)
+    model, masks, bits = _stripped(weights)
     lines = []
-    qat = finetune(model, arch, masks, splits, epochs=2, learning_rate=1e-3, batch_size=32, steps_per_epoch=12,
+    qat = finetune(model, bits, masks, splits, epochs=2, learning_rate=1e-3, batch_size=32, steps_per_epoch=12,
                    keep_sizes_for=TARGET, checkpoint_dir=directory, log=lines.append, **kwargs)
     return qat, [line for line in lines if line.startswith("fine-tune epoch")]
 
@@ -159,7 +158,7 @@ def test_a_non_finite_weight_stops_the_finetune_at_its_step(trained, digits_spli
     x = digits_splits.train.x.copy()
     x[:] = np.nan
     broken = dataclasses.replace(digits_splits, train=Split(x, digits_splits.train.y))
-    model, masks, arch = _stripped(trained)
+    model, masks, bits = _stripped(trained)
     with pytest.raises(UdcError, match=r"became non-finite \(NaN or inf\) at fine-tune epoch 1 step 1; "
                                        r"stopped and no fine-tune checkpoint is kept"):
-        finetune(model, arch, masks, broken, epochs=1, learning_rate=1e-3, batch_size=32, log=lambda _: None)
+        finetune(model, bits, masks, broken, epochs=1, learning_rate=1e-3, batch_size=32, log=lambda _: None)

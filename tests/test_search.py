@@ -8,6 +8,7 @@ import pytest
 
 from search_helpers import digits_config
 from udc import tflite_file
+from udc.arch_spec import ArchSpec
 from udc.hardware import size_model as sm
 from udc.pipeline import finished_report, search_and_export
 from udc.report import sha256
@@ -85,7 +86,7 @@ def test_the_export_estimate_is_the_size_model_on_the_exported_weights(searched)
     model = tflite_file.parse(data)
     tensor = tflite_file.weight_tensors(model)[1]
     model.buffers[tensor.tensor.buffer].data = np.zeros_like(tensor.values).view(np.uint8).ravel()
-    changed = size_figures(search["arch_spec"], tflite_file.serialise(model), target, vela)
+    changed = size_figures(ArchSpec.from_json(search["arch_spec"]), tflite_file.serialise(model), target, vela)
     assert changed["export_estimate_bytes"] < search["export_estimate_bytes"]
     assert changed["selection_estimate_bytes"] == search["selection_estimate_bytes"]
 

@@ -8,6 +8,7 @@ from udc.errors import ConfigError
 from udc.search_space import children
 from udc.search_space import layers as L
 from udc.search_space import options as opts
+from udc.search_space.dimensions import magnitude_masks
 from udc.targets import get_target
 
 RNG = np.random.default_rng(0)
@@ -108,19 +109,24 @@ def test_straight_through_samples_are_one_hot_and_pass_gradients_to_the_logits()
     layer.build((None, 6, 6, 4))
     layer.width_logits.assign([0.5, 0.0, -0.5, 0.2])
     x = RNG.normal(size=(2, 6, 6, 4)).astype(np.float32)
+    direction = RNG.normal(size=(2, 6, 6, 32)).astype(np.float32)
     L.use_noise_generator(tf.random.Generator.from_seed(0))
     try:
         with L.straight_through_samples():
             with tf.GradientTape() as tape:
-                weights = layer._weights_for(layer.width_logits, layer.width_index, training=True)
-                loss = tf.reduce_sum(layer(x, training=True) ** 2)
+                # Linear in the output: masked channels still get a gradient, as under a next layer.
+                loss = tf.reduce_sum(layer(x, training=True) * direction)
+            sampled_mask = layer.last_width_mask.numpy()
             gradient = tape.gradient(loss, layer.width_logits)
-        relaxed = layer._weights_for(layer.width_logits, layer.width_index, training=True).numpy()
+        layer(x, training=True)
+        relaxed_mask = layer.last_width_mask.numpy()
     finally:
         L.use_noise_generator(None)
-    assert sorted(weights.numpy().tolist()) == [0.0, 0.0, 0.0, 1.0]
+    # The channel mask of one width option: ones up to it, zeros after.
+    assert set(sampled_mask.tolist()) == {0.0, 1.0} and int(sampled_mask.sum()) in layer.widths
+    assert np.all(np.diff(sampled_mask) <= 0)
     assert np.all(np.isfinite(gradient.numpy())) and np.max(np.abs(gradient.numpy())) > 0
-    assert np.all(relaxed < 1.0) and np.all(relaxed > 0.0)
+    assert len(set(np.round(relaxed_mask, 6).tolist()) - {0.0, 1.0}) > 0  # fractional again
 
 
 def test_hard_mode_applies_the_decoded_choice():
@@ -214,7 +220,7 @@ def test_gumbel_samples_sharpen_as_temperature_falls():
 
 def test_magnitude_masks_keep_the_largest_weights():
     w = tf.constant(np.arange(1, 101, dtype=np.float32).reshape(10, 10))
-    masks = L._magnitude_masks(w, (0.0, 0.5, 0.9))
+    masks = magnitude_masks(w, (0.0, 0.5, 0.9))
     assert [int(m.numpy().sum()) for m in masks] == [100, 50, 10]
     assert masks[2].numpy().ravel()[-10:].all()
 

@@ -17,7 +17,7 @@ FAST = {"steps_per_epoch": 12}
 
 
 def _choices(spec):
-    return [(l["name"], l["width"], l["sparsity"], l["bits"], l["codec_bytes"]) for l in spec["layers"]]
+    return [(l.name, l.width, l.sparsity, l.bits, l.codec_bytes) for l in spec.layers]
 
 
 def _search_state(workdir):

@@ -32,7 +32,7 @@ def test_the_search_starts_from_the_float_model_and_ships_a_trained_child(shared
     # The child that ships is the most accurate candidate measured as an exact child, far above
     # chance (10 %) before any fine-tuning (seen: 67 %, the argmax child 35 %, the largest 97 %
     # after 40 training steps on the 3 KiB budget, when the decode was the argmax).
-    selection = spec["selection"]
+    selection = spec.selection
     assert selection["candidates"] >= 2
     assert selection["val_accuracy"] == pytest.approx(max(selection["candidate_val_accuracies"]), abs=1e-4)
     assert selection["val_accuracy"] >= max(selection["decoded_val_accuracy"], 0.6), selection
@@ -54,7 +54,7 @@ def test_one_supernet_serves_a_second_budget_and_a_budget_miss_is_repaired_witho
     assert [line.split(" loss")[0] for line in lines if line.startswith("search epoch")] == [
         "search epoch 1/3", "search epoch 2/3", "search epoch 3/3"]
     spec, search = report["search"]["arch_spec"], report["search"]
-    assert spec["limit_bytes"] > 2 * 1024 and spec["codec_bytes"] < first["codec_bytes"]
+    assert spec["limit_bytes"] > 2 * 1024 and spec["codec_bytes"] < first.codec_bytes
 
     assert search["export_attempts"] >= 2 and search["vela_encoded_bytes"] <= 2 * 1024
     assert len([line for line in lines if line.startswith("fine-tune epoch")]) == 2  # fine-tuned once
@@ -90,7 +90,7 @@ def test_controls_are_children_of_the_trained_supernet_at_the_limit(shared, tmp_
 
     root, spec, _ = shared
     _, search = _trained_supernet_search(root, tmp_path / "controls")
-    limit = spec["limit_bytes"]
+    limit = spec.limit_bytes
     uniform = uniform_children(search, limit)
     assert len(uniform) >= 5  # most (sparsity, bits) pairs fit 3 KiB at some width
     for child in uniform:

@@ -20,7 +20,7 @@ def _qat():
     plain = keras.Model(inputs, keras.layers.Dense(32, name="logits")(x))
     rng = np.random.default_rng(1)  # trained kernels are peaky, not uniform like a fresh initialiser
     plain.set_weights([rng.laplace(scale=0.05, size=w.shape).astype(np.float32) for w in plain.get_weights()])
-    return quantize_model(plain, {"layers": [{"name": n, "bits": b} for n, b in BITS.items()]})
+    return quantize_model(plain, BITS)
 
 
 def _kernels(qat):

@@ -1,6 +1,5 @@
 """Strip: the hard supernet and the plain stripped model compute the same thing."""
 
-import json
 
 import numpy as np
 import pytest
@@ -9,7 +8,8 @@ from supernet_helpers import CHOICES, trained_supernet
 from udc.compat import keras
 from udc.hardware import size_model as sm
 from udc.search_space import searchable_layers, set_hard
-from udc.strip import arch_spec, choices_of, set_choices, strip
+from udc.arch_spec import ArchSpec, measure_arch_spec
+from udc.strip import choices_of, set_choices, strip
 from udc.targets import get_target
 
 
@@ -58,9 +58,8 @@ def test_hard_kernel_is_the_pruned_sub_kernel_that_the_size_model_encodes(supern
 def test_arch_spec_lists_each_layer_with_estimated_and_codec_bytes(supernet, tmp_path):
     layers = searchable_layers(supernet)
     sm.calibrate(layers, get_target("ethos-u55-128"))
-    spec = arch_spec(supernet, target=get_target("ethos-u55-128"), extra_bytes=40, budget_bytes=4096)
-    (tmp_path / "arch.json").write_text(json.dumps(spec))
-    spec = json.loads((tmp_path / "arch.json").read_text())
+    spec = measure_arch_spec(supernet, None, get_target("ethos-u55-128"), extra_bytes=40, budget_bytes=4096)
+    spec = ArchSpec.load(spec.save(tmp_path / "arch.json")).to_json()  # the typed spec's JSON round trip
     codec = sm.network_codec_bytes(layers, CHOICES, target=get_target("ethos-u55-128"))
     assert [l["name"] for l in spec["layers"]] == list(CHOICES)
     for layer in spec["layers"]:

@@ -15,7 +15,7 @@ from udc.hardware import size_model as sm
 from udc.models.supernet import fmnist_supernet
 from udc.search import Sizes
 from udc.search_space import SearchOptions
-from udc.strip import arch_spec
+from udc.arch_spec import measure_arch_spec
 from udc.targets import get_target, target_names, target_of
 from udc.targets.ethos_u import ACCELERATORS
 
@@ -82,9 +82,9 @@ def test_a_new_target_needs_one_module_in_udc_targets(monkeypatch, digits_int8):
         codes = sm.layer_codes(layer, c["bits"], c["sparsity"], width, sm.input_width_of(layer, choices))
         by_table = int(np.count_nonzero(codes) * table.BYTES_PER_NONZERO[sm.layer_kind(layer)]) + table.HEADER_BYTES
         assert sizes.layer_bytes(layer, choices) == by_table
-    spec = arch_spec(model, choices, fake)
-    assert spec["target"] == "fake-npu"
-    assert spec["estimated_bytes"] == pytest.approx(spec["codec_bytes"], rel=0.1)
+    spec = measure_arch_spec(model, choices, fake)
+    assert spec.target == "fake-npu"
+    assert spec.estimated_bytes == pytest.approx(spec.codec_bytes, rel=0.1)
 
     measured = fake.compile(digits_int8)
     assert measured.encoded_weight_bytes > 0 and measured.cycles == measured.encoded_weight_bytes

@@ -12,7 +12,6 @@ at the encoded bytes of the file's own weights, beside Vela's cycles of that fil
 
 import argparse
 import importlib.util
-import json
 import os
 import sys
 import time
@@ -21,6 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from udc.arch_spec import ArchSpec  # noqa: E402
 from udc.fileio import write_json_atomic, write_text_atomic  # noqa: E402
 
 
@@ -46,11 +46,11 @@ def check_target(config, splits, target, points, log) -> dict:
     seconds = time.perf_counter() - started
     rows = []
     for point in points:
-        spec = json.loads((point / "arch_spec.json").read_text())
+        spec = ArchSpec.load(point / "arch_spec.json")
         data = (point / "model.tflite").read_bytes()
         weight_bytes = size_model.exported_bytes(data, target)["layers"]
-        estimate = sum(tables.layers[layer["name"]].cycles(layer["input_width"], layer["width"], b)
-                       for layer, b in zip(spec["layers"], weight_bytes))
+        estimate = sum(tables.layers[layer.name].cycles(layer.input_width, layer.width, b)
+                       for layer, b in zip(spec.layers, weight_bytes))
         compiled = target.compile(data)
         vela = compiled.cycles
         # The size model's bytes of the same file (its weights through the target's encoder, plus pooling).

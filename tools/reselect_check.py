@@ -11,7 +11,6 @@ refactoring of targets, costs and selection must leave as it was.
 """
 
 import argparse
-import json
 import os
 import shutil
 import sys
@@ -21,6 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from remeasure_search_end import saved_config  # noqa: E402  (this folder: the script's own)
+from udc.arch_spec import ArchSpec  # noqa: E402
 from udc.fileio import write_text_atomic  # noqa: E402
 
 KEYS = ("name", "width", "input_width", "sparsity", "bits", "codec_bytes")
@@ -36,11 +36,11 @@ def reselect(base_config, point: Path) -> dict:
     shutil.copytree(point / "checkpoints", copy / "checkpoints")
     shutil.copy(point / "search_state.json", copy / "search_state.json")
     new = search_and_export(saved_config(base_config, point), copy, log=lambda _: None, export=False)
-    old = json.loads((point / "arch_spec.json").read_text())
-    return {"point": str(point), "same_layers": [{k: l[k] for k in KEYS} for l in old["layers"]]
-            == [{k: l[k] for k in KEYS} for l in new["layers"]],
-            "codec_bytes": (old["codec_bytes"], new["codec_bytes"]),
-            "val_accuracy": (old["selection"]["val_accuracy"], new["selection"]["val_accuracy"])}
+    old = ArchSpec.load(point / "arch_spec.json")
+    return {"point": str(point), "same_layers": [{k: getattr(l, k) for k in KEYS} for l in old.layers]
+            == [{k: getattr(l, k) for k in KEYS} for l in new.layers],
+            "codec_bytes": (old.codec_bytes, new.codec_bytes),
+            "val_accuracy": (old.selection["val_accuracy"], new.selection["val_accuracy"])}
 
 
 def main():

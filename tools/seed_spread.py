@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmark_search import last_search_epoch  # noqa: E402  (this folder: the script's own)
+from udc.arch_spec import ArchSpec  # noqa: E402
 from udc.fileio import write_text_atomic  # noqa: E402
 
 
@@ -47,7 +48,7 @@ def search_end(run, name) -> str:
     if last is None or "val_accuracy_mixture" not in last:
         return "–"
     decoded, mixture = 100 * last["val_accuracy"], 100 * last["val_accuracy_mixture"]
-    selected = 100 * json.loads((point_dir / "arch_spec.json").read_text())["selection"]["val_accuracy"]
+    selected = 100 * ArchSpec.load(point_dir / "arch_spec.json").selection["val_accuracy"]
     return (f"{decoded:.2f} / {selected:.2f} / {mixture:.2f} % "
             f"({decoded - mixture:+.2f}, {selected - mixture:+.2f})")
 

@@ -124,9 +124,8 @@ def _uniform_grid(model, splits, tuning: FineTuning, bits: int, epochs: int):
 
     plain = fold_batch_norm(model)
     kernels = {layer.name: layer.get_weights()[0] for layer in plain.layers if isinstance(layer, WEIGHT_LAYERS)}
-    arch = {"layers": [{"name": name, "bits": bits} for name in kernels]}
     masks = {name: (kernel != 0).astype("float32") for name, kernel in kernels.items() if (kernel == 0).any()}
-    return finetune(plain, arch, masks, splits, epochs=epochs, learning_rate=tuning.learning_rate,
+    return finetune(plain, {name: bits for name in kernels}, masks, splits, epochs=epochs, learning_rate=tuning.learning_rate,
                     batch_size=tuning.batch_size, seed=tuning.seed, log=lambda *_: None)
 
 

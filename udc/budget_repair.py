@@ -36,11 +36,12 @@ def _prune_smallest(kernel, mask, count):
 def prune_to_save(qat, masks, arch, need_bytes, target, log=print) -> list[dict]:
     """Zeroes the fewest smallest weights of the largest layers that save `need_bytes` encoded bytes.
 
-    Changes the QAT model's kernels and `masks` in place and the arch spec's sparsity of every
-    layer it prunes; returns what it did per layer ({layer, pruned, saved_bytes, sparsity}).
+    Changes the QAT model's kernels and `masks` in place and the sparsity of every layer it
+    prunes in `arch` (a udc.arch_spec.ArchSpec); returns what it did per layer ({layer, pruned,
+    saved_bytes, sparsity}).
     """
     wrappers = wrapped_layers(qat)
-    bits = {layer["name"]: int(layer["bits"]) for layer in arch["layers"]}
+    bits = arch.bits()
     candidates = []
     for name, mask in masks.items():
         wrapper = wrappers[name]
@@ -72,9 +73,7 @@ def prune_to_save(qat, masks, arch, need_bytes, target, log=print) -> list[dict]
         gain = saved(low)
         need_bytes -= gain
         sparsity = float(1.0 - masks[name].mean())
-        for layer in arch["layers"]:
-            if layer["name"] == name:
-                layer["sparsity"] = sparsity
+        arch.layer(name).sparsity = sparsity
         done.append({"layer": name, "pruned": low, "saved_bytes": int(gain), "sparsity": sparsity})
         log(f"  budget repair: {name} prunes {low} more weights (sparsity now {sparsity:.1%}), "
             f"saving {gain} B by the codec")

@@ -18,6 +18,7 @@ import time
 import numpy as np
 
 from udc.search import SupernetSearch, format_choices
+from udc.search_space.dimensions import DIMENSIONS
 from udc.ship import ship_child
 from udc.workdir_lock import workdir_lock
 
@@ -26,8 +27,8 @@ def random_children(search, count: int, seed: int, limit: int) -> list:
     rng = np.random.default_rng([seed, 7])  # not the search's candidate stream (seed alone)
     drawn = []
     for _ in range(count):
-        choices = {layer.name: {name: options[int(rng.integers(len(options)))]
-                                for name, options, _, _ in layer.choice_dimensions()}
+        choices = {layer.name: {dim.name: dim.options(layer)[int(rng.integers(len(dim.options(layer))))]
+                                for dim in DIMENSIONS}
                    for layer in search.layers}
         drawn.append(search.fit_to_limit(choices, limit))
     return drawn

@@ -26,7 +26,7 @@ def export_model(model, splits, target, output_dir, *, name="model", config=None
     log(f"converting to int8 with {num_calibration} calibration images ...")
     data = convert_to_int8(model, splits.train.x[:num_calibration])
     metadata = {"udc_version": __version__, "config": config.to_dict() if config is not None else None,
-                "arch_spec": arch_spec, "dataset": splits.name}
+                "arch_spec": arch_spec.to_json() if arch_spec is not None else None, "dataset": splits.name}
     data = tflite_file.with_metadata(data, metadata)
     log("measuring accuracy of the Keras model on the test split ...")
     return measure_tflite(data, splits, target, output_dir, name=name, tflm_samples=tflm_samples,

@@ -61,13 +61,9 @@ STATE_FILE = "state.json"
 WARMUP_FRACTION = 0.1
 RECOVERY_EPOCH = 10**5  # the batch order of a recovery: one no fine-tune epoch uses
 
-def _bits_of(arch):
-    return {layer["name"]: int(layer["bits"]) for layer in arch["layers"]}
-
-
-def quantize_model(plain, arch):
-    """The QAT model of a stripped model: GridQuantizeConfig(bits) on every layer the arch spec names."""
-    bits = _bits_of(arch)
+def quantize_model(plain, bits):
+    """The QAT model of a stripped model: GridQuantizeConfig on every layer `bits` ({layer name: bits},
+    `ArchSpec.bits()`) names."""
     annotate = tfmot.quantization.keras.quantize_annotate_layer
 
     def clone(layer):
@@ -81,7 +77,7 @@ def quantize_model(plain, arch):
     annotated.set_weights(plain.get_weights())
     with tfmot.quantization.keras.quantize_scope(CUSTOM_OBJECTS):
         qat = tfmot.quantization.keras.quantize_apply(annotated)
-    check_quantize_configs(qat, arch)
+    check_quantize_configs(qat, bits)
     return qat
 
 
@@ -90,13 +86,13 @@ def wrapped_layers(qat):
     return {layer.layer.name: layer for layer in qat.layers if hasattr(layer, "quantize_config")}
 
 
-def check_quantize_configs(qat, arch):
-    """Every layer of the arch spec must still hold GridQuantizeConfig(bits) after quantize_apply."""
+def check_quantize_configs(qat, bits):
+    """Every layer `bits` names must still hold its GridQuantizeConfig after quantize_apply."""
     wrappers = wrapped_layers(qat)
-    for name, bits in _bits_of(arch).items():
+    for name, layer_bits in bits.items():
         config = getattr(wrappers.get(name), "quantize_config", None)
-        if not isinstance(config, GridQuantizeConfig) or config.bits != bits:
-            raise UdcError(f"tfmot replaced the {bits}-bit grid config of layer {name} by {type(config).__name__}; "
+        if not isinstance(config, GridQuantizeConfig) or config.bits != layer_bits:
+            raise UdcError(f"tfmot replaced the {layer_bits}-bit grid config of layer {name} by {type(config).__name__}; "
                            "keep the activation inside the layer (docs/stack_facts.md)")
 
 
@@ -132,7 +128,7 @@ class FineTuneCheckpoint:
     """The fine-tune's resume files in one directory: a tf.train checkpoint of the QAT model and its
     optimizer after every epoch, and `state.json` naming it, with the settings it was made with.
 
-    A state of other settings (another arch spec after a repair, another learning rate) is
+    A state of other settings (other zeros after a budget repair, another learning rate) is
     not resumed: the fine-tune starts over and overwrites it.
     """
 
@@ -218,9 +214,10 @@ def check_masks_kept(qat, masks) -> None:
             raise UdcError(f"pruned weights of {name} moved away from zero during fine-tuning")
 
 
-def finetune(plain, arch, masks, splits, *, epochs, learning_rate, batch_size, seed=0, recipe=Recipe(),
+def finetune(plain, bits, masks, splits, *, epochs, learning_rate, batch_size, seed=0, recipe=Recipe(),
              keep_sizes_for=None, checkpoint_dir=None, steps_per_epoch=None, stop_after_epochs=None, log=print):
-    """QAT fine-tuning; returns the QAT model (ready for `udc.export.export_model`).
+    """QAT fine-tuning of `plain` at `bits` ({layer name: bits}, `ArchSpec.bits()`) with the zeros of
+    `masks` ({layer name: 0/1 kernel mask}) kept; returns the QAT model (ready for `udc.export.export_model`).
 
     keep_sizes_for: a udc.targets.Target whose weight codec measures the layers; each keeps the encoded bytes
     it starts with (`udc.size_keeping`). None: every grid step from max|w| alone.
@@ -232,7 +229,7 @@ def finetune(plain, arch, masks, splits, *, epochs, learning_rate, batch_size, s
     """
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
-    qat = quantize_model(plain, arch)
+    qat = quantize_model(plain, bits)
     steps = len(splits.train) // batch_size
     steps = min(steps, steps_per_epoch) if steps_per_epoch else steps
     step, variables, optimizer, generator = qat_step(qat, masks, learning_rate, recipe, epochs * steps, seed)
@@ -241,7 +238,9 @@ def finetune(plain, arch, masks, splits, *, epochs, learning_rate, batch_size, s
     saver = manager = None
     done = 0
     if checkpoint_dir is not None:
-        settings = {"layers": arch["layers"], "learning_rate": learning_rate, "batch_size": batch_size,
+        settings = {"bits": bits, "zeros": {name: int(mask.size - np.count_nonzero(mask))
+                                             for name, mask in sorted(masks.items())},
+                    "learning_rate": learning_rate, "batch_size": batch_size,
                     "seed": seed, "steps_per_epoch": steps_per_epoch or 0, "epochs": epochs,
                     "recipe": recipe.settings(), "keep_sizes_for": keep_sizes_for.name if keep_sizes_for else ""}
         saver = FineTuneCheckpoint(checkpoint_dir, json.loads(json.dumps(settings)))

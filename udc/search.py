@@ -22,10 +22,21 @@ Two resumable stages (`SupernetSearch.run`), then selection:
    folder start from it (`udc-benchmark`, `udc-ensemble`: train once, search many).
 2. **Search** (`search.search_epochs`), per budget: only the choice logits move, on
 
-       loss = task loss of the soft mixture + lambda * E[bytes] / target,   target = (1 - margin) * budget
+       loss = task loss of one sampled child + lambda * E[bytes] / target,   target = (1 - margin) * budget
 
-   with the trained weights fixed (a search step is one forward and backward pass of the
-   mixture: 143 ms against 337 ms for a training step on Fashion-MNIST, batch 128, udc.md). E[bytes] is the size model's
+   with the trained weights fixed. The child is drawn in the forward pass
+   (`search.relaxation = "straight_through"`, the default): each choice is the one-hot of
+   its Gumbel-softmax sample and the logits get the relaxed sample's gradient (GDAS-style,
+   `udc.search_space.layers.straight_through_samples`), so the logits follow the task loss
+   of whole children, the networks that ship. Why: with the relaxed mixture in the forward
+   pass (`"gumbel_softmax"`, kept for comparison) the logits were steered by a mixture of
+   fractional widths that at small budgets was worth more than any whole child of its size;
+   at the end of the Fashion-MNIST searches the decoded child sat 5.7 to 21.8 points below
+   the mixture at 8 KiB (seeds 0-2) and up to 8.5 at 16 KiB. Straight-through, on the same
+   trained supernets, it sits 1.8 to 6.2 points below at 8 KiB and 2.0 at 16 KiB, and the
+   shipped models are as accurate (benchmarks/fashion_mnist/search_end.md). A search step is
+   one forward and backward pass (143 ms against 337 ms for a training step on
+   Fashion-MNIST, batch 128, udc.md). E[bytes] is the size model's
    differentiable expectation of Vela's encoded weight bytes (`udc.hardware.size_model`,
    calibrated on the trained weights, plus the ones-kernel Vela adds for the global
    pooling, whose size follows the last convolution's width). lambda is a Lagrange
@@ -33,20 +44,12 @@ Two resumable stages (`SupernetSearch.run`), then selection:
    `lambda <- max(0, lambda + eta * (E[bytes] / target - 1))` (eta =
    `dual_learning_rate / steps_per_epoch`): it rises while the expected size is over the
    target and falls back when it is under, so the budget is met without a hand-tuned
-   penalty. The Gumbel temperature falls from start to end over the search. With
-   `search.relaxation = "straight_through"` the forward pass of a search step is one
-   sampled child instead of the mixture (each choice the one-hot of its Gumbel-softmax
-   sample; the logits get the relaxed sample's gradient, as in GDAS), so the logits follow
-   the task loss of whole children. Why a
+   penalty. The Gumbel temperature falls from start to end over the search. Why a
    dual learning rate of 4 (`search.dual_learning_rate`): at 1, after the one search
    epoch E[bytes] was still 25-30 % over the target at 8 and 16 KiB on Fashion-MNIST;
    at 4 it ended 5-6 % over. Each search epoch reports the validation accuracy of the
    decoded child (below) and of the mixture (without noise, BatchNorm recalibrated for
-   each). They are not yet close everywhere: at the end of the Fashion-MNIST searches the
-   decoded child sat 0.4 to 1.1 points below the mixture from 16 to 64 KiB (seed 0), but
-   5.7 to 21.8 points below at 8 KiB and up to 8.5 at 16 KiB with other seeds
-   (benchmarks/fashion_mnist/search_end.md): the mixture's fractional widths at the
-   budget are worth more than any whole child of that size.
+   each).
    With a latency budget (`budget_cycles`, or `budget_ms` at the target's clock) the loss
    has a second term, mu * E[cycles] / cycle target, with its own multiplier mu updated the
    same way; E[cycles] is the cycle model's (`udc.hardware.cycle_model`, tables measured
@@ -102,6 +105,7 @@ from udc.hardware import size_model as sm
 from udc.models.supernet import build_supernet
 from udc.progress import StepProgress
 from udc.search_space import SearchOptions, children, layers as search_layers
+from udc.search_space.dimensions import DIMENSIONS, KERNEL_DIMENSIONS
 from udc.targets import target_of
 from udc.warm_start import load_float_weights
 from udc.workdir_lock import workdir_lock
@@ -263,7 +267,7 @@ class Sizes:
         return sum(self.layer_bytes(layer, choices) for layer in self.layers) + self.pool_bytes(choices)
 
     def smallest_choices(self) -> dict:
-        return {layer.name: {"width": layer.widths[0], "sparsity": layer.sparsities[-1], "bits": layer.bits[0]}
+        return {layer.name: {dim.name: dim.options(layer)[dim.smallest_index(layer)] for dim in DIMENSIONS}
                 for layer in self.layers}
 
 
@@ -292,12 +296,14 @@ class Limit:
     unit: str
 
 
+# The order moves are tried in; ties go to the first. Kernel dimensions before width: the order
+# selection has always used, so the same logits give the same children.
+_MOVE_ORDER = KERNEL_DIMENSIONS + tuple(dim for dim in DIMENSIONS if dim not in KERNEL_DIMENSIONS)
+
+
 def _moves(layer):
-    """(dimension, options, direction) of the steps that make a layer smaller."""
-    moves = [("sparsity", layer.sparsities, +1), ("bits", layer.bits, -1)]
-    if layer.has_width_choice and len(layer.widths) > 1:
-        moves.append(("width", layer.widths, -1))
-    return moves
+    """(dimension name, options, direction) of the one-step moves that make a layer smaller."""
+    return [(dim.name, dim.options(layer), dim.smaller) for dim in _MOVE_ORDER if dim.searchable(layer)]
 
 
 def repair(limits: list, choices: dict, log=print) -> dict:
@@ -376,10 +382,8 @@ def fill(limits: list, choices: dict, log=print) -> dict:
 
 
 def _log_probs(layers):
-    return {(layer.name, dim): tf.nn.log_softmax(logits).numpy()
-            for layer in layers
-            for dim, logits in (("width", layer.width_logits), ("sparsity", layer.sparsity_logits),
-                                ("bits", layer.bits_logits))}
+    return {(layer.name, dim.name): tf.nn.log_softmax(dim.logits(layer)).numpy()
+            for layer in layers for dim in DIMENSIONS}
 
 
 def _costs(limits, choices) -> str:
@@ -881,9 +885,9 @@ class SupernetSearch:
         choices = {}
         for layer in self.layers:
             choices[layer.name] = {}
-            for name, options, logits, _ in layer.choice_dimensions():
-                p = tf.nn.softmax(logits).numpy().astype(np.float64)
-                choices[layer.name][name] = options[int(rng.choice(len(options), p=p / p.sum()))]
+            for dim in DIMENSIONS:
+                p = tf.nn.softmax(dim.logits(layer)).numpy().astype(np.float64)
+                choices[layer.name][dim.name] = dim.options(layer)[int(rng.choice(len(p), p=p / p.sum()))]
         return choices
 
     def child_accuracy(self, choices) -> float:

@@ -9,7 +9,7 @@ import time
 
 from udc.errors import UdcError
 from udc.export import export_model
-from udc.fileio import write_json_atomic, write_text_atomic
+from udc.fileio import write_text_atomic
 from udc.model_io import save_model
 
 FINETUNE_DIR = "finetune"  # the fine-tune's checkpoints in a search's WORKDIR
@@ -45,7 +45,8 @@ def ship_child(config, splits, search, choices, workdir, target, *, selection, t
     from udc.budget_repair import prune_to_save
     from udc.finetune import finetune, recover
     from udc.report import to_markdown, write_report
-    from udc.strip import arch_spec, strip
+    from udc.arch_spec import measure_arch_spec
+    from udc.strip import strip
 
     started = time.perf_counter() if started is None else started
     s = config.search
@@ -55,11 +56,11 @@ def ship_child(config, splits, search, choices, workdir, target, *, selection, t
         search.use_cycle_tables()
         cycle_fields = {"budget_cycles": search.budget_cycles, "limit_cycles": int(search.target_cycles),
                         "estimated_cycles": search.cycles.exact(choices)}
-    spec = arch_spec(search.model, choices, target, extra_bytes=search.sizes.pool_bytes(choices),
-                     backbone=config.backbone, dataset=splits.name, budget_bytes=budget,
-                     limit_bytes=int(search.target_bytes), selection=selection, **cycle_fields)
-    write_json_atomic(workdir / "arch_spec.json", spec)
-    log(f"arch spec: {spec['codec_bytes']} B by the codec, {spec['estimated_bytes']:.0f} B estimated "
+    spec = measure_arch_spec(search.model, choices, target, extra_bytes=search.sizes.pool_bytes(choices),
+                             backbone=config.backbone, dataset=splits.name, budget_bytes=budget,
+                             limit_bytes=int(search.target_bytes), selection=selection, **cycle_fields)
+    spec.save(workdir / "arch_spec.json")
+    log(f"arch spec: {spec.codec_bytes} B by the codec, {spec.estimated_bytes:.0f} B estimated "
         f"-> {workdir / 'arch_spec.json'}")
     search.recalibrate_batch_norm(choices)  # the stripped model folds these statistics
     plain, masks = strip(search.model, choices)
@@ -67,7 +68,7 @@ def ship_child(config, splits, search, choices, workdir, target, *, selection, t
     if not export:
         return spec
     distilling = float(s.finetune_distillation_weight) > 0
-    qat = finetune(plain, spec, masks, splits, epochs=int(s.finetune_epochs),
+    qat = finetune(plain, spec.bits(), masks, splits, epochs=int(s.finetune_epochs),
                    learning_rate=float(s.finetune_learning_rate), batch_size=int(s.batch_size),
                    seed=config.seed, recipe=finetune_recipe(config, teacher() if distilling else None),
                    keep_sizes_for=target,
@@ -93,8 +94,8 @@ def ship_child(config, splits, search, choices, workdir, target, *, selection, t
         need = vela_bytes - budget + max(16, int(REPAIR_SLACK * budget))
         log(f"over budget by {vela_bytes - budget} B: pruning {need} B out of the fine-tuned model")
         repairs += prune_to_save(qat, masks, spec, need, target, log=log)
-        spec["repairs"] = repairs
-        write_json_atomic(workdir / "arch_spec.json", spec)
+        spec.repairs = repairs
+        spec.save(workdir / "arch_spec.json")
         recover(qat, masks, splits, steps=int(s.repair_steps),
                 learning_rate=RECOVERY_RATE_SHARE * float(s.finetune_learning_rate),
                 batch_size=int(s.batch_size), seed=config.seed, log=log)
@@ -102,13 +103,13 @@ def ship_child(config, splits, search, choices, workdir, target, *, selection, t
         vela_cycles = report["vela"]["cycles"]
         cycle_fields = {"budget_cycles": search.budget_cycles, "vela_cycles": vela_cycles,
                         "within_cycle_budget": vela_cycles <= search.budget_cycles,
-                        "selection_cycles_estimate": spec["estimated_cycles"],
-                        "selection_cycles_error": spec["estimated_cycles"] / vela_cycles - 1.0}
+                        "selection_cycles_estimate": spec.estimated_cycles,
+                        "selection_cycles_error": spec.estimated_cycles / vela_cycles - 1.0}
     report["search"] = {
         "budget_bytes": budget, "vela_encoded_bytes": vela_bytes, "within_budget": vela_bytes <= budget,
         **size_figures(spec, (workdir / "model.tflite").read_bytes(), target, vela_bytes), **cycle_fields,
         "export_attempts": attempt, "budget_repairs": repairs, "total_seconds": time.perf_counter() - started,
-        **(fields or {}), "arch_spec": spec,
+        **(fields or {}), "arch_spec": spec.to_json(),
     }
     write_report(report, workdir)
     markdown = to_markdown(report) + search_markdown(report["search"])
@@ -116,7 +117,7 @@ def ship_child(config, splits, search, choices, workdir, target, *, selection, t
     log(markdown)
     if search.budget_cycles and not cycle_fields["within_cycle_budget"]:
         raise UdcError(f"Vela measures {cycle_fields['vela_cycles']:,} cycles > budget_cycles "
-                       f"{search.budget_cycles:,} (estimated {spec['estimated_cycles']:,} at selection); the model "
+                       f"{search.budget_cycles:,} (estimated {spec.estimated_cycles:,} at selection); the model "
                        f"and its report are in {workdir}; raise --config.search.cycle_margin (the search aims "
                        "lower) or --config.budget_cycles")
     return report
@@ -134,7 +135,7 @@ def size_figures(spec, data, target, vela_bytes) -> dict:
 
     exported = sm.exported_bytes(data, target)
     plain = sm.exported_bytes(data, target, order="flat")
-    figures = {"selection_estimate_bytes": spec["estimated_bytes"], "selection_codec_bytes": spec["codec_bytes"],
+    figures = {"selection_estimate_bytes": spec.estimated_bytes, "selection_codec_bytes": spec.codec_bytes,
                "export_estimate_bytes": exported["total"], "export_plain_codec_bytes": plain["total"]}
     figures.update({k.replace("_bytes", "_error"): v / vela_bytes - 1.0 for k, v in figures.items()})
     figures["export_layer_bytes"] = exported["layers"]

@@ -1,4 +1,4 @@
-"""Strip: a supernet with chosen options -> a plain tf_keras model and its arch spec.
+"""Strip: a supernet with chosen options -> a plain tf_keras model (its arch spec: `udc.arch_spec`).
 
 For each searchable layer the kernel is cut to the chosen (input width, output width),
 magnitude-pruned *over that sub-kernel* to the chosen rate (the rule of the hard
@@ -6,10 +6,6 @@ supernet and of `size_model.layer_codes`), rounded to its b-bit grid, and the la
 BatchNorm is folded in (a per-output-channel factor: zeros stay zeros and each channel's
 grid levels stay the same). The plain layer holds its activation inside (what tfmot
 needs, see docs/stack_facts.md). The result computes what the hard supernet computes in inference.
-
-The arch spec (JSON) lists per layer: width, input width, sparsity, bits, the size
-model's estimate (calibrated tables) and the codec-measured bytes (Vela's brick order
-where its API knows the accelerator) of exactly the weights the plain model holds.
 """
 
 import numpy as np
@@ -19,6 +15,7 @@ from udc.errors import UdcError
 from udc.fold import batch_norm_params, fold_into
 from udc.hardware import size_model as sm
 from udc.search_space import layers as search_layers
+from udc.search_space.dimensions import DIMENSIONS
 from udc.search_space.quantizers import grid_quantize
 
 
@@ -31,12 +28,10 @@ def set_choices(supernet, choices) -> None:
     """Sets every searchable layer's logits so that they decode to `choices` (keeps the order of the rest)."""
     for layer in search_layers.searchable_layers(supernet):
         c = choices[layer.name]
-        for logits, options, value in ((layer.width_logits, layer.widths, c["width"]),
-                                       (layer.sparsity_logits, layer.sparsities, c["sparsity"]),
-                                       (layer.bits_logits, layer.bits, c["bits"])):
-            if logits is layer.width_logits and not layer.has_width_choice:
+        for dim in DIMENSIONS:
+            if not dim.searchable(layer):
                 continue
-            index = list(options).index(value)
+            logits, index = dim.logits(layer), dim.options(layer).index(c[dim.name])
             if int(search_layers.decoded_index(logits)) != index:
                 # Probability e/(1+e) > 1/2 on `index`, which makes it the median.
                 v = logits.numpy()
@@ -96,7 +91,7 @@ def strip(supernet, choices=None, name=None):
             raise UdcError(f"strip handles chains of layers; layer {layer.name} has several inputs")
         if isinstance(layer, search_layers._Searchable):
             c = choices[layer.name]
-            input_width = sm.input_width_of(layer, choices) or int(layer.kernel.shape[layer._in_axis])
+            input_width = sm.input_width_of(layer, choices) or layer.max_input_width
             depthwise = isinstance(layer, search_layers.SearchableDepthwiseConv2D)
             width = input_width if depthwise else c["width"]
             pruned, gridded = _sub_kernel(layer, c, input_width)
@@ -111,37 +106,3 @@ def strip(supernet, choices=None, name=None):
     for plain, w in weights.items():
         plain.set_weights(w)
     return model, masks
-
-
-def arch_spec(supernet, choices=None, target=None, extra_bytes=0, **fields) -> dict:
-    """Per layer: width, input width, sparsity, bits, estimated and codec-measured bytes (JSON-ready),
-    measured for `target` (a udc.targets.Target; None: the codec's flat stream)."""
-    layers = search_layers.searchable_layers(supernet)
-    choices = choices or choices_of(supernet)
-    codec = sm.network_codec_bytes(layers, choices, target=target)
-    saved = {layer.name: [v.numpy() for v in layer.architecture_variables()] + [layer.hard.numpy()]
-             for layer in layers}
-    set_choices(supernet, choices)
-    for layer in layers:
-        layer.hard.assign(1.0)
-    estimated = {layer.name: float(sm.layer_expected_bytes(layer, target)) for layer in layers}
-    for layer in layers:  # leave the supernet as it was
-        for v, value in zip(layer.architecture_variables() + [layer.hard], saved[layer.name]):
-            v.assign(value)
-    spec_layers = []
-    for layer in layers:
-        c = choices[layer.name]
-        spec_layers.append({
-            "name": layer.name, "kind": sm.layer_kind(layer), "width": int(c["width"]),
-            "input_width": int(sm.input_width_of(layer, choices) or layer.kernel.shape[layer._in_axis]),
-            "sparsity": float(c["sparsity"]), "bits": int(c["bits"]),
-            "estimated_bytes": round(estimated[layer.name], 1), "codec_bytes": int(codec[layer.name]),
-        })
-    return {
-        **fields,
-        "target": None if target is None else target.name,
-        "layers": spec_layers,
-        "extra_bytes": int(round(extra_bytes)),
-        "estimated_bytes": round(sum(estimated.values()) + extra_bytes, 1),
-        "codec_bytes": int(codec["total"] + round(extra_bytes)),
-    }

@@ -126,7 +126,7 @@ class CycleTables:
 def cell_of(layer, choices):
     """(input width, output width) of `layer` under hard `choices` (a depthwise layer's are its input's)."""
     depthwise = sm.layer_kind(layer) == "depthwise"
-    input_width = sm.input_width_of(layer, choices) or int(layer.kernel.shape[2 if depthwise else -2])
+    input_width = sm.input_width_of(layer, choices) or layer.max_input_width
     return (input_width, input_width) if depthwise else (input_width, int(choices[layer.name]["width"]))
 
 

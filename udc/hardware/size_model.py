@@ -66,6 +66,7 @@ from udc.compat import keras, tf
 from udc.errors import ConfigError
 from udc.hardware.codec import encoded_bytes
 from udc.search_space import layers as search_layers
+from udc.search_space.dimensions import pruned_count
 from udc.search_space.quantizers import grid_codes
 
 TRAVERSALS = 2  # rows of a layer's size tables: the most weight traversals a target has (Ethos-U: 2)
@@ -84,7 +85,7 @@ def layer_kind(layer) -> str:
 def magnitude_prune(w: np.ndarray, sparsity: float) -> np.ndarray:
     """Zeroes the ceil(sparsity * n) smallest |w| (as the searchable layers do)."""
     w = np.array(w, np.float32, copy=True)
-    k = search_layers.pruned_count(sparsity, w.size)
+    k = pruned_count(sparsity, w.size)
     if k:
         threshold = np.sort(np.abs(w), axis=None)[k - 1]
         w[np.abs(w) <= threshold] = 0.0
@@ -155,7 +156,7 @@ def input_width_of(layer, choices):
     if source is None:
         return None
     if layer_kind(source) == "depthwise":
-        return input_width_of(source, choices) or int(source.kernel.shape[2])
+        return input_width_of(source, choices) or source.max_input_width
     return choices[source.name]["width"]
 
 

@@ -15,37 +15,39 @@ why the search recalibrates them for the child it evaluates.
 """
 
 from udc.compat import tf
+from udc.search_space.dimensions import DIMENSIONS
 from udc.search_space.layers import gumbel_noise
 
 
-def _use(layers, indices):
-    """indices: per layer, (width, sparsity, bits) option indices (ints or int tensors)."""
-    for layer, per_dim in zip(layers, indices):
-        for (_, _, _, variable), index in zip(layer.choice_dimensions(), per_dim):
-            variable.assign(tf.cast(index, tf.int32))
+def _use(layers, index_of) -> None:
+    """Child mode, each dimension of each layer at option `index_of(dimension, layer)` (an int or int tensor)."""
+    for layer in layers:
+        for dim in DIMENSIONS:
+            dim.index(layer).assign(tf.cast(index_of(dim, layer), tf.int32))
         layer.child.assign(1.0)
 
 
 def use_largest(layers) -> None:
     """Every layer at its widest, densest, highest-precision option."""
-    _use(layers, [(len(l.widths) - 1, 0, len(l.bits) - 1) for l in layers])
+    _use(layers, lambda dim, layer: dim.largest_index(layer))
 
 
 def use_smallest(layers) -> None:
     """Every layer at its narrowest, sparsest, lowest-precision option."""
-    _use(layers, [(0, len(l.sparsities) - 1, 0) for l in layers])
+    _use(layers, lambda dim, layer: dim.smallest_index(layer))
 
 
 def use_sampled(layers) -> None:
     """A child drawn from softmax(logits) of every choice (Gumbel-max)."""
-    _use(layers, [tuple(tf.argmax(logits + gumbel_noise(tf.shape(logits)), output_type=tf.int32)
-                        for _, _, logits, _ in l.choice_dimensions()) for l in layers])
+    def sample(dim, layer):
+        logits = dim.logits(layer)
+        return tf.argmax(logits + gumbel_noise(tf.shape(logits)), output_type=tf.int32)
+    _use(layers, sample)
 
 
 def use_choices(layers, choices: dict) -> None:
     """The child of `choices` ({layer name: {width, sparsity, bits}}, as in an arch spec)."""
-    _use(layers, [tuple(list(options).index(choices[l.name][name]) for name, options, _, _ in l.choice_dimensions())
-                  for l in layers])
+    _use(layers, lambda dim, layer: dim.options(layer).index(choices[layer.name][dim.name]))
 
 
 def release(layers) -> None:

@@ -7,7 +7,9 @@ the kernel of the largest option and one learnable logit vector per choice:
 * unstructured magnitude sparsity rate,
 * weight bit-width of the symmetric grid (`udc.search_space.quantizers`).
 
-How the choices are made differentiable (the pick, and why):
+The choices are `udc.search_space.dimensions.DIMENSIONS` (each one's options, logits, order and,
+for sparsity and bits, its kernel transform, exact and relaxed); the layer applies them. How the
+choices are made differentiable (the pick, and why):
 
 * **Gumbel-softmax** over each logit vector, temperature `T` annealed from high to low
   (`temperature_at`, `TemperatureAnnealing`): in training each step draws
@@ -79,13 +81,12 @@ the layer is also what tfmot needs later (see docs/stack_facts.md).
 """
 
 import contextlib
-import functools
 
 import numpy as np
 
 from udc.compat import keras, tf
 from udc.search_space import options as opts
-from udc.search_space.quantizers import grid_quantize
+from udc.search_space.dimensions import DIMENSIONS, KERNEL_DIMENSIONS, WIDTH, pruned_count
 
 DEFAULT_START_TEMPERATURE = 5.0
 DEFAULT_END_TEMPERATURE = 0.5
@@ -170,26 +171,6 @@ def decoded_index(logits):
     return tf.reduce_sum(tf.cast(cumulative < 0.5, tf.int64))
 
 
-def pruned_count(rate: float, n: int) -> int:
-    """Weights a rate prunes out of n: ceil(rate * n), so a tensor has at least the chosen sparsity."""
-    return int(np.ceil(rate * n - 1e-6))
-
-
-def _magnitude_masks(w, rates):
-    """One 0/1 mask per sparsity rate, zeroing the ceil(rate*n) smallest |w| (no gradient)."""
-    magnitude = tf.stop_gradient(tf.abs(w))
-    flat = tf.sort(tf.reshape(magnitude, [-1]))
-    n = int(np.prod(w.shape))
-    masks = []
-    for rate in rates:
-        k = pruned_count(rate, n)
-        if k == 0:
-            masks.append(tf.ones_like(w))
-        else:
-            masks.append(tf.cast(magnitude > flat[k - 1], w.dtype))
-    return masks
-
-
 class _Ref:
     """Holds a layer without Keras tracking it (a tracked layer would become a sublayer)."""
 
@@ -239,6 +220,11 @@ class _Searchable(keras.layers.Layer):
         raise NotImplementedError
 
     @property
+    def max_input_width(self) -> int:
+        """The kernel's full input depth (the input width when no layer sets it)."""
+        return int(self.kernel.shape[self._in_axis])
+
+    @property
     def max_width(self) -> int:
         raise NotImplementedError
 
@@ -257,18 +243,17 @@ class _Searchable(keras.layers.Layer):
             out_shape = input_shape[:-1].concatenate([self.max_width])
             self.bn.build(out_shape)
         zeros = keras.initializers.Zeros()
-        self.width_logits = self.add_weight("width_logits", shape=(len(self.widths),), initializer=zeros)
-        self.sparsity_logits = self.add_weight("sparsity_logits", shape=(len(self.sparsities),),
-                                               initializer=zeros)
-        self.bits_logits = self.add_weight("bits_logits", shape=(len(self.bits),), initializer=zeros)
+        for dim in DIMENSIONS:  # width_logits, sparsity_logits, bits_logits
+            setattr(self, f"{dim.name}_logits", self.add_weight(f"{dim.name}_logits", shape=(len(dim.options(self)),),
+                                                                initializer=zeros))
         self.temperature = self.add_weight(
             "temperature", shape=(), trainable=False,
             initializer=keras.initializers.Constant(self.initial_temperature))
         self.hard = self.add_weight("hard", shape=(), trainable=False, initializer=zeros)
         self.child = self.add_weight("child", shape=(), trainable=False, initializer=zeros)
-        self.width_index, self.sparsity_index, self.bits_index = (
-            self.add_weight(f"{dim}_index", shape=(), dtype=tf.int32, trainable=False, initializer=zeros)
-            for dim in ("width", "sparsity", "bits"))
+        for dim in DIMENSIONS:  # width_index, sparsity_index, bits_index
+            setattr(self, f"{dim.name}_index", self.add_weight(f"{dim.name}_index", shape=(), dtype=tf.int32,
+                                                               trainable=False, initializer=zeros))
         # Encoded bytes ~ bytes_per_weight * weights + bytes_per_stream for each (bits, sparsity),
         # measured with the real codec
         # by udc.hardware.size_model.calibrate; starts from a codec-free prior.
@@ -288,23 +273,19 @@ class _Searchable(keras.layers.Layer):
 
     # --- choices ---------------------------------------------------------------
     def architecture_variables(self):
-        return [self.width_logits, self.sparsity_logits, self.bits_logits]
-
-    def choice_dimensions(self):
-        """(name, options, logits, index variable) of each choice, in the order of the arch spec."""
-        return (("width", self.widths, self.width_logits, self.width_index),
-                ("sparsity", self.sparsities, self.sparsity_logits, self.sparsity_index),
-                ("bits", self.bits, self.bits_logits, self.bits_index))
+        return [dim.logits(self) for dim in DIMENSIONS]
 
     def _exact(self):
         """1.0 when the forward pass computes one sub-network exactly (hard or child mode)."""
         return tf.maximum(self.hard, self.child)
 
-    def _selected(self, logits, index):
-        """The option index of an exact forward pass: the child's index, else the decoded option."""
-        return tf.where(self.child > 0.5, tf.cast(index, tf.int64), decoded_index(logits))
+    def _selected(self, dim):
+        """The option index of `dim` in an exact forward pass: the child's index, else the decoded option."""
+        return tf.where(self.child > 0.5, tf.cast(dim.index(self), tf.int64), decoded_index(dim.logits(self)))
 
-    def _weights_for(self, logits, index, training):
+    def _weights_for(self, dim, training):
+        """The weights of `dim`'s options: the child's or the decoded one-hot, else the relaxed sample."""
+        logits, index = dim.logits(self), dim.index(self)
         soft = _gumbel_softmax(logits, self.temperature) if training else tf.nn.softmax(logits)
         count = tf.shape(logits)[0]
         hard = tf.one_hot(decoded_index(logits), count, dtype=logits.dtype)
@@ -312,20 +293,15 @@ class _Searchable(keras.layers.Layer):
         return self.child * child + (1.0 - self.child) * (self.hard * hard + (1.0 - self.hard) * soft)
 
     def choice_probabilities(self):
-        """{'width', 'sparsity', 'bits'}: softmax(logits) tensors, one-hot decoded options in hard mode."""
+        """{dimension name: softmax(logits)} tensors, one-hot decoded options in hard mode."""
         def probs(logits):
             hard = tf.one_hot(decoded_index(logits), tf.shape(logits)[0], dtype=logits.dtype)
             return self.hard * hard + (1.0 - self.hard) * tf.nn.softmax(logits)
-        return {"width": probs(self.width_logits), "sparsity": probs(self.sparsity_logits),
-                "bits": probs(self.bits_logits)}
+        return {dim.name: probs(dim.logits(self)) for dim in DIMENSIONS}
 
     def hard_choice(self) -> dict:
-        """The decoded choice as plain numbers: {'width', 'sparsity', 'bits'}."""
-        return {
-            "width": int(self.widths[int(decoded_index(self.width_logits))]),
-            "sparsity": float(self.sparsities[int(decoded_index(self.sparsity_logits))]),
-            "bits": int(self.bits[int(decoded_index(self.bits_logits))]),
-        }
+        """The decoded choice as plain numbers: {dimension name: option}."""
+        return {dim.name: dim.value(self, decoded_index(dim.logits(self))) for dim in DIMENSIONS}
 
     def _exact_slice(self):
         """(input width, output width, prune count per sparsity rate) of the exact sub-network."""
@@ -339,20 +315,19 @@ class _Searchable(keras.layers.Layer):
                 [[[pruned_count(r, area * i * o) for r in self.sparsities] for o in out_options]
                  for i in in_options], np.int32)
         zero = tf.constant(0, tf.int64)
-        in_index = zero if source is None else source._selected(source.width_logits, source.width_index)
-        out_index = self._selected(self.width_logits, self.width_index) if self.has_width_choice else zero
+        in_index = zero if source is None else source._selected(WIDTH)
+        out_index = self._selected(WIDTH) if self.has_width_choice else zero
         counts = tf.gather_nd(tf.constant(self._prune_counts), tf.stack([in_index, out_index]))
         in_width = tf.gather(tf.constant(in_options, tf.int32), in_index)
         out_width = tf.gather(tf.constant(out_options, tf.int32), out_index)
         return in_width, out_width, counts
 
     def _soft_kernel(self, training):
-        """The full kernel under the relaxed sparsity and bit choices."""
-        w = self.kernel
-        g_s = self._weights_for(self.sparsity_logits, self.sparsity_index, training)
-        sparse = tf.add_n([g_s[j] * (w * m) for j, m in enumerate(_magnitude_masks(w, self.sparsities))])
-        g_b = self._weights_for(self.bits_logits, self.bits_index, training)
-        return tf.add_n([g_b[k] * grid_quantize(sparse, b, self.channel_axis) for k, b in enumerate(self.bits)])
+        """The full kernel under the relaxed kernel choices (sparsity, then bits)."""
+        kernel = self.kernel
+        for dim in KERNEL_DIMENSIONS:
+            kernel = dim.relaxed(self, kernel, self._weights_for(dim, training))
+        return kernel
 
     def _exact_kernel(self):
         """(the chosen sub-kernel, its input width, its output width): the sub-kernel pruned by its
@@ -368,17 +343,9 @@ class _Searchable(keras.layers.Layer):
         size[self._in_axis % rank] = in_width
         if self.has_width_choice:
             size[-1] = out_width
-        w = tf.slice(self.kernel, [0] * rank, tf.stack(size))
-        pruned = tf.gather(counts, self._selected(self.sparsity_logits, self.sparsity_index))
-
-        def prune():
-            magnitude = tf.stop_gradient(tf.abs(w))
-            threshold = tf.gather(tf.sort(tf.reshape(magnitude, [-1])), pruned - 1)
-            return w * tf.cast(magnitude > threshold, w.dtype)
-
-        sparse = tf.cond(pruned > 0, prune, lambda: w)
-        grids = [functools.partial(grid_quantize, sparse, b, self.channel_axis) for b in self.bits]
-        kernel = tf.switch_case(tf.cast(self._selected(self.bits_logits, self.bits_index), tf.int32), grids)
+        kernel = tf.slice(self.kernel, [0] * rank, tf.stack(size))
+        for dim in KERNEL_DIMENSIONS:
+            kernel = dim.exact(self, kernel, self._selected(dim), counts)
         return kernel, in_width, out_width
 
     def effective_kernel(self, training=False):
@@ -405,7 +372,7 @@ class _Searchable(keras.layers.Layer):
         return y
 
     def _own_width_mask(self, training):
-        g_w = self._weights_for(self.width_logits, self.width_index, training)
+        g_w = self._weights_for(WIDTH, training)
         return tf.linalg.matvec(self._width_masks, g_w, transpose_a=True)
 
     def _width_mask(self, training):

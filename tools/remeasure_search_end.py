@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmark_search import last_search_epoch  # noqa: E402  (this folder: the script's own)
+from udc.arch_spec import ArchSpec  # noqa: E402
 from udc.fileio import write_text_atomic  # noqa: E402
 
 
@@ -34,7 +35,9 @@ def saved_config(base_config_path, point_dir):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     config = module.get_config()
-    recorded = json.loads((Path(point_dir) / "search_state.json").read_text())["config"]
+    # A state from before search.relaxation existed ran the relaxed mixture (udc.search's added keys).
+    recorded = {"search.relaxation": "gumbel_softmax",
+                **json.loads((Path(point_dir) / "search_state.json").read_text())["config"]}
     with config.unlocked():
         for key, value in recorded.items():
             node, *path, leaf = [config] + key.split(".")
@@ -54,10 +57,11 @@ def remeasure(base_config_path, point_dir) -> dict:
         sys.exit(f"tools/remeasure_search_end.py: {point_dir} holds no finished search")
     last = last_search_epoch(point_dir)
     return {"point": str(point_dir), "seed": int(config.seed), "budget_kb": float(config.budget_kb),
+            "relaxation": config.search.relaxation,
             "decoded_recorded": last["val_accuracy"], "mixture_recorded": last["val_accuracy_mixture"],
             "decoded": search.child_accuracy({layer.name: layer.hard_choice() for layer in search.layers}),
             "mixture": search.mixture_accuracy(),
-            "selected": json.loads((Path(point_dir) / "arch_spec.json").read_text())["selection"]["val_accuracy"]}
+            "selected": ArchSpec.load(Path(point_dir) / "arch_spec.json").selection["val_accuracy"]}
 
 
 def table(rows, command, loads) -> str:
@@ -70,16 +74,19 @@ def table(rows, command, loads) -> str:
         "(each choice at the median of its distribution), the selected child (the best candidate at the "
         "budget, the one that ships, before its fine-tune; as selection recorded it), and the soft mixture "
         "with BatchNorm recalibrated as inference weighs the options. The last column is the mixture's "
-        "figure as the search recorded it, from statistics of Gumbel samples. The decoded child is measured "
+        "figure as the search recorded it (from statistics of Gumbel samples in searches made before "
+        "commit e818c2d). The search step forwarded the relaxed mixture (`gumbel_softmax`) or one "
+        "sampled child (`straight_through`; `search.relaxation`). The decoded child is measured "
         "again and must repeat its recorded figure (it shows the restored state is the search's end).",
         "",
-        "| search | decoded (recorded) | selected | mixture | decoded - mixture | selected - mixture "
-        "| mixture as recorded |",
-        "|---|---|---|---|---|---|---|",
+        "| search | search step | decoded (recorded) | selected | mixture | decoded - mixture "
+        "| selected - mixture | mixture as recorded |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
-            f"| {r['point']} (seed {r['seed']}, {r['budget_kb']:g} KiB) | {100 * r['decoded']:.2f} % "
+            f"| {r['point']} (seed {r['seed']}, {r['budget_kb']:g} KiB) | {r['relaxation']} "
+            f"| {100 * r['decoded']:.2f} % "
             f"({100 * r['decoded_recorded']:.2f}) | {100 * r['selected']:.2f} % | {100 * r['mixture']:.2f} % "
             f"| {100 * (r['decoded'] - r['mixture']):+.2f} | {100 * (r['selected'] - r['mixture']):+.2f} "
             f"| {100 * r['mixture_recorded']:.2f} % |")

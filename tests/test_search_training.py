@@ -166,3 +166,38 @@ def test_a_cycle_budget_is_refused_below_the_fastest_network_then_searched_for_a
     assert search_figures["selection_cycles_estimate"] == pytest.approx(search_figures["vela_cycles"], rel=0.05)
     assert any("E[cycles]" in line and "multiplier" in line for line in lines if line.startswith("search epoch"))
     assert not any("measuring the cycle tables" in line for line in lines)  # the cached tables were used
+
+
+def test_a_cycle_budget_alone_searches_and_selects_without_a_byte_term(shared, tmp_path):
+    """--config.budget_kb=0 beside a cycle budget: no byte term in the loss (its multiplier stays 0), and
+    selection fits the cycle target only; without a latency budget a zero byte budget is refused."""
+    import re
+
+    from udc.data import load_splits
+    from udc.search import SupernetSearch, budget_bytes
+
+    root, _, _ = shared
+    config = digits_config(**SHORT, supernet=str(root / "supernet"), budget_kb=0.0)
+    with pytest.raises(ConfigError, match=r"budget_kb must be a positive number of KiB \(0 only beside "):
+        budget_bytes(config)
+    config.budget_cycles = 1
+    probe = SupernetSearch(config, load_splits(config), tmp_path / "probe", log=lambda _: None)
+    with pytest.raises(ConfigError) as info:
+        probe.check_feasible()
+    fastest = int(re.search(r"budget_cycles to at least (\d+)", str(info.value)).group(1))
+
+    config.budget_cycles = int(fastest * 1.25)
+    splits = load_splits(config)
+    search = SupernetSearch(config, splits, tmp_path / "alone", log=lambda _: None)
+    assert search.budget == 0 and search.check_feasible() > 0
+    search.use_trained_supernet()
+    search.use_cycle_tables()
+    assert [limit.unit for limit in search.limits()] == ["cycles"]
+    _, _, _, finite = search.search_step(splits.train.x[:32], splits.train.y[:32])
+    assert bool(finite) and float(search.lam.numpy()) == 0.0 and float(search.lam_cycles.numpy()) > 0.0
+    largest = {layer.name: {"width": layer.widths[-1], "sparsity": 0.0, "bits": layer.bits[-1]}
+               for layer in search.layers}
+    assert search.cycles.exact(largest) > search.target_cycles
+    chosen = search.fit_to_limit(largest)  # what selection does to every candidate
+    assert search.cycles.exact(chosen) <= search.target_cycles
+    assert search.sizes.exact(chosen) > search.sizes.exact(search.sizes.smallest_choices())  # bytes bound nothing

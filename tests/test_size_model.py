@@ -70,7 +70,7 @@ def _apply(layers, choice):
 def test_codes_are_the_grid_and_full_shape_estimate_equals_the_codec_on_random_weights():
     layer = L.SearchableConv2D(64, 3)
     layer.build((None, 8, 8, 32))
-    sm.calibrate([layer])
+    tables = sm.CodecTables([layer]).calibrate()
     layer.hard.assign(1.0)
     for bits, sparsity in [(8, 0.0), (4, 0.5), (2, 0.9), (3, 0.75)]:
         _pick(layer, width=64, bits=bits, sparsity=sparsity)
@@ -79,7 +79,7 @@ def test_codes_are_the_grid_and_full_shape_estimate_equals_the_codec_on_random_w
         assert len(np.unique(codes)) <= 2**bits - 1
         assert np.sum(codes == 0) >= int(np.floor(sparsity * codes.size))
         exact = sm.layer_codec_bytes(layer, bits, sparsity)
-        assert float(sm.layer_expected_bytes(layer)) == pytest.approx(exact, rel=1e-5)
+        assert float(sm.layer_expected_bytes(layer, tables)) == pytest.approx(exact, rel=1e-5)
 
 
 def test_calibration_on_trained_weights_beats_the_prior_and_a_random_tensor(trained):
@@ -102,10 +102,10 @@ def test_calibration_on_trained_weights_beats_the_prior_and_a_random_tensor(trai
 def test_hard_estimate_vs_codec_on_trained_weights(trained, choice):
     _, layers, _ = trained
     for target in (None, TARGET):  # flat stream, Vela's brick order
-        sm.calibrate(layers, target)
+        tables = sm.CodecTables(layers, target).calibrate()
         _apply(layers, choice)
         exact = sm.network_codec_bytes(layers, target=target)
-        estimate = {layer.name: float(sm.layer_expected_bytes(layer, target)) for layer in layers}
+        estimate = {layer.name: float(sm.layer_expected_bytes(layer, tables)) for layer in layers}
         for name in ("c0", "c1", "fc"):
             assert estimate[name] == pytest.approx(exact[name], rel=0.1, abs=64), (target, name)
         assert sum(estimate.values()) == pytest.approx(exact["total"], rel=0.05), target
@@ -123,8 +123,8 @@ def test_soft_estimate_is_the_expectation_over_all_choices_and_reaches_the_previ
     p0 = c0.choice_probabilities()["width"].numpy()
     p1 = {k: v.numpy() for k, v in c1.choice_probabilities().items()}
     brute = 0.0
-    sm.calibrate(layers, TARGET)  # brick order: the tables differ per traversal
-    table, stream = c1.bytes_per_weight.numpy(), c1.bytes_per_stream.numpy()
+    tables = sm.CodecTables(layers, TARGET).calibrate()  # brick order: the tables differ per traversal
+    table, stream = tables.per_weight[c1.name].numpy(), tables.per_stream[c1.name].numpy()
     assert not np.allclose(table[0], table[1])
     for (i, w_in), (j, w_out), (b, _), (s, _) in itertools.product(
             enumerate(c0.widths), enumerate(c1.widths), enumerate(c1.bits), enumerate(c1.sparsities)):
@@ -132,12 +132,12 @@ def test_soft_estimate_is_the_expectation_over_all_choices_and_reaches_the_previ
         brute += p0[i] * p1["width"][j] * p1["bits"][b] * p1["sparsity"][s] * (
             table[t, b, s] * 9 * w_in * w_out + stream[t, b, s])
     with tf.GradientTape() as tape:
-        estimate = sm.layer_expected_bytes(c1, TARGET)
+        estimate = sm.layer_expected_bytes(c1, tables)
     assert float(estimate) == pytest.approx(brute, rel=1e-4)
     grads = tape.gradient(estimate, [c0.width_logits] + c1.architecture_variables())
     assert all(g is not None and np.abs(g.numpy()).sum() > 0 for g in grads)
-    total = sm.network_expected_bytes(layers, target=TARGET)
-    assert float(total) == pytest.approx(sum(float(sm.layer_expected_bytes(l, TARGET)) for l in layers), rel=1e-5)
+    total = sm.network_expected_bytes(layers, tables)
+    assert float(total) == pytest.approx(sum(float(sm.layer_expected_bytes(l, tables)) for l in layers), rel=1e-5)
 
 
 def test_depthwise_size_follows_its_input():
@@ -145,7 +145,7 @@ def test_depthwise_size_follows_its_input():
     conv = L.SearchableConv2D(16, 1, name="pw")
     dw = L.SearchableDepthwiseConv2D(3, input_from=conv, name="dw")
     keras.Model(inputs, dw(conv(inputs)))
-    sm.calibrate([conv, dw])
+    tables = sm.CodecTables([conv, dw]).calibrate()
     _pick(conv, width=8, sparsity=0.0, bits=8)
     _pick(dw, sparsity=0.0, bits=4)
     conv.hard.assign(1.0)
@@ -155,7 +155,7 @@ def test_depthwise_size_follows_its_input():
     assert codes.shape == (1, 3, 3, 8)
     exact = sm.network_codec_bytes([conv, dw])
     assert exact["dw"] == sm.codes_bytes(codes)
-    assert float(sm.layer_expected_bytes(dw)) == pytest.approx(exact["dw"], rel=0.15, abs=32)
+    assert float(sm.layer_expected_bytes(dw, tables)) == pytest.approx(exact["dw"], rel=0.15, abs=32)
 
 
 def _export(layers, choices, images):
@@ -204,8 +204,8 @@ def test_whole_exported_model_estimate_vs_vela(trained):
     for target in (get_target("ethos-u55-128"), get_target("ethos-u65-512")):
         vela = target.compile(data).encoded_weight_bytes
         pool = sm.global_pool_bytes(4, 4, choices["c1"]["width"], target)  # Vela's MEAN weights
-        sm.calibrate(layers, target)
-        estimate = float(sm.network_expected_bytes(layers, extra_bytes=pool, target=target))
+        tables = sm.CodecTables(layers, target).calibrate()
+        estimate = float(sm.network_expected_bytes(layers, tables, extra_bytes=pool))
         bricks = sm.network_codec_bytes(layers, target=target)["total"] + pool
         flat = sm.network_codec_bytes(layers, order="flat")["total"]
         print(f"{target.name}: vela {vela} estimate {estimate:.0f} ({estimate / vela - 1:+.2%}) "

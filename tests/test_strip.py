@@ -57,8 +57,8 @@ def test_hard_kernel_is_the_pruned_sub_kernel_that_the_size_model_encodes(supern
 
 def test_arch_spec_lists_each_layer_with_estimated_and_codec_bytes(supernet, tmp_path):
     layers = searchable_layers(supernet)
-    sm.calibrate(layers, get_target("ethos-u55-128"))
-    spec = measure_arch_spec(supernet, None, get_target("ethos-u55-128"), extra_bytes=40, budget_bytes=4096)
+    tables = sm.CodecTables(layers, get_target("ethos-u55-128")).calibrate()
+    spec = measure_arch_spec(supernet, None, tables, extra_bytes=40, budget_bytes=4096)
     spec = ArchSpec.load(spec.save(tmp_path / "arch.json")).to_json()  # the typed spec's JSON round trip
     codec = sm.network_codec_bytes(layers, CHOICES, target=get_target("ethos-u55-128"))
     assert [l["name"] for l in spec["layers"]] == list(CHOICES)

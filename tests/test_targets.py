@@ -82,7 +82,7 @@ def test_a_new_target_needs_one_module_in_udc_targets(monkeypatch, digits_int8):
         codes = sm.layer_codes(layer, c["bits"], c["sparsity"], width, sm.input_width_of(layer, choices))
         by_table = int(np.count_nonzero(codes) * table.BYTES_PER_NONZERO[sm.layer_kind(layer)]) + table.HEADER_BYTES
         assert sizes.layer_bytes(layer, choices) == by_table
-    spec = measure_arch_spec(model, choices, fake)
+    spec = measure_arch_spec(model, choices, sizes.tables)
     assert spec.target == "fake-npu"
     assert spec.estimated_bytes == pytest.approx(spec.codec_bytes, rel=0.1)
 

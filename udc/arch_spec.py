@@ -144,21 +144,22 @@ def _reason(error) -> str:
     return error.args[0] if error.args else type(error).__name__
 
 
-def measure_arch_spec(supernet, choices, target=None, extra_bytes=0, **fields) -> ArchSpec:
-    """The spec of the child `choices` of `supernet`: its bytes measured for `target` (a
-    udc.targets.Target; None: the codec's flat stream), `fields` as given. The supernet is left
-    as it was."""
+def measure_arch_spec(supernet, choices, tables, extra_bytes=0, **fields) -> ArchSpec:
+    """The spec of the child `choices` of `supernet`: its bytes measured by the codec of `tables`' target
+    and estimated by `tables` (a calibrated `size_model.CodecTables`), `fields` as given. The supernet
+    is left as it was."""
+    target = tables.target
     from udc.strip import choices_of, set_choices
 
     layers = search_layers.searchable_layers(supernet)
     choices = choices or choices_of(supernet)
-    codec = sm.network_codec_bytes(layers, choices, target=target)
+    codec = sm.network_codec_bytes(layers, choices, target=target, order=tables.order)
     saved = {layer.name: [v.numpy() for v in layer.architecture_variables()] + [layer.hard.numpy()]
              for layer in layers}
     set_choices(supernet, choices)
     for layer in layers:
         layer.hard.assign(1.0)
-    estimated = {layer.name: float(sm.layer_expected_bytes(layer, target)) for layer in layers}
+    estimated = {layer.name: float(sm.layer_expected_bytes(layer, tables)) for layer in layers}
     for layer in layers:
         for v, value in zip(layer.architecture_variables() + [layer.hard], saved[layer.name]):
             v.assign(value)

@@ -143,9 +143,10 @@ def _search_and_export_locked(config, splits, workdir, log, stop_after_epochs, e
         return finished
     search = SupernetSearch(config, splits, workdir, log=log)
     smallest = search.check_feasible()
-    log(f"search space: {len(search.layers)} layers; smallest network {smallest} B, budget {budget} B "
-        f"({budget / KIB:g} KiB)" + (f" and {search.budget_cycles:,} cycles" if search.budget_cycles else "")
-        + f" on {target.name}")
+    budgets = ([f"{budget} B ({budget / KIB:g} KiB)"] if budget else []) + (
+        [f"{search.budget_cycles:,} cycles"] if search.budget_cycles else [])
+    log(f"search space: {len(search.layers)} layers; smallest network {smallest} B, budget "
+        f"{' and '.join(budgets)} on {target.name}")
 
     def trained_float():
         path = float_model_path(config, workdir)

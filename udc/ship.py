@@ -56,7 +56,7 @@ def ship_child(config, splits, search, choices, workdir, target, *, selection, t
         search.use_cycle_tables()
         cycle_fields = {"budget_cycles": search.budget_cycles, "limit_cycles": int(search.target_cycles),
                         "estimated_cycles": search.cycles.exact(choices)}
-    spec = measure_arch_spec(search.model, choices, target, extra_bytes=search.sizes.pool_bytes(choices),
+    spec = measure_arch_spec(search.model, choices, search.sizes.tables, extra_bytes=search.sizes.pool_bytes(choices),
                              backbone=config.backbone, dataset=splits.name, budget_bytes=budget,
                              limit_bytes=int(search.target_bytes), selection=selection, **cycle_fields)
     spec.save(workdir / "arch_spec.json")
@@ -84,8 +84,8 @@ def ship_child(config, splits, search, choices, workdir, target, *, selection, t
                               num_calibration=config.export.num_calibration,
                               tflm_samples=config.export.tflm_samples, log=log)
         vela_bytes = report["vela"]["encoded_weight_bytes"]
-        log(f"Vela: {vela_bytes} B encoded weights, budget {budget} B")
-        if vela_bytes <= budget:
+        log(f"Vela: {vela_bytes} B encoded weights, " + (f"budget {budget} B" if budget else "no byte budget"))
+        if not budget or vela_bytes <= budget:
             break
         if attempt == MAX_EXPORTS:
             raise UdcError(f"Vela still measures {vela_bytes} B > budget {budget} B after {attempt - 1} repairs; "
@@ -106,7 +106,7 @@ def ship_child(config, splits, search, choices, workdir, target, *, selection, t
                         "selection_cycles_estimate": spec.estimated_cycles,
                         "selection_cycles_error": spec.estimated_cycles / vela_cycles - 1.0}
     report["search"] = {
-        "budget_bytes": budget, "vela_encoded_bytes": vela_bytes, "within_budget": vela_bytes <= budget,
+        "budget_bytes": budget, "vela_encoded_bytes": vela_bytes, "within_budget": not budget or vela_bytes <= budget,
         **size_figures(spec, (workdir / "model.tflite").read_bytes(), target, vela_bytes), **cycle_fields,
         "export_attempts": attempt, "budget_repairs": repairs, "total_seconds": time.perf_counter() - started,
         **(fields or {}), "arch_spec": spec.to_json(),
@@ -144,9 +144,10 @@ def size_figures(spec, data, target, vela_bytes) -> dict:
 
 def search_markdown(search) -> str:
     lines = ["", "## Search", "",
-             f"Budget {search['budget_bytes']:,} B; Vela {search['vela_encoded_bytes']:,} B "
-             f"({'within' if search['within_budget'] else 'OVER'} budget); "
-             f"{search['export_attempts']} export(s)"
+             (f"Budget {search['budget_bytes']:,} B; Vela {search['vela_encoded_bytes']:,} B "
+              f"({'within' if search['within_budget'] else 'OVER'} budget); " if search["budget_bytes"] else
+              f"No byte budget; Vela {search['vela_encoded_bytes']:,} B; ")
+             + f"{search['export_attempts']} export(s)"
              + "".join(f"; repair: {r['layer']} +{r['pruned']} zeros (sparsity {r['sparsity']:.1%}, "
                        f"-{r['saved_bytes']} B by the codec)" for r in search.get("budget_repairs", []))
              + f"; {search['total_seconds']:.0f} s in all."

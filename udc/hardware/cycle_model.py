@@ -103,11 +103,12 @@ class CycleTables:
         """Cycles of the child of `choices`; `weight_bytes` {layer name: encoded bytes} (the codec's)."""
         return sum(self.layer_cycles(layer, choices, weight_bytes[layer.name]) for layer in layers)
 
-    def network_expected_cycles(self, layers, target=None):
-        """Differentiable E[cycles] under the current choice probabilities."""
-        return tf.add_n([self._layer_expected_cycles(layer, target) for layer in layers])
+    def network_expected_cycles(self, layers, codec_tables):
+        """Differentiable E[cycles] under the current choice probabilities, the weight bytes of each cell
+        expected by `codec_tables` (a calibrated `size_model.CodecTables`)."""
+        return tf.add_n([self._layer_expected_cycles(layer, codec_tables) for layer in layers])
 
-    def _layer_expected_cycles(self, layer, target):
+    def _layer_expected_cycles(self, layer, codec_tables):
         p_in, widths_in = sm.input_width_distribution(layer)
         depthwise = sm.layer_kind(layer) == "depthwise"
         p_out = tf.ones([1]) if depthwise else layer.choice_probabilities()["width"]
@@ -118,7 +119,7 @@ class CycleTables:
         x2 = tf.constant([[points[-1][0] for points in row] for row in cells], tf.float32)
         y2 = tf.constant([[points[-1][1] for points in row] for row in cells], tf.float32)
         slope = tf.constant([[_slope(points) for points in row] for row in cells], tf.float32)
-        weight_bytes = sm.expected_bytes_grid(layer, widths_in, (1,) if depthwise else layer.widths, target)
+        weight_bytes = sm.expected_bytes_grid(layer, widths_in, (1,) if depthwise else layer.widths, codec_tables)
         cycles = tf.maximum(floor, y2 + slope * (weight_bytes - x2))
         return tf.reduce_sum(p_in[:, None] * p_out[None, :] * cycles)
 

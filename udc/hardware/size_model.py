@@ -42,9 +42,9 @@ encoder this API wraps, gave the same total on the net checked):
 
 with `A[b, s]` the bytes per weight and `C[b, s]` the fixed bytes per stream (header,
 palette, padding) that the real codec gives for this layer's own weights at bits b and
-sparsity s: `calibrate` encodes the full kernel and a quarter-size sub-kernel and
-fits a line through the two (stored in the layer's non-trainable `bytes_per_weight`
-and `bytes_per_stream` variables; a convolution has one pair of tables per weight
+sparsity s: `codec_tables` encodes the full kernel and a quarter-size sub-kernel and
+fits a line through the two (`CodecTables`, held by the search, not by the layers; a
+convolution has one pair of tables per weight
 traversal of the target (`Target.weight_traversals`), chosen per input-width option by
 the target's rule, so the expectation runs over the input width's options rather than
 its mean); `E[c_out] = sum_i p_i width_i` and `E[c_in]` the expected
@@ -56,8 +56,8 @@ flow to both layers' width logits. A depthwise layer has K * E[c_in] weights.
 Calibrate on the current weights, not once on random ones: on a briefly trained
 3x3x32x64 conv the bytes per weight were 0.61-1.29x those of the same layer at its
 initialisation, depending on (b, s) (cheaper at 2-3 bits, where the grid rounds more of
-a peaky kernel to zero; dearer at high sparsity). `CodecCalibration` refreshes the
-tables every N training steps (about 2 s for a 3x3x64x128 conv in brick order).
+a peaky kernel to zero; dearer at high sparsity). The search recalibrates them at the start
+of every search epoch and before selection (about 2 s for a 3x3x64x128 conv in brick order).
 """
 
 import numpy as np
@@ -270,26 +270,33 @@ def bytes_per_weight_table(layer, target=None, order=None) -> np.ndarray:
     return table
 
 
-def calibrate(layers, target=None, order=None) -> None:
-    """Measures every layer's size tables on its current weights with the real codec."""
-    for layer in layers:
-        slope, intercept = codec_tables(layer, target, order)
-        layer.bytes_per_weight.assign(slope)
-        layer.bytes_per_stream.assign(intercept)
+class CodecTables:
+    """The size model's tables for one target, per searchable layer: bytes per weight and bytes per
+    stream [traversal, bits, sparsity] of the layer's current weights (`codec_tables`).
 
+    Held by whoever estimates (the search's `Sizes`), not by the layers: a searchable layer holds
+    no target-specific state, so one supernet can be measured for several targets. The tables are
+    non-trainable variables, so a traced search step reads each recalibration without retracing.
+    Until `calibrate` they hold a codec-free prior (b / 8 bytes per kept weight, 16 bytes per stream).
+    """
 
-class CodecCalibration(keras.callbacks.Callback):
-    """Re-measures the size tables every `every_steps` training batches (and at the start)."""
+    def __init__(self, layers, target=None, order=None):
+        self.layers, self.target, self.order = list(layers), target, order
+        self.per_weight, self.per_stream = {}, {}
+        for layer in self.layers:
+            prior = np.array([[b / 8.0 * (1.0 - s) + 0.02 for s in layer.sparsities] for b in layer.bits], np.float32)
+            prior = np.stack([prior] * TRAVERSALS)
+            self.per_weight[layer.name] = tf.Variable(prior, trainable=False, name=f"{layer.name}_bytes_per_weight")
+            self.per_stream[layer.name] = tf.Variable(np.full_like(prior, 16.0), trainable=False,
+                                                      name=f"{layer.name}_bytes_per_stream")
 
-    def __init__(self, every_steps=100, target=None, order=None):
-        super().__init__()
-        self.every_steps, self.target, self.order = every_steps, target, order
-        self.step = 0
-
-    def on_train_batch_begin(self, batch, logs=None):
-        if self.step % self.every_steps == 0:
-            calibrate(search_layers.searchable_layers(self.model), self.target, self.order)
-        self.step += 1
+    def calibrate(self) -> "CodecTables":
+        """Measures every layer's tables on its current weights with the target's codec."""
+        for layer in self.layers:
+            slope, intercept = codec_tables(layer, self.target, self.order)
+            self.per_weight[layer.name].assign(slope)
+            self.per_stream[layer.name].assign(intercept)
+        return self
 
 
 # ------------------------------------------------------------------ expectation
@@ -317,7 +324,7 @@ def expected_input_width(layer):
     return tf.reduce_sum(probs * tf.constant(widths, tf.float32))
 
 
-def layer_expected_bytes(layer, target=None):
+def layer_expected_bytes(layer, tables: CodecTables):
     """Differentiable expected encoded bytes of one layer under its current choice probabilities.
 
     E over the input width i, bits b, sparsity s, output width o (all independent):
@@ -325,35 +332,36 @@ def layer_expected_bytes(layer, target=None):
     traversal for input depth w_i (convolutions only; K * w_i weights for depthwise).
     """
     p_in, widths_in = input_width_distribution(layer)
-    a_in, c_in, area = _expected_rates(layer, widths_in, target)
+    a_in, c_in, area = _expected_rates(layer, widths_in, tables)
     weights_in = tf.reduce_sum(p_in * a_in * tf.constant(widths_in, tf.float32))  # E[A * w_in]
     out = 1.0 if layer_kind(layer) == "depthwise" else expected_width(layer)
     return float(area) * weights_in * out + tf.reduce_sum(p_in * c_in)
 
 
-def expected_bytes_grid(layer, widths_in, widths_out, target=None):
+def expected_bytes_grid(layer, widths_in, widths_out, tables: CodecTables):
     """Differentiable expected encoded bytes of one layer at every (input width, output width) of the
     given lists ([len(widths_in), len(widths_out)]; a depthwise layer's output factor is 1), over its
     bits and sparsity distributions: what the cycle model needs per cell."""
-    a_in, c_in, area = _expected_rates(layer, widths_in, target)
+    a_in, c_in, area = _expected_rates(layer, widths_in, tables)
     weights = float(area) * tf.constant(widths_in, tf.float32)[:, None] * tf.constant(widths_out, tf.float32)[None, :]
     return a_in[:, None] * weights + c_in[:, None]
 
 
-def _expected_rates(layer, widths_in, target):
+def _expected_rates(layer, widths_in, tables):
     """(bytes per weight, bytes per stream) expected over bits and sparsity for each input width (its
     table row: the target's traversal for that depth), and the kernel area."""
     probs = layer.choice_probabilities()
     joint = probs["bits"][:, None] * probs["sparsity"][None, :]
-    per_weight = tf.reduce_sum(joint[None] * layer.bytes_per_weight, axis=[1, 2])  # per traversal
-    per_stream = tf.reduce_sum(joint[None] * layer.bytes_per_stream, axis=[1, 2])
+    per_weight = tf.reduce_sum(joint[None] * tables.per_weight[layer.name], axis=[1, 2])  # per traversal
+    per_stream = tf.reduce_sum(joint[None] * tables.per_stream[layer.name], axis=[1, 2])
     shape = layer.kernel.shape
     kind = layer_kind(layer)
     area = 1 if kind == "dense" else int(shape[0] * shape[1])
+    target = tables.target
     traversal = [0 if target is None else target.weight_traversal(kind, w, area) for w in widths_in]
     return tf.gather(per_weight, traversal), tf.gather(per_stream, traversal), area
 
 
-def network_expected_bytes(layers, extra_bytes=0.0, target=None):
+def network_expected_bytes(layers, tables: CodecTables, extra_bytes=0.0):
     """Sum of `layer_expected_bytes` over the layers plus fixed `extra_bytes` (a differentiable scalar)."""
-    return tf.add_n([layer_expected_bytes(layer, target) for layer in layers]) + float(extra_bytes)
+    return tf.add_n([layer_expected_bytes(layer, tables) for layer in layers]) + float(extra_bytes)

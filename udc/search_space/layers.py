@@ -70,10 +70,10 @@ also multiplies its output by that layer's current width mask (the same Gumbel s
 taken in the same forward pass), because its BatchNorm would otherwise revive channels
 the previous layer switched off.
 
-Size-model state lives on the layer as non-trainable variables (`bytes_per_weight`,
-`bytes_per_stream`, shape [traversal, bits, sparsity]), written by
-`udc.hardware.size_model.calibrate`. `input_from` is a Python link, not part of
-`get_config`: a model rebuilt from config must set it again.
+A layer holds no target-specific state: the size model's tables live in
+`udc.hardware.size_model.CodecTables`, the cycle tables in `udc.hardware.cycle_model`.
+`input_from` is a Python link, not part of `get_config`: a model rebuilt from config must
+set it again.
 
 Each layer may contain its BatchNorm and activation (`batch_norm=True`,
 `activation="relu"`): the mask must come after them, and keeping the activation inside
@@ -254,19 +254,6 @@ class _Searchable(keras.layers.Layer):
         for dim in DIMENSIONS:  # width_index, sparsity_index, bits_index
             setattr(self, f"{dim.name}_index", self.add_weight(f"{dim.name}_index", shape=(), dtype=tf.int32,
                                                                trainable=False, initializer=zeros))
-        # Encoded bytes ~ bytes_per_weight * weights + bytes_per_stream for each (bits, sparsity),
-        # measured with the real codec
-        # by udc.hardware.size_model.calibrate; starts from a codec-free prior.
-        # One table per Vela weight traversal (depth-first, part-kernel-first), see size_model.
-        prior = np.array([[b / 8.0 * (1.0 - s) + 0.02 for s in self.sparsities] for b in self.bits], np.float32)
-        prior = np.stack([prior, prior])
-        self.bytes_per_weight = self.add_weight(
-            "bytes_per_weight", shape=prior.shape, trainable=False,
-            initializer=keras.initializers.Constant(prior))
-        # ... plus a fixed cost per encoded stream (codec header, palette, 16-byte padding).
-        self.bytes_per_stream = self.add_weight(
-            "bytes_per_stream", shape=prior.shape, trainable=False,
-            initializer=keras.initializers.Constant(16.0))
         masks = np.array([[1.0 if c < w else 0.0 for c in range(self.max_width)] for w in self.widths], np.float32)
         self._width_masks = tf.constant(masks)
         super().build(input_shape)

@@ -17,6 +17,7 @@ import json
 from pathlib import Path
 
 from udc.errors import UdcError
+from udc.fileio import write_json_atomic
 from udc.hardware import size_model as sm
 from udc.search_space import layers as search_layers
 from udc.search_space.dimensions import DIMENSIONS
@@ -57,7 +58,7 @@ class ArchSpec:
     dataset: str = ""
     budget_bytes: int = 0
     limit_bytes: int = 0  # what selection fitted the codec bytes to (the budget less its margin)
-    selection: dict = None  # how the child was chosen (candidates and their validation accuracy)
+    selection: dict | None = None  # how the child was chosen (candidates and their validation accuracy)
     budget_cycles: int = 0
     limit_cycles: int = 0
     estimated_cycles: int = 0  # the cycle tables' figure at selection (with a cycle budget)
@@ -103,7 +104,6 @@ class ArchSpec:
             raise ArchSpecError(f"{source} is malformed ({_reason(e)}); write it again with udc-search") from None
 
     def save(self, path) -> Path:
-        from udc.fileio import write_json_atomic
         write_json_atomic(Path(path), self.to_json())
         return Path(path)
 

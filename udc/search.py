@@ -55,7 +55,8 @@ Two resumable stages (`SupernetSearch.run`), then selection:
    has a second term, mu * E[cycles] / cycle target, with its own multiplier mu updated the
    same way; E[cycles] is the cycle model's (`udc.hardware.cycle_model`, tables measured
    once per target beside the supernet), and the cycle target is `search.cycle_margin` under
-   the budget (3 %: no repair follows for cycles).
+   the budget (3 %: no repair follows for cycles). With `budget_kb=0` beside a latency budget
+   the byte term is left out (its multiplier stays 0) and selection fits the cycles alone.
 3. **Selection**: candidates are the decoded choice of every layer (the median of its
    distribution, `udc.search_space.layers.decoded_index`) and `search.candidates`
    children sampled from the final choice distribution. Each must fit the target by its

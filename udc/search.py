@@ -309,9 +309,22 @@ class Limit:
 _MOVE_ORDER = KERNEL_DIMENSIONS + tuple(dim for dim in DIMENSIONS if dim not in KERNEL_DIMENSIONS)
 
 
-def _moves(layer):
-    """(dimension name, options, direction) of the one-step moves that make a layer smaller."""
-    return [(dim.name, dim.options(layer), dim.smaller) for dim in _MOVE_ORDER if dim.searchable(layer)]
+def _steps(limits, choices, log_probs, shrink: bool):
+    """Every one-step move of one layer's choice (smaller if `shrink`, else larger), in `_MOVE_ORDER`:
+    (log-probability lost, the moved choices, their exact costs per limit, what moved)."""
+    for layer in limits[0].cost.layers:
+        for dim in _MOVE_ORDER:
+            if not dim.searchable(layer):
+                continue
+            options = dim.options(layer)
+            i = options.index(choices[layer.name][dim.name])
+            j = i + (dim.smaller if shrink else -dim.smaller)
+            if not 0 <= j < len(options):
+                continue
+            trial = {**choices, layer.name: {**choices[layer.name], dim.name: options[j]}}
+            lost = max(float(log_probs[layer.name, dim.name][i] - log_probs[layer.name, dim.name][j]), 1e-6)
+            what = f"{layer.name}.{dim.name} {options[i]} -> {options[j]}"
+            yield lost, trial, [l.cost.exact(trial) for l in limits], what
 
 
 def repair(limits: list, choices: dict, log=print) -> dict:
@@ -320,25 +333,14 @@ def repair(limits: list, choices: dict, log=print) -> dict:
     With several limits a move's saving is the sum, over the costs still over their limits, of
     what it saves as a share of each limit."""
     choices = {k: dict(v) for k, v in choices.items()}
-    layers = limits[0].cost.layers
-    log_probs = _log_probs(layers)
+    log_probs = _log_probs(limits[0].cost.layers)
     totals = [l.cost.exact(choices) for l in limits]
     while any(t > l.limit for t, l in zip(totals, limits)):
         best = None
-        for layer in layers:
-            for dim, options, step in _moves(layer):
-                i = list(options).index(choices[layer.name][dim])
-                j = i + step
-                if not 0 <= j < len(options):
-                    continue
-                trial = {**choices, layer.name: {**choices[layer.name], dim: options[j]}}
-                trial_totals = [l.cost.exact(trial) for l in limits]
-                saved = sum((t - n) / l.limit for t, n, l in zip(totals, trial_totals, limits) if t > l.limit)
-                if saved <= 0:
-                    continue
-                regret = max(float(log_probs[layer.name, dim][i] - log_probs[layer.name, dim][j]), 1e-6)
-                if best is None or regret / saved < best[0]:
-                    best = (regret / saved, trial, f"{layer.name}.{dim} {options[i]} -> {options[j]}", trial_totals)
+        for regret, trial, trial_totals, what in _steps(limits, choices, log_probs, shrink=True):
+            saved = sum((t - n) / l.limit for t, n, l in zip(totals, trial_totals, limits) if t > l.limit)
+            if saved > 0 and (best is None or regret / saved < best[0]):
+                best = (regret / saved, trial, what, trial_totals)
         if best is None:
             over = "; ".join(f"{t:,} {l.unit} > {l.limit:,.0f} {l.unit}" for t, l in zip(totals, limits) if t > l.limit)
             raise UdcError(f"cannot fit the budget: the smallest choices still take {over}; "
@@ -358,26 +360,17 @@ def fill(limits: list, choices: dict, log=print) -> dict:
     the budget (measured on Fashion-MNIST: 3.6 kB for a 12 KiB budget); the bytes left are
     accuracy left."""
     choices = {k: dict(v) for k, v in choices.items()}
-    layers = limits[0].cost.layers
-    log_probs = _log_probs(layers)
+    log_probs = _log_probs(limits[0].cost.layers)
     totals = [l.cost.exact(choices) for l in limits]
     moves = 0
     while True:
         best = None
-        for layer in layers:
-            for dim, options, step in _moves(layer):
-                i = list(options).index(choices[layer.name][dim])
-                j = i - step
-                if not 0 <= j < len(options):
-                    continue
-                trial = {**choices, layer.name: {**choices[layer.name], dim: options[j]}}
-                trial_totals = [l.cost.exact(trial) for l in limits]
-                if any(n > l.limit for n, l in zip(trial_totals, limits)):
-                    continue
-                added = sum(max(n - t, 1) / l.limit for t, n, l in zip(totals, trial_totals, limits))
-                regret = max(float(log_probs[layer.name, dim][i] - log_probs[layer.name, dim][j]), 1e-6)
-                if best is None or regret / added < best[0]:
-                    best = (regret / added, trial, trial_totals)
+        for regret, trial, trial_totals, _ in _steps(limits, choices, log_probs, shrink=False):
+            if any(n > l.limit for n, l in zip(trial_totals, limits)):
+                continue
+            added = sum(max(n - t, 1) / l.limit for t, n, l in zip(totals, trial_totals, limits))
+            if best is None or regret / added < best[0]:
+                best = (regret / added, trial, trial_totals)
         if best is None:
             break
         _, choices, totals = best

@@ -128,11 +128,8 @@ def inference_weights():
     gather batch statistics, but the statistics must be those of the noiseless mixture that
     inference then evaluates, not of noisy samples at the current temperature.
     """
-    _SAMPLING.assign(0.0)
-    try:
+    with _assigned(_SAMPLING, 0.0):
         yield
-    finally:
-        _SAMPLING.assign(1.0)
 
 
 # 1: a training pass's sample is the one-hot of its relaxed sample, with the relaxed sample's
@@ -150,11 +147,19 @@ def straight_through_samples():
     task loss the logits follow is a child's, not that of a mixture of fractional widths, which at
     small budgets was worth more than any whole child of its size.
     """
-    _STRAIGHT_THROUGH.assign(1.0)
+    with _assigned(_STRAIGHT_THROUGH, 1.0):
+        yield
+
+
+@contextlib.contextmanager
+def _assigned(variable, value):
+    """`variable` holds `value` within the block and its value before after it."""
+    before = variable.numpy()
+    variable.assign(value)
     try:
         yield
     finally:
-        _STRAIGHT_THROUGH.assign(0.0)
+        variable.assign(before)
 
 
 def _gumbel_softmax(logits, temperature):

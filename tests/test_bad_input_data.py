@@ -42,7 +42,8 @@ Overrides:
 * `--config.search.training=bogus`: `udc-search: error: unknown search.training 'bogus'; choose
   one of: sandwich, soft in --config.search.training`
 * `--config.search.relaxation=hard`: `udc-search: error: unknown search.relaxation 'hard'; choose
-  one of: gumbel_softmax, straight_through in --config.search.relaxation`
+  one of: gumbel_softmax, straight_through, relaxed_then_straight_through in
+  --config.search.relaxation`
 
 The in-process tests below check the same rules on `read_idx`, `RawDataset` (every
 loader's output passes `check_dataset`), `make_splits` and the search option lists.
@@ -157,8 +158,8 @@ def test_bad_dataset_files(tmp_path, binary, dataset, make, fragments):
     ("search", "--config.search.training=bogus",
      ("unknown search.training 'bogus'; choose one of: sandwich, soft in --config.search.training",)),
     ("search", "--config.search.relaxation=hard",
-     ("unknown search.relaxation 'hard'; choose one of: gumbel_softmax, straight_through "
-      "in --config.search.relaxation",)),
+     ("unknown search.relaxation 'hard'; choose one of: gumbel_softmax, straight_through, "
+      "relaxed_then_straight_through in --config.search.relaxation",)),
 ], ids=["bits=abc", "widths=(8,12)", "bits=2 4", "epochs=abc", "budget_kb=abc", "seed=1.5", "download=maybe",
         "training=bogus", "relaxation=hard"])
 def test_bad_overrides(tmp_path, binary, override, fragments):

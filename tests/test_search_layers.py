@@ -5,6 +5,7 @@ import pytest
 
 from udc.compat import keras, tf
 from udc.errors import ConfigError
+from udc.search import straight_through_at
 from udc.search_space import children
 from udc.search_space import layers as L
 from udc.search_space import options as opts
@@ -127,6 +128,19 @@ def test_straight_through_samples_are_one_hot_and_pass_gradients_to_the_logits()
     assert np.all(np.diff(sampled_mask) <= 0)
     assert np.all(np.isfinite(gradient.numpy())) and np.max(np.abs(gradient.numpy())) > 0
     assert len(set(np.round(relaxed_mask, 6).tolist()) - {0.0, 1.0}) > 0  # fractional again
+
+
+def test_relaxed_then_straight_through_samples_children_in_the_second_half_only():
+    steps = [straight_through_at("relaxed_then_straight_through", i, 10) for i in range(10)]
+    assert steps == [False] * 5 + [True] * 5
+    assert not any(straight_through_at("gumbel_softmax", i, 10) for i in range(10))
+    assert all(straight_through_at("straight_through", i, 10) for i in range(10))
+    layer = L.SearchableConv2D(32, 3, activation="relu")
+    layer.build((None, 6, 6, 4))
+    x = RNG.normal(size=(2, 6, 6, 4)).astype(np.float32)
+    with L.straight_through_samples(False):
+        layer(x, training=True)
+    assert len(set(np.round(layer.last_width_mask.numpy(), 6).tolist()) - {0.0, 1.0}) > 0  # relaxed
 
 
 def test_hard_mode_applies_the_decoded_choice():

@@ -33,7 +33,9 @@ Two resumable stages (`SupernetSearch.run`), then selection:
    supernets (benchmarks/fashion_mnist/straight_through.md): the child that ships ends within
    1 point of the mixture in 8 of 11 searches instead of 3, at worst 3.1 points below it
    instead of 7.1, but the shipped models are no more accurate (seed-0 front 91.46 % against
-   91.47 % on average), so the relaxed mixture stays the default. E[bytes] is the size model's
+   91.47 % on average), so the relaxed mixture stays the default.
+   `relaxed_then_straight_through` runs the mixture for the first half of the search steps and
+   sampled children for the second (`straight_through_at`). E[bytes] is the size model's
    differentiable expectation of Vela's encoded weight bytes (`udc.hardware.size_model`,
    calibrated on the trained weights, plus the ones-kernel Vela adds for the global
    pooling, whose size follows the last convolution's width). lambda is a Lagrange
@@ -87,7 +89,6 @@ per-budget keys, `PER_BUDGET_KEYS`). A resume with a different config is refused
 the keys that differ. A step that leaves a weight, a choice logit, the multiplier or the
 expected size non-finite stops there (`udc.epoch_loop`).
 """
-import contextlib
 import dataclasses
 import json
 import math
@@ -136,7 +137,16 @@ _RESUME_IGNORES = ("data_dir", "download", "export.tflm_samples", "export.num_ca
 # ------------------------------------------------------------------ config
 
 TRAINING_RULES = ("sandwich", "soft")
-RELAXATIONS = ("gumbel_softmax", "straight_through")
+RELAXATIONS = ("gumbel_softmax", "straight_through", "relaxed_then_straight_through")
+
+
+def straight_through_at(relaxation: str, step: int, total_steps: int) -> bool:
+    """Whether search step `step` of `total_steps` forwards one sampled child (straight-through):
+    always, never, or from the second half on (`relaxed_then_straight_through`: the mixture's
+    steps concentrate the distribution first, then whole children rank what is left)."""
+    if relaxation == "relaxed_then_straight_through":
+        return step >= total_steps // 2
+    return relaxation == "straight_through"
 
 
 def check_training(config) -> None:
@@ -732,18 +742,16 @@ class SupernetSearch:
                 return False
             self.sizes.calibrate()
             first = epoch * self.steps_per_epoch
-            sampling = (search_layers.straight_through_samples() if s.relaxation == "straight_through"
-                        else contextlib.nullcontext())
-            with sampling:
-                self._epoch(self.search_step, self.searching, "search", epoch, self.search_epochs,
-                            self.supernet_epochs + epoch,
-                            lambda i: search_layers.temperature_at(first + i, total_steps,
-                                                                   float(s.start_temperature),
-                                                                   float(s.end_temperature)))
+            self._epoch(self.search_step, self.searching, "search", epoch, self.search_epochs,
+                        self.supernet_epochs + epoch,
+                        lambda i: search_layers.temperature_at(first + i, total_steps, float(s.start_temperature),
+                                                               float(s.end_temperature)),
+                        lambda i: straight_through_at(s.relaxation, first + i, total_steps))
         return True
 
-    def _epoch(self, step, stage, name, epoch, epochs, batch_epoch, temperature):
-        """One epoch of `step` (batches and noise by (seed, `batch_epoch`)), checkpointed in `stage`."""
+    def _epoch(self, step, stage, name, epoch, epochs, batch_epoch, temperature, straight_through=lambda i: False):
+        """One epoch of `step` (batches and noise by (seed, `batch_epoch`)), checkpointed in `stage`;
+        step i runs at `temperature(i)`, on sampled children if `straight_through(i)`."""
         s = self.config.search
         self.noise.reset_from_seed(self.config.seed * 100003 + batch_epoch)
         start = time.perf_counter()
@@ -754,7 +762,8 @@ class SupernetSearch:
                                                  batch_epoch, self.steps_per_epoch)):
             search_layers.set_temperature(self.model, temperature(i))
             t0 = time.perf_counter()
-            loss, acc, size, finite = step(x, y)
+            with search_layers.straight_through_samples(straight_through(i)):
+                loss, acc, size, finite = step(x, y)
             step_times.append(time.perf_counter() - t0)
             if not finite:
                 progress.clear()

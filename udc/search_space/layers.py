@@ -138,8 +138,8 @@ _STRAIGHT_THROUGH = tf.Variable(0.0, trainable=False, name="straight_through_sam
 
 
 @contextlib.contextmanager
-def straight_through_samples():
-    """Within the block, training passes of soft layers draw hard samples: each choice is the one-hot
+def straight_through_samples(on: bool = True):
+    """Within the block (if `on`), training passes of soft layers draw hard samples: each choice is the one-hot
     of its Gumbel-softmax sample (an exact draw from softmax(logits), whatever the temperature), and
     the logits get the relaxed sample's gradient (straight-through, as in GDAS).
 
@@ -147,7 +147,7 @@ def straight_through_samples():
     task loss the logits follow is a child's, not that of a mixture of fractional widths, which at
     small budgets was worth more than any whole child of its size.
     """
-    with _assigned(_STRAIGHT_THROUGH, 1.0):
+    with _assigned(_STRAIGHT_THROUGH, float(on)):
         yield
 
 

@@ -201,7 +201,7 @@ def test_whole_exported_model_estimate_vs_vela(trained):
         c = choices[layer.name]
         expected = sm.layer_codes(layer, c["bits"], c["sparsity"], c["width"], sm.input_width_of(layer, choices))
         np.testing.assert_array_equal(tensor.values, expected)
-    for target in (get_target("ethos-u55-128"), get_target("ethos-u65-512")):
+    for target in (get_target("ethos-u55-128"), get_target("ethos-u65-512"), get_target("ethos-u85-256")):
         vela = target.compile(data).encoded_weight_bytes
         pool = sm.global_pool_bytes(4, 4, choices["c1"]["width"], target)  # Vela's MEAN weights
         tables = sm.CodecTables(layers, target).calibrate()

@@ -18,8 +18,10 @@ from udc.search_space import SearchOptions
 from udc.arch_spec import measure_arch_spec
 from udc.targets import get_target, target_names, target_of
 from udc.targets.ethos_u import ACCELERATORS
+from udc.targets.layer_model import layer_model
 
 FAKE_TARGETS = Path(__file__).parent / "fake_targets"
+RNG = np.random.default_rng(0)
 
 
 def test_every_vela_accelerator_is_a_target_with_defaults():
@@ -42,6 +44,23 @@ def test_ethos_u_facts_live_on_the_target():
     assert len(u55.weight_traversals("conv")) == 2 and u85.weight_traversals("conv") == (None,)
     assert u55.describe() == {"name": "ethos-u55-128", "accelerator": "ethos-u55-128",
                               "system_config": "Ethos_U55_High_End_Embedded", "memory_mode": "Shared_Sram"}
+
+
+@pytest.mark.parametrize("kind, shape", [("conv", (24, 3, 3, 16)), ("depthwise", (1, 3, 3, 32)), ("dense", (10, 48))])
+def test_a_u85_layer_is_measured_by_vela_on_a_model_of_its_own(kind, shape):
+    """The one-layer model Vela compiles for U85 bytes: wholly on the NPU, and for a U55 its bytes
+    are close to those of Vela's encoder API (the same weights reach the same encoder; the API
+    assumes an OFM block depth of 16 where the compiler picks its own: 32 B apart on the conv)."""
+    codes = np.where(RNG.random(shape) < 0.5, 0, RNG.integers(-127, 128, shape)).astype(np.int8)
+    u55, u85 = get_target("ethos-u55-128"), get_target("ethos-u85-256")
+    data = layer_model(codes, kind)
+    compiled = u85.compile(data, "layer")
+    assert compiled.cpu_ops == 0 and compiled.npu_fraction == 1.0
+    assert u85.encoded_weight_bytes(codes, kind) == compiled.encoded_weight_bytes > 0
+    assert u55.compile(data, "layer").encoded_weight_bytes == pytest.approx(
+        u55.encoded_weight_bytes(codes, kind), rel=0.02)
+    # Zeros cost fewer bytes: the figure follows the codes, not only the shape.
+    assert u85.encoded_weight_bytes(np.zeros_like(codes), kind) < compiled.encoded_weight_bytes
 
 
 def test_unknown_target_is_one_line_that_lists_the_choices():

@@ -1,5 +1,7 @@
 """The cycle model: probes cut from a template, the tables they fill, and the estimate against Vela."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -35,15 +37,17 @@ def test_a_narrowed_copy_keeps_the_first_channels_and_compiles(digits_int8):
     assert "\n" not in str(info.value)
 
 
-def test_coarsened_weights_cost_fewer_bytes_and_zeros_the_fewest(digits_int8):
+def test_the_byte_levels_cost_fewer_bytes_in_turn_and_the_last_is_dense(digits_int8):
     def total(data):
         return sum(s.encoded_bytes for s in inspect_model(data))
 
-    coarse = narrowing.coarsened(digits_int8, 4, 0.5)
-    zeros = narrowing.coarsened(digits_int8, 8, 1.0)
-    assert total(zeros) < total(coarse) < total(digits_int8)
+    template, coarse, fewest = (cm.byte_level(digits_int8, level) for level in cm.BYTE_LEVELS)
+    assert template == digits_int8
+    assert total(fewest) < total(coarse) < total(digits_int8)
     weights = tflite_file.weight_tensors(tflite_file.parse(coarse))
     assert all(len(np.unique(w.values)) <= 15 and np.mean(w.values == 0) >= 0.5 for w in weights)
+    # Dense: no zero, so no 2:4 pattern an Ethos-U85 would run faster than a dense layer.
+    assert all(np.all(w.values == 1) for w in tflite_file.weight_tensors(tflite_file.parse(fewest)))
 
 
 def test_a_cell_costs_its_floor_or_the_line_through_its_densest_levels():
@@ -121,3 +125,15 @@ def test_expected_cycles_are_the_exact_ones_at_hard_choices_and_have_gradients(s
         for layer in layers:
             layer.hard.assign(0.0)
     assert hard == pytest.approx(tables.network_cycles(layers, choices, at_expected_bytes), rel=1e-5)
+
+
+def test_cached_tables_of_an_older_format_are_measured_again(small, tmp_path):
+    supernet, images, tables, _ = small
+    path = tmp_path / "cycle_tables.json"
+    path.write_text(json.dumps({**tables.to_json(), "version": cm.FORMAT_VERSION - 1}))
+    lines = []
+    again = cm.load_or_measure(path, supernet, TARGET, lambda: cm.largest_child_template(supernet, images),
+                               log=lines.append)
+    assert lines[0].startswith("measuring the cycle tables") and again == tables
+    assert json.loads(path.read_text())["version"] == cm.FORMAT_VERSION
+    assert cm.load_or_measure(path, supernet, TARGET, None, log=lines.append) == tables  # the cache, as is

@@ -1,4 +1,4 @@
-"""Probes cut from an int8 .tflite: weight operators narrowed to chosen widths, or weights zeroed.
+"""Probes cut from an int8 .tflite: weight operators narrowed to chosen widths, or weights coarsened.
 
 What the cycle model measures: the cycles of a layer at (input width, output width) come
 from compiling the network at those widths, and cutting the channels of a template file
@@ -98,4 +98,16 @@ def coarsened(data: bytes, bits: int, sparsity: float) -> bytes:
             order = np.argsort(np.abs(values), axis=None, kind="stable")[:pruned]
             codes.flat[order] = 0
         model.buffers[weights.tensor.buffer].data = np.frombuffer(codes.astype(np.int8).tobytes(), np.uint8)
+    return tflite_file.serialise(model)
+
+
+def filled(data: bytes, code: int = 1) -> bytes:
+    """A copy of the .tflite whose weight codes are all `code`: dense weights at about the fewest encoded
+    bytes (one value repeated). Not zeros: zero weights meet the 2:4 sparse pattern, which an Ethos-U85
+    runs faster than any dense layer of the same shape."""
+    model = tflite_file.parse(data)
+    for weights in tflite_file.weight_tensors(model):
+        if weights.op in _WEIGHT_OPS:
+            codes = np.full(weights.values.shape, code, np.int8)
+            model.buffers[weights.tensor.buffer].data = np.frombuffer(codes.tobytes(), np.uint8)
     return tflite_file.serialise(model)

@@ -143,6 +143,24 @@ def test_relaxed_then_straight_through_samples_children_in_the_second_half_only(
     assert len(set(np.round(layer.last_width_mask.numpy(), 6).tolist()) - {0.0, 1.0}) > 0  # relaxed
 
 
+def test_a_traced_pass_computes_what_the_choice_at_run_time_computes():
+    """`traced_pass` only leaves the other branch untraced: the soft and the exact pass give what the
+    layer's tf.cond on its child variable gives."""
+    layer = _conv()
+    x = RNG.normal(size=(2, 6, 6, 4)).astype(np.float32)
+    soft = layer(x, training=False).numpy()
+    with L.traced_pass("soft"):
+        np.testing.assert_array_equal(layer(x, training=False).numpy(), soft)
+    children.use_smallest([layer])
+    try:
+        exact = layer(x, training=False).numpy()
+        with L.traced_pass("exact"):
+            np.testing.assert_array_equal(layer(x, training=False).numpy(), exact)
+    finally:
+        children.release([layer])
+    assert np.max(np.abs(exact - soft)) > 1e-3
+
+
 def test_hard_mode_applies_the_decoded_choice():
     layer = _conv()
     layer.width_logits.assign([3.0, 0.0])        # width 8

@@ -579,23 +579,29 @@ class SupernetSearch:
         `without` leaves sandwich passes out ("mixture", "smallest", "sampled"): what
         `tools/step_passes.py` times; training runs them all.
         """
+        def soft_pass():
+            with search_layers.traced_pass("soft"):
+                return self.model(x, training=True)
+
+        def child_pass(use_child):
+            use_child(self.layers)
+            with search_layers.traced_pass("exact"):
+                return self.model(x, training=True)
+
         if self.config.search.training == "soft":
-            logits = self.model(x, training=True)
+            logits = soft_pass()
             return self._loss(y, logits), logits
         s = self.config.search
         weight, temperature = float(s.distillation_weight), float(s.distillation_temperature)
         loss = 0.0
         if "mixture" not in without:
-            loss += self._loss(y, self.model(x, training=True))  # the soft mixture: what the search will steer
-        children.use_largest(self.layers)
-        largest = self.model(x, training=True)
+            loss += self._loss(y, soft_pass())  # the soft mixture: what the search will steer
+        largest = child_pass(children.use_largest)
         loss += self._loss(y, largest)
         if "smallest" not in without:
-            children.use_smallest(self.layers)
-            loss += distillation_loss(y, self.model(x, training=True), largest, weight, temperature)
+            loss += distillation_loss(y, child_pass(children.use_smallest), largest, weight, temperature)
         for _ in range(0 if "sampled" in without else int(s.sampled_children)):
-            children.use_sampled(self.layers)
-            loss += distillation_loss(y, self.model(x, training=True), largest, weight, temperature)
+            loss += distillation_loss(y, child_pass(children.use_sampled), largest, weight, temperature)
         children.release(self.layers)
         return loss, largest
 
@@ -612,7 +618,7 @@ class SupernetSearch:
         """One step of the search: the choice logits only, on the soft mixture plus one term per budget,
         and each multiplier's dual ascent; the trained weights stay as they are."""
         x = self.augmentation(x, self.noise)
-        with tf.GradientTape() as tape:
+        with tf.GradientTape() as tape, search_layers.traced_pass("soft"):
             logits = self.model(x, training=True)
             task = self._loss(y, logits)
             size = self.sizes.expected()

@@ -11,7 +11,8 @@ from search_helpers import digits_config
 from udc.data import Split, load_splits
 from udc.errors import ConfigError, UdcError
 from udc.pipeline import search_and_export
-from udc.search import STATE_FILE, SUPERNET_DIR, SUPERNET_STATE_FILE, SupernetSearch, read_state
+from udc.search import (SEARCH_CHECKPOINT_DIR, STATE_FILE, SUPERNET_DIR, SUPERNET_STATE_FILE, SupernetSearch,
+                        read_state)
 
 FAST = {"steps_per_epoch": 12}
 
@@ -70,7 +71,14 @@ def interrupted(tmp_path_factory):
 def test_resume_after_interruption_gives_the_same_arch_spec(tmp_path, interrupted):
     config = digits_config(**FAST)
     interrupted, _, _ = interrupted
-    straight = search_and_export(config, tmp_path / "straight", log=lambda _: None, export=False)
+    # The straight run searches without a stop on the same trained supernet (the interrupted run's
+    # search checkpoints taken away), so that both runs differ only in the interruption.
+    shutil.copytree(interrupted, tmp_path / "straight")
+    (tmp_path / "straight" / STATE_FILE).unlink()
+    shutil.rmtree(tmp_path / "straight" / SEARCH_CHECKPOINT_DIR)
+    lines = []
+    straight = search_and_export(config, tmp_path / "straight", log=lines.append, export=False)
+    assert any(line.startswith("the supernet in") and "is trained" in line for line in lines)
     shutil.copytree(interrupted, tmp_path / "resumed")
     lines = []
     resumed = search_and_export(config, tmp_path / "resumed", log=lines.append, export=False)
@@ -111,7 +119,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, interrupted
 
 
 def test_nan_in_the_supernet_training_stops_it_with_no_checkpoint(tmp_path):
-    config = digits_config(**FAST)
+    config = digits_config(**FAST, training="soft")  # one pass per step: the guard is the same, the trace shorter
     splits = load_splits(config)
     x = splits.train.x.copy()
     x[:] = np.nan

@@ -118,6 +118,7 @@ KIB = 1024
 _SCALAR_METADATA = tf.compat.v1.SummaryMetadata(
     plugin_data=tf.compat.v1.SummaryMetadata.PluginData(plugin_name="scalars"))
 STATE_FILE = "search_state.json"  # the search stage's state, in WORKDIR
+SEARCH_CHECKPOINT_DIR = "checkpoints"  # the search stage's checkpoints, in WORKDIR
 SUPERNET_DIR = "supernet"  # the trained supernet's default folder in WORKDIR
 SUPERNET_STATE_FILE = "state.json"  # the training stage's state, in the supernet's folder
 # Keys the trained supernet does not depend on: searches that differ only in these share it.
@@ -554,7 +555,7 @@ class SupernetSearch:
             tf.train.Checkpoint(model=self.model, weight_opt=self.weight_opt),
             config_fingerprint(config, ignore=PER_BUDGET_KEYS), self.supernet_dir)
         self.searching = Stage(
-            self.workdir / STATE_FILE, self.workdir / "checkpoints",
+            self.workdir / STATE_FILE, self.workdir / SEARCH_CHECKPOINT_DIR,
             # The cycle multiplier only with a cycle budget: byte-only checkpoints have none to restore.
             tf.train.Checkpoint(model=self.model, arch_opt=self.arch_opt, multiplier=self.lam,
                                 **({"cycle_multiplier": self.lam_cycles} if self.budget_cycles else {})),

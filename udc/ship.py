@@ -127,8 +127,8 @@ def size_figures(spec, data, target, vela_bytes) -> dict:
     """The size model against Vela, at selection (supernet weights) and on the exported .tflite.
 
     selection_*: the arch spec's figures, made before fine-tuning moved the weights.
-    export_*: `size_model.exported_bytes` of the file itself, in Vela's brick order where
-    its API knows the target (the size model calibrated on these weights) and, as
+    export_*: `size_model.exported_bytes` of the file itself, in the target's own weight
+    encoding (the size model calibrated on these weights) and, as
     `export_plain_codec_*`, the codec on the stored stream.
     """
     from udc.hardware import size_model as sm

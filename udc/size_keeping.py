@@ -11,7 +11,7 @@ larger (the bulk of the weights grows faster than the largest), and one anchored
 count saturates the levels of wider grids where a mask makes most zeros.
 
 So the fine-tune keeps the bytes themselves: `SizeKeeper` measures each grid layer with the real
-codec (`udc.hardware.size_model`, Vela's brick order where its API knows the target) when the
+codec (`udc.hardware.size_model`: the target's own weight encoding, as the search measured) when the
 fine-tune starts; then every `EVERY_STEPS` steps (an epoch's first included) and at each epoch's
 end it sets the layer's `GridWeightQuantizer.step_factor` (one per layer, on the max-based step of
 every channel) to the factor nearest 1 whose codes take at most those bytes and at least 1 % less:

@@ -7,7 +7,8 @@ stores (`k * 127 // qmax`, same in every channel; a test checks they equal the
 .tflite's bytes), then measured in one of two ways:
 
 * the target's own weight encoding (default, `udc.targets.Target.encoded_weight_bytes`):
-  for an Ethos-U55/U65, Vela's brick order (`udc.targets.ethos_u`).
+  for an Ethos-U55/U65, Vela's brick order; for an Ethos-U85, Vela's count for the layer
+  compiled alone (`udc.targets.ethos_u`, `udc.targets.layer_model`).
 * `order="flat"` (or no target): `mlw_codec.encode` on the OHWI stream (about 2x faster to
   calibrate, but it misses the brick padding: 2-5 % low on small nets, up to 15-22 % on 1-2 kB ones).
 
@@ -191,7 +192,7 @@ def exported_bytes(data: bytes, target=None, order=None) -> dict:
     """{"layers": [bytes per weight tensor], "pool": bytes, "total": bytes} of an int8 .tflite.
 
     Every conv / depthwise / dense weight tensor through the codec in `order` (default
-    Vela's brick order where its API knows the target), plus `global_pool_bytes`
+    the target's own weight encoding), plus `global_pool_bytes`
     for every MEAN over the spatial axes.
     """
     from udc import tflite_file

@@ -7,7 +7,9 @@ Reads each latency-budget search's WORKDIR/report.json (made by `udc-search
 --config.budget_cycles=N`, on the trained supernet of the Pareto run) and the Pareto run's
 points (`udc-benchmark`'s WORKDIR/points/*.json: baselines, byte-budget UDC points; the
 controls are left out), and writes a table (.md, .json) and a chart (.png) of int8 test
-accuracy against Vela's cycles for the target, with the front in cycles.
+accuracy against Vela's cycles for the target, with the front in cycles. With `--target` (for
+latency searches on another target than the Pareto run's) each point's kept model.tflite is
+compiled for that target.
 """
 
 import argparse
@@ -34,13 +36,29 @@ def latency_point(workdir: Path) -> dict:
             "export_attempts": search["export_attempts"], "wall_seconds": search["total_seconds"]}
 
 
-def pareto_run_points(folder: Path) -> list[dict]:
-    points = []
+def pareto_run_points(folder: Path, target=None) -> tuple[list[dict], list[str]]:
+    """The baselines and byte-budget UDC points of a Pareto run's points folder, and the names left out.
+
+    With `target` (a udc Target other than the run's), each point's cycles and bytes are Vela's for that
+    target, from the point's WORKDIR/<name>/model.tflite (or <name>.tflite); a point whose .tflite was not
+    kept is left out.
+    """
+    points, missing = [], []
     for path in sorted(folder.glob("*.json")):
         p = json.loads(path.read_text())
-        if p["kind"] in ("baseline", "udc"):
-            points.append({k: p[k] for k in ("name", "kind", "accuracy", "cycles", "encoded_bytes")})
-    return points
+        if p["kind"] not in ("baseline", "udc"):
+            continue
+        point = {k: p[k] for k in ("name", "kind", "accuracy", "cycles", "encoded_bytes")}
+        if target is not None:
+            kept = folder.parent / p["name"]
+            model = next((f for f in (kept / "model.tflite", kept / f"{p['name']}.tflite") if f.is_file()), None)
+            if model is None:
+                missing.append(p["name"])
+                continue
+            compiled = target.compile(model.read_bytes())
+            point.update(cycles=compiled.cycles, encoded_bytes=compiled.encoded_weight_bytes)
+        points.append(point)
+    return points, missing
 
 
 def cycle_front(points) -> list[dict]:
@@ -65,6 +83,9 @@ def markdown(result) -> str:
                      f"{'yes' if p['within_cycle_budget'] else 'NO'} | {p['cycle_estimate_error']:+.2%} | "
                      f"{100 * p['accuracy']:.2f} % | {p['encoded_bytes']:,} | {p['export_attempts']} | "
                      f"{p['wall_seconds'] / 60:.1f} min |")
+    if result.get("missing"):
+        lines += ["", f"Left out: {', '.join(result['missing'])} (the Pareto run kept no .tflite of these to compile for "
+                  f"{result['target']})."]
     lines += ["", "Every point by cycles (front marked *):", "", "| point | kind | Vela cycles | int8 test accuracy "
               "| Vela bytes |", "|---|---|---|---|---|"]
     front = {p["name"] for p in cycle_front(result["points"])}
@@ -104,16 +125,25 @@ def main():
     parser.add_argument("searches", nargs="+", help="workdirs of udc-search runs with --config.budget_cycles")
     parser.add_argument("--points", required=True, help="the Pareto run's WORKDIR/points folder")
     parser.add_argument("--commands", default="", help="a file listing the commands of the searches, one per line")
+    parser.add_argument("--target", default="", help="compile the Pareto run's points for this target (default: "
+                        "take their cycles as the run measured them)")
     parser.add_argument("--title", default="Fashion-MNIST, fmnist_cnn, ethos-u55-128")
     parser.add_argument("--output", required=True, help="path without extension: writes .json, .md and .png")
     args = parser.parse_args()
     before = " ".join(f"{x:.2f}" for x in os.getloadavg())
     latency = [latency_point(Path(w)) for w in args.searches]
-    points = pareto_run_points(Path(args.points)) + latency
+    target = None
+    if args.target:
+        from udc.targets import get_target
+
+        target = get_target(args.target)
+    run_points, missing = pareto_run_points(Path(args.points), target)
+    points = run_points + latency
     commands = Path(args.commands).read_text().splitlines() if args.commands else []
     result = {"command": "python " + " ".join([f"tools/{Path(__file__).name}"] + sys.argv[1:]),
               "searches": [c for c in commands if c.strip()], "load_before": before,
               "load_after": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+              "target": args.target or "the Pareto run's", "missing": missing,
               "latency_points": latency, "points": points}
     write_json_atomic(Path(args.output + ".json"), result)
     write_text_atomic(Path(args.output + ".md"), markdown(result))

@@ -85,29 +85,31 @@ def coarsened(data: bytes, bits: int, sparsity: float) -> bytes:
     """A copy of the .tflite whose weights are pruned to `sparsity` (the smallest |code| of each tensor)
     and rounded to the `bits`-bit grid of udc's exporter (codes k * 127 // qmax): the same shapes at
     fewer encoded bytes. sparsity 1 leaves zeros, the least the weights can cost."""
-    model = tflite_file.parse(data)
     qmax = 2 ** (bits - 1) - 1
-    for weights in tflite_file.weight_tensors(model):
-        if weights.op not in _WEIGHT_OPS:
-            continue
-        values = weights.values.astype(np.int32)
-        steps = np.round(values / 127.0 * qmax).astype(np.int32)
-        codes = steps * 127 // qmax
+
+    def codes_of(values):
+        values = values.astype(np.int32)
+        codes = np.round(values / 127.0 * qmax).astype(np.int32) * 127 // qmax
         pruned = int(np.ceil(sparsity * codes.size))
         if pruned:
-            order = np.argsort(np.abs(values), axis=None, kind="stable")[:pruned]
-            codes.flat[order] = 0
-        model.buffers[weights.tensor.buffer].data = np.frombuffer(codes.astype(np.int8).tobytes(), np.uint8)
-    return tflite_file.serialise(model)
+            codes.flat[np.argsort(np.abs(values), axis=None, kind="stable")[:pruned]] = 0
+        return codes
+
+    return _with_weights(data, codes_of)
 
 
 def filled(data: bytes, code: int = 1) -> bytes:
     """A copy of the .tflite whose weight codes are all `code`: dense weights at about the fewest encoded
     bytes (one value repeated). Not zeros: zero weights meet the 2:4 sparse pattern, which an Ethos-U85
     runs faster than any dense layer of the same shape."""
+    return _with_weights(data, lambda values: np.full(values.shape, code))
+
+
+def _with_weights(data: bytes, codes_of) -> bytes:
+    """A copy of the .tflite with every weight operator's codes replaced by `codes_of(its codes)`."""
     model = tflite_file.parse(data)
     for weights in tflite_file.weight_tensors(model):
         if weights.op in _WEIGHT_OPS:
-            codes = np.full(weights.values.shape, code, np.int8)
+            codes = codes_of(weights.values).astype(np.int8)
             model.buffers[weights.tensor.buffer].data = np.frombuffer(codes.tobytes(), np.uint8)
     return tflite_file.serialise(model)

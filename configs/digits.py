@@ -23,7 +23,7 @@ def get_config():
     config.search.arch_learning_rate = 0.05
     # The fine-tune's high peak rate moved the codes: at 3 KiB the export measured 7-8 % more
     # bytes than the codec at selection (2,976 B -> 3,184 B), so the search aims lower here.
-    # Measured before the fine-tune kept each layer's bytes (udc.size_keeping); not measured since.
+    # Measured before the fine-tune kept each layer's bytes (udc.deploy.size_keeping); not measured since.
     config.search.budget_margin = 0.08
     config.search.cycle_margin = 0.05  # the cycle model is less exact on children this small
     config.augment.shift = 1  # of 8 pixels

@@ -38,7 +38,7 @@ def get_config():
 
     config.export = ml_collections.ConfigDict()
     config.export.accelerator = config.get_ref("accelerator")
-    config.export.system_config = ""  # empty: the family's default (see udc.hardware)
+    config.export.system_config = ""  # empty: the family's default (see udc.targets.ethos_u)
     config.export.memory_mode = ""
     config.export.num_calibration = 256  # training images that set activation ranges
     config.export.tflm_samples = 16  # test images also run through TFLite Micro
@@ -65,7 +65,7 @@ def get_config():
     config.search.fill_budget = True  # grow a choice far under the budget (see udc.search)
     config.search.candidates = 8  # children sampled after the search, beside the argmax; the most accurate ships
     # The search and selection aim at (1 - margin) * budget by the codec. The fine-tune keeps each
-    # layer's codec bytes at or just under their selection value (udc.size_keeping), and Vela's
+    # layer's codec bytes at or just under their selection value (udc.deploy.size_keeping), and Vela's
     # bytes of the export came within 0.6 % of the codec's (pareto.md), so 1 % is enough; 3 %
     # left 2-4 % of every budget unused.
     config.search.budget_margin = 0.01
@@ -82,7 +82,7 @@ def get_config():
     config.search.relaxation = "relaxed_then_straight_through"
     config.search.start_temperature = 5.0
     config.search.end_temperature = 0.5
-    # The fine-tune's recipe (udc.finetune.Recipe): the peak learning rate and its schedule, the
+    # The fine-tune's recipe (udc.deploy.finetune.Recipe): the peak learning rate and its schedule, the
     # `augment` section's augmentation, distillation from the float model (the teacher; weight 0:
     # labels only). Measured at 8 KiB (benchmarks/fashion_mnist/finetune_recipe.md): a high peak
     # with a cosine decay is worth 4 points; augmentation and distillation cost points in 2 epochs.

@@ -15,7 +15,7 @@ from udc.compat import keras  # noqa: E402
 _restore_stderr()
 from udc.data import load_raw, make_splits  # noqa: E402
 from udc.models import fmnist_cnn  # noqa: E402
-from udc.train import compile_for_training  # noqa: E402
+from udc.training.backbone import compile_for_training  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -35,7 +35,7 @@ def trained_digits_model(digits_splits):
 
 @pytest.fixture(scope="session")
 def digits_int8(trained_digits_model, digits_splits):
-    from udc.convert import convert_to_int8
+    from udc.deploy.convert import convert_to_int8
 
     return convert_to_int8(trained_digits_model, digits_splits.train.x[:128])
 

@@ -1,8 +1,8 @@
 """A small fmnist supernet trained briefly on digits, and a choice for each of its layers."""
 
 from udc.compat import keras
-from udc.models.supernet import fmnist_supernet
-from udc.search_space import SearchOptions
+from udc.space import SearchOptions
+from udc.space.supernet import fmnist_supernet
 
 CHOICES = {
     "conv0": {"width": 8, "sparsity": 0.5, "bits": 3},

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from udc.arch_spec import ARCH_SPEC_VERSION, ArchSpec, ArchSpecError, LayerSpec
+from udc.arch import ARCH_SPEC_VERSION, ArchSpec, ArchSpecError, LayerSpec
 
 LAYERS = [LayerSpec("conv0", "conv", 16, 1, 0.0, 5, 180.4, 176),
           LayerSpec("logits", "dense", 10, 16, 0.5, 4, 96.0, 104)]

@@ -2,8 +2,8 @@
 
 import numpy as np
 
-from udc.augment import Augmentation
 from udc.compat import tf
+from udc.training.augment import Augmentation
 
 
 def _batch():

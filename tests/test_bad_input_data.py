@@ -59,7 +59,7 @@ from cli_helpers import DIGITS, assert_user_error, half_written, udc
 from udc.data import RawDataset, load_raw, make_splits
 from udc.data.idx import IdxFormatError, read_idx, write_idx
 from udc.errors import BadDatasetError, ConfigError
-from udc.search_space import SearchOptions
+from udc.space import SearchOptions
 
 N_TRAIN, N_TEST = 20, 10
 TRAIN_IMAGES, TRAIN_LABELS = "train-images-idx3-ubyte", "train-labels-idx1-ubyte"

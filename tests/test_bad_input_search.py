@@ -35,8 +35,8 @@ import pytest
 from cli_helpers import assert_user_error, half_written, udc
 from search_helpers import digits_config, digits_flags
 from udc.compat import tf
-from udc.pipeline import search_and_export
 from udc.workdir_lock import workdir_lock
+from udc.workflows.pipeline import search_and_export
 
 FAST = {"steps_per_epoch": 12}
 

@@ -67,7 +67,7 @@ def _tiny_model(seed):
 @pytest.fixture(scope="module")
 def files(tmp_path_factory, digits_splits):
     """Path of each kind of input, good ("int8", "int8_b") and bad."""
-    from udc.convert import convert_to_int8
+    from udc.deploy.convert import convert_to_int8
 
     folder = tmp_path_factory.mktemp("tflite")
     model = _tiny_model(0)

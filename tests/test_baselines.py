@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 
 from udc import tflite_file
-from udc.baselines import RECIPES, FineTuning, run_recipe
 from udc.compat import keras
-from udc.convert import convert_to_int8
+from udc.deploy.convert import convert_to_int8
 from udc.errors import ConfigError
-from udc.targets import get_target
 from udc.models import fmnist_cnn
-from udc.train import compile_for_training
+from udc.targets import get_target
+from udc.training.backbone import compile_for_training
+from udc.workflows.baselines import RECIPES, FineTuning, run_recipe
 
 TUNING = FineTuning(epochs=2, batch_size=64, learning_rate=1e-4)
 

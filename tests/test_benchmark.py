@@ -1,11 +1,11 @@
 import numpy as np
 import pytest
 
-from udc.benchmark import check_plan
 from udc.data import RawDataset, make_splits
+from udc.deploy.model_io import save_model
 from udc.errors import ConfigError
-from udc.model_io import save_model
-from udc.pipeline import float_model
+from udc.workflows.benchmark import check_plan
+from udc.workflows.pipeline import float_model
 
 
 def test_plan_errors_name_the_fix():

@@ -5,9 +5,10 @@ import pytest
 
 from supernet_helpers import CHOICES, trained_supernet
 from udc.compat import tf
-from udc.search_space import children, searchable_layers
-from udc.search_space.dimensions import DIMENSIONS
-from udc.strip import set_choices, strip
+from udc.deploy.strip import strip
+from udc.space import children, searchable_layers
+from udc.space.children import set_choices
+from udc.space.dimensions import DIMENSIONS
 
 
 @pytest.fixture(scope="module")

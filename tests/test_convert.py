@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 import tensorflow_model_optimization as tfmot
 
-from udc import convert, tflite_file
+from udc import tflite_file
 from udc.compat import keras
-from udc.interpreter import TfliteClassifier
-from udc.train import compile_for_training, keras_accuracy
+from udc.deploy import convert
+from udc.deploy.interpreter import TfliteClassifier
+from udc.training.backbone import compile_for_training, keras_accuracy
 
 DEAD = 5  # output channel of conv2 that gets pruned
 

@@ -5,16 +5,18 @@ import json
 import numpy as np
 import pytest
 
-from udc import narrowing, tflite_file
+from udc import tflite_file
 from udc.compat import keras, tf
-from udc.convert import convert_to_int8
+from udc.costs import cycle_model as cm
+from udc.costs import narrowing
+from udc.costs import size_model as sm
+from udc.deploy.convert import convert_to_int8
+from udc.deploy.strip import largest_child_template
+from udc.deploy.strip import strip
 from udc.errors import UdcError
-from udc.hardware import cycle_model as cm
-from udc.hardware import size_model as sm
-from udc.inspect import inspect_model
-from udc.models.supernet import fmnist_supernet
-from udc.search_space import SearchOptions, searchable_layers
-from udc.strip import strip
+from udc.report.inspect import inspect_model
+from udc.space import SearchOptions, searchable_layers
+from udc.space.supernet import fmnist_supernet
 from udc.targets import get_target
 
 TARGET = get_target("ethos-u55-128")
@@ -65,7 +67,7 @@ def small():
     keras.utils.set_random_seed(0)
     supernet = fmnist_supernet((8, 8, 1), 10, SearchOptions(), widths=(16, 16, 32, 32, 32))
     images = np.random.default_rng(0).random((32, 8, 8, 1)).astype(np.float32)
-    template = cm.largest_child_template(supernet, images)
+    template = largest_child_template(supernet, images)
     lines = []
     tables = cm.measure(supernet, TARGET, template, log=lines.append)
     return supernet, images, tables, lines
@@ -132,7 +134,7 @@ def test_cached_tables_of_an_older_format_are_measured_again(small, tmp_path):
     path = tmp_path / "cycle_tables.json"
     path.write_text(json.dumps({**tables.to_json(), "version": cm.FORMAT_VERSION - 1}))
     lines = []
-    again = cm.load_or_measure(path, supernet, TARGET, lambda: cm.largest_child_template(supernet, images),
+    again = cm.load_or_measure(path, supernet, TARGET, lambda: largest_child_template(supernet, images),
                                log=lines.append)
     assert lines[0].startswith("measuring the cycle tables") and again == tables
     assert json.loads(path.read_text())["version"] == cm.FORMAT_VERSION

@@ -10,11 +10,12 @@ import pytest
 
 from search_helpers import DIGITS, digits_config, digits_flags
 from udc.data import load_raw, load_splits, make_splits
-from udc.ensemble import Cascade, calibrate, load_members, search_members, train_width_members
+from udc.ensemble import Cascade, calibrate, load_members
 from udc.ensemble import cascade as logic
 from udc.ensemble.descriptor import DescriptorError
-from udc.errors import ConfigError
 from udc.ensemble.members import IncompatibleMembersError, check_compatible
+from udc.errors import ConfigError
+from udc.workflows.ensemble_members import search_members, train_width_members
 
 pytestmark = pytest.mark.e2e
 

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from udc import tflite_file
-from udc.export import export_model
+from udc.deploy.export import export_model
 from udc.targets import get_target
 
 

@@ -5,14 +5,14 @@ import pytest
 
 from udc import tflite_file
 from udc.compat import keras
-from udc.hardware import size_model
-from udc.convert import convert_to_int8, saturated_biases
+from udc.costs import size_model
+from udc.deploy.convert import convert_to_int8, saturated_biases
+from udc.deploy.finetune import check_quantize_configs, finetune, quantize_model
+from udc.deploy.interpreter import TfliteClassifier
 from udc.errors import UdcError
-from udc.finetune import check_quantize_configs, finetune, quantize_model
-from udc.interpreter import TfliteClassifier
-from udc.search_space.quantizers import GridQuantizeConfig, code_step
-from udc.train import keras_accuracy
+from udc.space.quantizers import GridQuantizeConfig, code_step
 from udc.targets import get_target
+from udc.training.backbone import keras_accuracy
 
 BITS = {"conv0": 4, "conv1": 2, "logits": 5}
 SPARSITY = {"conv0": 0.25, "conv1": 0.75, "logits": 0.5}
@@ -67,7 +67,7 @@ def test_a_conv_followed_by_a_separate_relu_is_caught():
     """The trap of docs/stack_facts.md: tfmot's layout transform swaps the custom config; check_quantize_configs says so."""
     import tensorflow_model_optimization as tfmot
 
-    from udc.search_space.quantizers import CUSTOM_OBJECTS
+    from udc.space.quantizers import CUSTOM_OBJECTS
 
     annotate = tfmot.quantization.keras.quantize_annotate_layer
     inputs = keras.Input((8, 8, 1))
@@ -99,7 +99,7 @@ def test_finetune_keeps_sparsity_and_grid_and_the_dead_channel_exports_cleanly(t
     conv1 = stored[1].values  # OHWI
     assert np.all(conv1[5] == 0)
     # Every layer's stored codes take at most the encoded bytes the stripped model's did, and where the
-    # step can reach it, at least 1 % less (udc.size_keeping).
+    # step can reach it, at least 1 % less (udc.deploy.size_keeping).
     before = [size_model.codes_bytes(size_model.kernel_codes(model.get_layer(name).get_weights()[0], bits,
                                                              "dense" if name == "logits" else "conv"),
                                      "dense" if name == "logits" else "conv", TARGET)
@@ -140,7 +140,7 @@ def test_an_interrupted_finetune_resumes_to_the_weights_of_an_uninterrupted_one(
 
 
 def test_model_qat_keras_loads_with_load_model_and_exports(straight_finetune, digits_splits, tmp_path):
-    from udc.model_io import load_model, save_model
+    from udc.deploy.model_io import load_model, save_model
 
     qat, _ = straight_finetune
     loaded = load_model(save_model(qat, tmp_path / "model_qat.keras"))

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from udc.compat import keras
+from udc.deploy.fold import fold_batch_norm
 from udc.errors import UdcError
-from udc.fold import fold_batch_norm
 
 
 def test_folded_model_computes_the_same(trained_digits_model, digits_splits):

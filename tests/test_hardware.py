@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from udc.hardware import encoded_bytes
-from udc.hardware import tflm
+from udc.deploy import tflm
 from udc.targets import get_target
+from udc.targets.codec import encoded_bytes
 
 
 def test_codec_rewards_zeros_and_few_values():

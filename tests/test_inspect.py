@@ -1,8 +1,8 @@
 import numpy as np
 
 from udc import tflite_file
-from udc.hardware import encoded_bytes
-from udc.inspect import format_table, inspect_model
+from udc.report.inspect import format_table, inspect_model
+from udc.targets.codec import encoded_bytes
 
 
 def test_stats_describe_each_weight_tensor(digits_int8):

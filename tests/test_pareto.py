@@ -1,6 +1,6 @@
 import pytest
 
-from udc.pareto import compare, iso_accuracy_ratio, iso_size_gain, pareto_front, plot
+from udc.report.pareto import compare, iso_accuracy_ratio, iso_size_gain, pareto_front, plot
 
 
 def point(name, kind, accuracy, size):

@@ -5,7 +5,7 @@ import pytest
 
 from udc.compat import keras, tf
 from udc.errors import ConfigError
-from udc.search_space import quantizers as q
+from udc.space import quantizers as q
 
 BITS = (2, 3, 4, 5, 6, 8)
 
@@ -91,7 +91,7 @@ def _qat_model(bits):
 @pytest.mark.parametrize("bits", [3, 4])
 def test_qat_export_writes_int8_with_the_same_few_codes_in_every_channel(bits):
     from udc import tflite_file
-    from udc.convert import convert_to_int8
+    from udc.deploy.convert import convert_to_int8
 
     model = _qat_model(bits)
     conv = next(l for l in model.layers if l.name.endswith("conv"))
@@ -109,7 +109,7 @@ def test_qat_export_writes_int8_with_the_same_few_codes_in_every_channel(bits):
         assert len(values) <= 2**bits - 1
         assert values <= allowed, (t.name, sorted(values))
     # The file computes what the Keras QAT model computes (within a few output codes).
-    from udc.interpreter import TfliteClassifier
+    from udc.deploy.interpreter import TfliteClassifier
 
     clf = TfliteClassifier(data)
     raw = clf.raw_outputs(images).astype(np.float32)
@@ -122,8 +122,8 @@ def test_dead_channel_with_positive_bias_survives_export():
     import tensorflow_model_optimization as tfmot
 
     from udc import tflite_file
-    from udc.convert import convert_to_int8, saturated_biases
-    from udc.interpreter import TfliteClassifier
+    from udc.deploy.convert import convert_to_int8, saturated_biases
+    from udc.deploy.interpreter import TfliteClassifier
 
     annotate = tfmot.quantization.keras.quantize_annotate_layer
     inputs = keras.Input((6, 6, 2))

@@ -8,12 +8,12 @@ import pytest
 
 from search_helpers import digits_config
 from udc import tflite_file
-from udc.arch_spec import ArchSpec
-from udc.hardware import size_model as sm
-from udc.pipeline import finished_report, search_and_export
-from udc.report import sha256
-from udc.ship import size_figures
+from udc.arch import ArchSpec
+from udc.costs import size_model as sm
+from udc.deploy.ship import size_figures
+from udc.report.model_report import sha256
 from udc.targets import get_target
+from udc.workflows.pipeline import finished_report, search_and_export
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +33,7 @@ def test_budget_is_met_by_vela_and_the_model_runs_wholly_on_the_npu(searched):
     assert report["vela"]["encoded_weight_bytes"] == search["vela_encoded_bytes"] <= search["budget_bytes"]
     assert report["vela"]["npu_fraction"] == 1.0 and report["vela"]["cpu_op_names"] == []
     assert report["tflite"]["saturated_bias_entries"] == 0
-    # Fine-tuning moves the codes (udc.finetune): on digits at 3 KiB the export has measured 7-8 %
+    # Fine-tuning moves the codes (udc.deploy.finetune): on digits at 3 KiB the export has measured 7-8 %
     # more bytes than the supernet's weights at selection (configs/digits.py aims 8 % low for it).
     assert search["selection_estimate_bytes"] == pytest.approx(search["vela_encoded_bytes"], rel=0.10)
     # Progress per epoch: loss, accuracy, children's accuracy, expected size vs budget, multiplier;

@@ -5,7 +5,7 @@ import pytest
 from search_helpers import digits_config
 from cli_helpers import DIGITS, assert_user_error, udc
 from udc.errors import ConfigError
-from udc.search import budget_bytes, search_options
+from udc.search.settings import budget_bytes, search_options
 
 
 def test_infeasible_budget_is_rejected_before_training_with_the_minimum(tmp_path):

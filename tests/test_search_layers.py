@@ -5,11 +5,11 @@ import pytest
 
 from udc.compat import keras, tf
 from udc.errors import ConfigError
-from udc.search import straight_through_at
-from udc.search_space import children
-from udc.search_space import layers as L
-from udc.search_space import options as opts
-from udc.search_space.dimensions import magnitude_masks
+from udc.search.settings import straight_through_at
+from udc.space import children
+from udc.space import layers as L
+from udc.space import options as opts
+from udc.space.dimensions import magnitude_masks
 from udc.targets import get_target
 
 RNG = np.random.default_rng(0)

@@ -10,9 +10,9 @@ import pytest
 from search_helpers import digits_config
 from udc.data import Split, load_splits
 from udc.errors import ConfigError, UdcError
-from udc.pipeline import search_and_export
-from udc.search import (SEARCH_CHECKPOINT_DIR, STATE_FILE, SUPERNET_DIR, SUPERNET_STATE_FILE, SupernetSearch,
-                        read_state)
+from udc.search.loop import SupernetSearch
+from udc.search.state import SEARCH_CHECKPOINT_DIR, STATE_FILE, SUPERNET_DIR, SUPERNET_STATE_FILE, read_state
+from udc.workflows.pipeline import search_and_export
 
 FAST = {"steps_per_epoch": 12}
 

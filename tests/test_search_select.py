@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 
 from udc.compat import keras
-from udc.models.supernet import fmnist_supernet
-from udc.search import Limit, Sizes, fill, repair
-from udc.search_space import SearchOptions
-from udc.strip import choices_of
+from udc.search.selection import Limit, Sizes, fill, repair
+from udc.space import SearchOptions
+from udc.space.children import choices_of
+from udc.space.supernet import fmnist_supernet
 from udc.targets import get_target
 
 TARGET = get_target("ethos-u55-128")
@@ -79,7 +79,7 @@ def test_repair_and_fill_keep_every_cost_within_its_limit(sizes):
 
 
 def test_a_state_saved_before_the_cycle_budget_existed_resumes_without_one():
-    from udc.search import config_differences
+    from udc.search.settings import config_differences
 
     saved = {"budget_kb": 8.0, "search.budget_kb": 8.0}
     assert config_differences(saved, {**saved, "budget_cycles": 0, "search.budget_cycles": 0}) == []

@@ -4,8 +4,8 @@ import pytest
 
 from search_helpers import digits_config
 from udc.errors import ConfigError
-from udc.pipeline import search_and_export
-from udc.search import STATE_FILE, SUPERNET_STATE_FILE, read_state
+from udc.search.state import STATE_FILE, SUPERNET_STATE_FILE, read_state
+from udc.workflows.pipeline import search_and_export
 
 SHORT = {"supernet_epochs": 2, "search_epochs": 3, "steps_per_epoch": 20}
 
@@ -76,7 +76,7 @@ def test_one_supernet_serves_a_second_budget_and_a_budget_miss_is_repaired_witho
 
 def _trained_supernet_search(root, workdir):
     from udc.data import load_splits
-    from udc.search import SupernetSearch
+    from udc.search.loop import SupernetSearch
 
     config = digits_config(**SHORT, supernet=str(root / "supernet"))
     search = SupernetSearch(config, load_splits(config), workdir, log=lambda _: None)
@@ -86,7 +86,7 @@ def _trained_supernet_search(root, workdir):
 
 
 def test_controls_are_children_of_the_trained_supernet_at_the_limit(shared, tmp_path):
-    from udc.controls import random_children, uniform_children
+    from udc.workflows.controls import random_children, uniform_children
 
     root, spec, _ = shared
     _, search = _trained_supernet_search(root, tmp_path / "controls")
@@ -109,7 +109,7 @@ def test_controls_are_children_of_the_trained_supernet_at_the_limit(shared, tmp_
 def test_a_control_needs_a_trained_supernet(tmp_path):
     from udc.data import load_splits
     from udc.errors import UdcError
-    from udc.search import SupernetSearch
+    from udc.search.loop import SupernetSearch
 
     config = digits_config(**SHORT, supernet=str(tmp_path / "untrained"))
     search = SupernetSearch(config, load_splits(config), tmp_path / "control", log=lambda _: None)
@@ -119,9 +119,9 @@ def test_a_control_needs_a_trained_supernet(tmp_path):
 
 @pytest.mark.e2e
 def test_a_uniform_control_ships_like_the_searched_child(shared):
-    from udc.controls import ship_control
     from udc.data import load_splits
     from udc.targets import target_of
+    from udc.workflows.controls import ship_control
 
     root, _, _ = shared
     config = digits_config(**SHORT, supernet=str(root / "supernet"))
@@ -143,7 +143,7 @@ def test_a_cycle_budget_is_refused_below_the_fastest_network_then_searched_for_a
 
     from udc.data import load_splits
     from udc.errors import ConfigError
-    from udc.search import SupernetSearch
+    from udc.search.loop import SupernetSearch
 
     root, _, _ = shared
     config = digits_config(**SHORT, supernet=str(root / "supernet"))
@@ -174,7 +174,8 @@ def test_a_cycle_budget_alone_searches_and_selects_without_a_byte_term(shared, t
     import re
 
     from udc.data import load_splits
-    from udc.search import SupernetSearch, budget_bytes
+    from udc.search.loop import SupernetSearch
+    from udc.search.settings import budget_bytes
 
     root, _, _ = shared
     config = digits_config(**SHORT, supernet=str(root / "supernet"), budget_kb=0.0)

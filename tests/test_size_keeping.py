@@ -3,8 +3,8 @@
 import numpy as np
 
 from udc.compat import keras
-from udc.finetune import quantize_model
-from udc.size_keeping import LOG2_FACTOR_RANGE, TOLERANCE, SizeKeeper
+from udc.deploy.finetune import quantize_model
+from udc.deploy.size_keeping import LOG2_FACTOR_RANGE, TOLERANCE, SizeKeeper
 from udc.targets import get_target
 
 TARGET = get_target("ethos-u55-128")

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from udc.compat import keras, tf
-from udc.hardware import size_model as sm
-from udc.search_space import layers as L
+from udc.costs import size_model as sm
+from udc.space import layers as L
 from udc.targets import get_target
 
 TARGET = get_target("ethos-u55-128")
@@ -162,8 +162,8 @@ def _export(layers, choices, images):
     """The hard sub-network as a plain grid-QAT tf_keras model -> int8 .tflite (a minimal strip)."""
     import tensorflow_model_optimization as tfmot
 
-    from udc.convert import convert_to_int8
-    from udc.search_space.quantizers import CUSTOM_OBJECTS, GridQuantizeConfig
+    from udc.deploy.convert import convert_to_int8
+    from udc.space.quantizers import CUSTOM_OBJECTS, GridQuantizeConfig
 
     annotate = tfmot.quantization.keras.quantize_annotate_layer
     c0, c1, fc = layers

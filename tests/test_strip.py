@@ -5,11 +5,12 @@ import numpy as np
 import pytest
 
 from supernet_helpers import CHOICES, trained_supernet
+from udc.arch import ArchSpec, measure_arch_spec
 from udc.compat import keras
-from udc.hardware import size_model as sm
-from udc.search_space import searchable_layers, set_hard
-from udc.arch_spec import ArchSpec, measure_arch_spec
-from udc.strip import choices_of, set_choices, strip
+from udc.costs import size_model as sm
+from udc.deploy.strip import strip
+from udc.space import searchable_layers, set_hard
+from udc.space.children import choices_of, set_choices
 from udc.targets import get_target
 
 

@@ -8,14 +8,15 @@ import numpy as np
 import pytest
 
 import udc.targets
+from udc.arch import measure_arch_spec
 from udc.compat import keras
+from udc.costs import cycle_model
+from udc.costs import size_model as sm
+from udc.deploy.strip import largest_child_template
 from udc.errors import UnknownTargetError
-from udc.hardware import cycle_model
-from udc.hardware import size_model as sm
-from udc.models.supernet import fmnist_supernet
-from udc.search import Sizes
-from udc.search_space import SearchOptions
-from udc.arch_spec import measure_arch_spec
+from udc.search.selection import Sizes
+from udc.space import SearchOptions
+from udc.space.supernet import fmnist_supernet
 from udc.targets import get_target, target_names, target_of
 from udc.targets.ethos_u import ACCELERATORS
 from udc.targets.layer_model import layer_model
@@ -110,7 +111,7 @@ def test_a_new_target_needs_one_module_in_udc_targets(monkeypatch, digits_int8):
 
     # Its cycle tables: at the template's own weights the estimate is what the fake target reports.
     images = np.random.default_rng(0).random((16, 8, 8, 1)).astype(np.float32)
-    template = cycle_model.largest_child_template(model, images)
+    template = largest_child_template(model, images)
     tables = cycle_model.measure(model, fake, template, log=lambda _: None)
     largest = {layer.name: {"width": layer.widths[-1], "sparsity": 0.0, "bits": 8} for layer in sizes.layers}
     weight_bytes = dict(zip([layer.name for layer in sizes.layers], sm.exported_bytes(template, fake)["layers"]))
@@ -120,7 +121,7 @@ def test_a_new_target_needs_one_module_in_udc_targets(monkeypatch, digits_int8):
 
 def test_a_latency_budget_in_ms_is_cycles_at_the_system_configs_clock():
     from udc.errors import ConfigError
-    from udc.search import budget_cycles
+    from udc.search.settings import budget_cycles
 
     u55 = get_target("ethos-u55-128")
     assert u55.clock_hz == 500e6 and get_target("ethos-u85-256", system_config="Ethos_U85_SYS_Flash_Low").clock_hz == 200e6

@@ -4,12 +4,12 @@ import numpy as np
 import pytest
 
 from udc.compat import keras, tf
-from udc.distillation import distillation_loss
 from udc.errors import UdcError
 from udc.models import fmnist_cnn
-from udc.models.supernet import fmnist_supernet
-from udc.search_space import SearchOptions, children, searchable_layers
-from udc.warm_start import load_float_weights
+from udc.search.warm_start import load_float_weights
+from udc.space import SearchOptions, children, searchable_layers
+from udc.space.supernet import fmnist_supernet
+from udc.training.distillation import distillation_loss
 
 WIDTHS = (8, 16, 16, 32, 32)
 

@@ -15,8 +15,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from udc.fileio import write_json_atomic, write_text_atomic  # noqa: E402
-from udc.machine import describe_machine  # noqa: E402
-from udc.report import to_markdown  # noqa: E402
+from udc.report.machine import describe_machine  # noqa: E402
+from udc.report.model_report import to_markdown  # noqa: E402
 
 
 def main():

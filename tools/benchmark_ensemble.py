@@ -61,8 +61,8 @@ def _width_members(config, work_dir: Path) -> dict:
     """One .tflite per width:seed, with how it was trained; a file is reused when its sidecar
     JSON has the same settings."""
     from udc.data import load_raw, make_splits
-    from udc.ensemble import train_width_members
     from udc.fileio import write_json_atomic
+    from udc.workflows.ensemble_members import train_width_members
 
     splits, paths = None, []
     for width, seed in _parse_members():
@@ -85,7 +85,7 @@ def _width_members(config, work_dir: Path) -> dict:
 
 def _udc_members(config, budgets) -> dict:
     """The searched model.tflite per budget, with what its search measured."""
-    from udc.ensemble import search_members
+    from udc.workflows.ensemble_members import search_members
 
     paths = search_members(config, budgets, FLAGS.udc_workdir)
     origin = {}

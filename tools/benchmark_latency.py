@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from udc.fileio import write_json_atomic, write_text_atomic  # noqa: E402
-from udc.pareto import save_accuracy_chart  # noqa: E402
+from udc.report.pareto import save_accuracy_chart  # noqa: E402
 
 
 def latency_point(workdir: Path) -> dict:

@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from udc.fileio import write_json_atomic, write_text_atomic  # noqa: E402
-from udc.machine import describe_machine  # noqa: E402
+from udc.report.machine import describe_machine  # noqa: E402
 
 SIZE_FIGURES = (("selection", "estimate"), ("selection", "codec"), ("export", "estimate"), ("export", "plain_codec"))
 
@@ -40,7 +40,7 @@ import numpy as np
 from udc.compat import keras, tf
 from udc.data import load_splits
 from udc.models import build_backbone
-from udc.search import SupernetSearch
+from udc.search.loop import SupernetSearch
 import importlib.util
 spec = importlib.util.spec_from_file_location("c", {str(ROOT / config_path)!r}); m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)
 config = m.get_config()

@@ -4,7 +4,7 @@
         --config=configs/fashion_mnist.py --targets=ethos-u55-128,ethos-u65-256,ethos-u85-256 \
         --output=benchmarks/fashion_mnist/cycle_model
 
-For each target: measures the cycle tables of the config's supernet (`udc.hardware.cycle_model`;
+For each target: measures the cycle tables of the config's supernet (`udc.costs.cycle_model`;
 fresh weights: the tables depend on shapes and weight bytes, not on training), then for each
 exported model (WORKDIR/model.tflite with its WORKDIR/arch_spec.json) sets the table estimate,
 at the encoded bytes of the file's own weights, beside Vela's cycles of that file for that target.
@@ -20,7 +20,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from udc.arch_spec import ArchSpec  # noqa: E402
+from udc.arch import ArchSpec  # noqa: E402
+from udc.deploy.strip import largest_child_template  # noqa: E402
 from udc.fileio import write_json_atomic, write_text_atomic  # noqa: E402
 
 
@@ -33,15 +34,15 @@ def load_config(path):
 
 def check_target(config, splits, target, points, log) -> dict:
     from udc.compat import keras
-    from udc.hardware import cycle_model, size_model
-    from udc.models.supernet import build_supernet
-    from udc.search import search_options
+    from udc.costs import cycle_model, size_model
+    from udc.search.settings import search_options
+    from udc.space.supernet import build_supernet
 
     keras.utils.set_random_seed(config.seed)
     supernet = build_supernet(config.backbone, splits.input_shape, splits.num_classes,
                               search_options(config), config.search.max_widths)
     started = time.perf_counter()
-    template = cycle_model.largest_child_template(supernet, splits.train.x[:64])
+    template = largest_child_template(supernet, splits.train.x[:64])
     tables = cycle_model.measure(supernet, target, template, log=log)
     seconds = time.perf_counter() - started
     rows = []

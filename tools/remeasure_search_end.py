@@ -5,7 +5,7 @@ each finished search left at its end.
         --config=configs/fashion_mnist.py --output=benchmarks/fashion_mnist/search_end.md
 
 Why: each search epoch records both figures, but until the mixture's BatchNorm recalibration
-weighed the options as inference does (`udc.search_space.layers.inference_weights`), the
+weighed the options as inference does (`udc.space.layers.inference_weights`), the
 recorded mixture figure came from statistics of Gumbel samples. The search's own decisions never
 read it, so the search's end state is the same; this restores that state (the last checkpoint
 of WORKDIR/checkpoints, the config in WORKDIR/search_state.json laid over --config) and measures
@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmark_search import last_search_epoch  # noqa: E402  (this folder: the script's own)
-from udc.arch_spec import ArchSpec  # noqa: E402
+from udc.arch import ArchSpec  # noqa: E402
 from udc.fileio import write_text_atomic  # noqa: E402
 
 
@@ -49,7 +49,7 @@ def saved_config(base_config_path, point_dir):
 
 def remeasure(base_config_path, point_dir) -> dict:
     from udc.data import load_splits
-    from udc.search import SupernetSearch
+    from udc.search.loop import SupernetSearch
 
     config = saved_config(base_config_path, point_dir)
     search = SupernetSearch(config, load_splits(config), point_dir, log=lambda _: None)

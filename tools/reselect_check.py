@@ -20,14 +20,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from remeasure_search_end import saved_config  # noqa: E402  (this folder: the script's own)
-from udc.arch_spec import ArchSpec  # noqa: E402
+from udc.arch import ArchSpec  # noqa: E402
 from udc.fileio import write_text_atomic  # noqa: E402
 
 KEYS = ("name", "width", "input_width", "sparsity", "bits", "codec_bytes")
 
 
 def reselect(base_config, point: Path) -> dict:
-    from udc.pipeline import search_and_export
+    from udc.workflows.pipeline import search_and_export
 
     copy = ROOT / "runs" / "reselect" / point.parent.name / point.name
     if copy.exists():

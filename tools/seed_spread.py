@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmark_search import last_search_epoch  # noqa: E402  (this folder: the script's own)
-from udc.arch_spec import ArchSpec  # noqa: E402
+from udc.arch import ArchSpec  # noqa: E402
 from udc.fileio import write_text_atomic  # noqa: E402
 
 

@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 from udc.compat import tf  # noqa: E402
 from udc.data import load_splits  # noqa: E402
-from udc.search import SupernetSearch  # noqa: E402
+from udc.search.loop import SupernetSearch  # noqa: E402
 
 PASSES = ("none", "mixture", "smallest", "sampled")  # which pass is left out ("none": all four run)
 

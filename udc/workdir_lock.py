@@ -6,7 +6,7 @@ holder dies, so the lock file a killed run leaves behind never blocks; the file 
 records who holds it (PID and start time) for the refusal message.
 
 A thread that already holds a workdir may take it again (udc-benchmark and udc-ensemble
-call `udc.pipeline` per budget workdir, and a nested call must not refuse its caller);
+call `udc.workflows.pipeline` per budget workdir, and a nested call must not refuse its caller);
 another run, in this process or another, is refused at once.
 """
 

@@ -9,7 +9,7 @@ import dataclasses
 import numpy as np
 
 from udc import tflite_file
-from udc.hardware.size_model import OP_KINDS as KINDS
+from udc.costs.size_model import OP_KINDS as KINDS
 from udc.targets.base import Target, register_target
 
 BYTES_PER_NONZERO = {"conv": 1.0, "depthwise": 1.0, "dense": 0.5}

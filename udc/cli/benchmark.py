@@ -18,15 +18,15 @@ _CONFIG = define_config_flag()
 _WORKDIR = define_workdir_flag("runs/benchmark")
 _RECIPES = flags.DEFINE_list(
     "recipes", "ptq_int8,qat_int8,pqat_50,pqat_75,pqat_90,cqat_16,pcqat_75_16,uniform4,uniform4_sp75",
-    "Baseline recipes to run (see udc.baselines).")
+    "Baseline recipes to run (see udc.workflows.baselines).")
 _BUDGETS = define_budgets_flag("6,12,24,48")
 _EPOCHS = flags.DEFINE_integer("finetune_epochs", 2, "Fine-tuning epochs every baseline recipe gets.")
 _RANDOM_CONTROLS = flags.DEFINE_integer(
     "random_controls", 3, "Random children of the trained supernet, fine-tuned as the searched one, at each of "
-    "the two smallest budgets (udc.controls); 0: none.", lower_bound=0)
+    "the two smallest budgets (udc.workflows.controls); 0: none.", lower_bound=0)
 _UNIFORM_CONTROLS = flags.DEFINE_boolean(
     "uniform_controls", True, "Also ship the best uniform child (every layer the same bits and sparsity, widths "
-    "scaled to fit) at every budget (udc.controls).")
+    "scaled to fit) at every budget (udc.workflows.controls).")
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Where pareto.* go (default: benchmarks/<dataset>).")
 flags.mark_flags_as_required(["config"])
 
@@ -40,12 +40,12 @@ def _fmt(value, spec, none="–"):
 
 
 def training_budget(config, finetune_epochs: int) -> str:
-    """The epochs each kind of point trains, in words (the rule of udc.baselines and udc.search)."""
+    """The epochs each kind of point trains, in words (the rule of udc.workflows.baselines and udc.search)."""
     s = config.search
     steps = f"{s.steps_per_epoch} batches" if s.steps_per_epoch else "the whole training split"
     return (f"Training budget: the baselines share one float {config.backbone} trained {config.train.epochs} epochs "
             f"(batch {config.train.batch_size}); each recipe then fine-tunes {finetune_epochs} epoch(s) on the whole "
-            "training split, at least one per phase (`udc.baselines`: qat_int8 and uniform4 one phase; pqat_*, "
+            "training split, at least one per phase (`udc.workflows.baselines`: qat_int8 and uniform4 one phase; pqat_*, "
             "cqat_16 and uniform4_sp75 two; pcqat_75_16 three). UDC "
             + ("starts from the same float model, then trains " if s.warm_start else "trains from scratch, no float model: ")
             + f"one supernet for all budgets ({s.supernet_epochs} epochs), then per budget {s.search_epochs} search "
@@ -82,7 +82,7 @@ def markdown(points, summary, command, machine, budget, load) -> str:
                          f"{p['selection_estimate_error']:+.2%} |")
     if summary["controls"]:
         lines += ["", "Does the search earn its keep? Controls from the same trained supernet at the same limit, "
-                  "fine-tuned and exported exactly as the searched child (`udc.controls`): random children and the "
+                  "fine-tuned and exported exactly as the searched child (`udc.workflows.controls`): random children and the "
                   "best uniform child (same bits and sparsity in every layer, widths scaled to fit).", "",
                   "| UDC point | searched | controls | beats every control |", "|---|---|---|---|"]
         for r in summary["controls"]:
@@ -124,11 +124,11 @@ def main(argv):
     del argv
     from pathlib import Path
 
-    from udc.baselines import FineTuning
-    from udc.benchmark import run_benchmark
     from udc.fileio import ensure_writable_dir, write_json_atomic, write_text_atomic
-    from udc.pareto import compare, plot
-    from udc.machine import describe_machine
+    from udc.report.machine import describe_machine
+    from udc.report.pareto import compare, plot
+    from udc.workflows.baselines import FineTuning
+    from udc.workflows.benchmark import run_benchmark
 
     load_before = _load_average()
     config = loaded_config(_CONFIG)

@@ -125,9 +125,10 @@ def main(argv):
     from pathlib import Path
 
     from udc.data import load_splits
-    from udc.ensemble import calibrate, load_members, report, search_members, train_width_members
+    from udc.ensemble import calibrate, load_members, report
     from udc.fileio import ensure_writable_dir
     from udc.targets import get_target, target_of
+    from udc.workflows.ensemble_members import search_members, train_width_members
 
     if source == "--config":
         config = loaded_config(FLAGS["config"])

@@ -20,11 +20,11 @@ def main(argv):
     del argv
     from udc import tflite_file
     from udc.data import load_splits
-    from udc.export import measure_tflite
-    from udc.model_io import load_model
-    from udc.pipeline import export_from_config
+    from udc.deploy.export import measure_tflite
+    from udc.deploy.model_io import load_model
+    from udc.report.model_report import to_markdown
     from udc.targets import target_of
-    from udc.report import to_markdown
+    from udc.workflows.pipeline import export_from_config
 
     config = loaded_config(_CONFIG)
     model_path = Path(_MODEL.value)

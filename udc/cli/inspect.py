@@ -17,7 +17,7 @@ def main(argv):
     if len(argv) != 2:
         fail("udc-inspect", "give exactly one .tflite file: udc-inspect MODEL.tflite")
     from udc import tflite_file
-    from udc.inspect import format_table, inspect_model
+    from udc.report.inspect import format_table, inspect_model
     from udc.targets import get_target
 
     target = get_target(_ACCELERATOR.value) if _ACCELERATOR.value else None

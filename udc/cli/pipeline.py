@@ -17,9 +17,9 @@ flags.mark_flags_as_required(["config"])
 
 def main(argv):
     del argv
-    from udc.pipeline import export_from_config, train_and_save
+    from udc.report.model_report import to_markdown
     from udc.targets import target_of
-    from udc.report import to_markdown
+    from udc.workflows.pipeline import export_from_config, train_and_save
 
     config = loaded_config(_CONFIG)
     target_of(config, _ACCELERATOR.value)  # an unknown accelerator fails before training

@@ -29,14 +29,14 @@ flags.mark_flags_as_required(["config"])
 
 def main(argv):
     del argv
-    from udc.config_counts import check_counts
     from udc.errors import ConfigError
+    from udc.workflows.config_counts import check_counts
 
     config = loaded_config(_CONFIG)
     if "search" not in config:
         raise ConfigError("the config has no 'search' section; start from configs/fashion_mnist.py")
     check_counts(config, "search")  # before TensorFlow's start-up
-    from udc.pipeline import search_and_export
+    from udc.workflows.pipeline import search_and_export
 
     search_and_export(config, _WORKDIR.value)
     print(f"wrote {_WORKDIR.value}/model.tflite, arch_spec.json and report.md")

@@ -12,11 +12,11 @@ flags.mark_flags_as_required(["config"])
 
 def main(argv):
     del argv
-    from udc.config_counts import check_counts
+    from udc.workflows.config_counts import check_counts
 
     config = loaded_config(_CONFIG)
     check_counts(config, "train")  # before TensorFlow's start-up
-    from udc.pipeline import train_and_save
+    from udc.workflows.pipeline import train_and_save
 
     train_and_save(config, _WORKDIR.value)
 

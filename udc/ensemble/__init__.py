@@ -18,8 +18,7 @@ _EXPORTS = {
     "OperatingPoint": "calibration", "pareto_front": "calibration", "select": "calibration",
     "sweep": "calibration",
     "Cascade": "descriptor",
-    "Member": "members", "load_members": "members", "search_members": "members",
-    "train_width_members": "members",
+    "Member": "members", "load_members": "members",
     "COST_METRICS": "pipeline", "calibrate": "pipeline",
     "report": None,
 }

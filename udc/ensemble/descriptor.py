@@ -16,12 +16,12 @@ from pathlib import Path
 import numpy as np
 
 from udc import tflite_file
+from udc.deploy.interpreter import TfliteClassifier
 from udc.ensemble import cascade as logic
 from udc.ensemble.inputs import InputSpec
 from udc.ensemble.members import Member, check_compatible, input_interval, output_is_softmax, sha256_bytes
 from udc.errors import UdcError
 from udc.fileio import write_json_atomic
-from udc.interpreter import TfliteClassifier
 
 FORMAT = "udc-cascade"
 VERSION = 2

@@ -1,9 +1,7 @@
 """Members of a cascade: exported int8 .tflite files, loaded, checked and costed.
 
-Members come from any list of .tflite classifiers (`load_members`). Two helpers make
-such a list: `search_members` runs the UDC search of a config at several budgets, and
-`train_width_members` trains the `fmnist_cnn` backbone at several width multipliers
-and exports it with `udc.convert.convert_to_int8`.
+Members come from any list of .tflite classifiers (`load_members`); `udc.workflows.ensemble_members`
+makes such lists with udc (searches at several budgets, or a backbone at several widths).
 """
 
 import dataclasses
@@ -14,9 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from udc import tflite_file
+from udc.deploy.interpreter import TfliteClassifier
 from udc.errors import UdcError
-from udc.fileio import write_bytes_atomic
-from udc.interpreter import TfliteClassifier
 
 
 class IncompatibleMembersError(UdcError):
@@ -172,69 +169,3 @@ def load_members(paths, target=None, measure_latency: bool = True, latency_repea
         if measure_latency:
             m.host_latency_ms = measure_host_latency_ms(m.data, m.classifier.input_shape, latency_repeats)
     return members
-
-
-def scaled_widths(multiplier: float, base=None) -> tuple:
-    from udc.models.fmnist_cnn import DEFAULT_WIDTHS
-
-    base = base or DEFAULT_WIDTHS
-    return tuple(max(1, int(round(w * multiplier))) for w in base)
-
-
-def train_width_members(splits, multipliers=(0.25, 0.5, 1.0), out_dir="members", epochs: int = 3,
-                        batch_size: int = 128, learning_rate: float = 2e-3, seed: int = 0,
-                        calibration_size: int = 500, verbose: int = 0, seeds=None) -> list[str]:
-    """Trains `fmnist_cnn` at each width multiplier on `splits.train`, exports int8 .tflite files.
-
-    Member i is seeded with `seed + i`, or with `seeds[i]` when given (then the file
-    name ends in `_s<seed>`, so several members of one width can live side by side).
-    Returns the paths of the files in the order of `multipliers`. The validation and
-    test splits are not seen, so they stay fair for calibrating and reporting a cascade.
-    """
-    if seeds is not None and len(seeds) != len(multipliers):
-        raise UdcError(f"{len(multipliers)} width multipliers but {len(seeds)} seeds")
-    from udc.compat import keras
-    from udc.convert import convert_to_int8
-    from udc.models import fmnist_cnn
-
-    out_dir = Path(out_dir)
-    paths = []
-    for i, multiplier in enumerate(multipliers):
-        widths = scaled_widths(multiplier)
-        member_seed = int(seeds[i]) if seeds is not None else seed + i
-        keras.utils.set_random_seed(member_seed)
-        model = fmnist_cnn(splits.input_shape, splits.num_classes, widths=widths)
-        steps = epochs * int(np.ceil(len(splits.train) / batch_size))
-        schedule = keras.optimizers.schedules.CosineDecay(learning_rate, max(1, steps))
-        model.compile(optimizer=keras.optimizers.Adam(schedule),
-                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                      metrics=["accuracy"])
-        model.fit(splits.train.tf_dataset(batch_size, shuffle=True, seed=member_seed),
-                  epochs=epochs, verbose=verbose)
-        data = convert_to_int8(model, splits.train.x[:calibration_size])
-        name = f"fmnist_cnn_w{multiplier:g}".replace(".", "p") + (f"_s{member_seed}" if seeds is not None else "")
-        paths.append(str(write_bytes_atomic(out_dir / f"{name}.tflite", data)))
-        del model
-        keras.backend.clear_session()
-    return paths
-
-
-def search_members(config, budgets_kb, workdir, log=print) -> list[str]:
-    """Runs the UDC search of `config` at each budget in WORKDIR/udc_<K>kb; returns the
-    model.tflite paths, smallest budget first.
-
-    A budget whose directory holds a finished search of the same config is not searched
-    again; an interrupted one resumes. A directory of another config is refused before
-    any search starts.
-    """
-    from udc.pipeline import budget_plan, check_budgets, search_and_export
-    from udc.search import check_resumable_workdir
-
-    check_budgets(budgets_kb)
-    plan = budget_plan(config, workdir, sorted(budgets_kb))
-    for _, budget_config, budget_dir in plan:
-        check_resumable_workdir(budget_config, budget_dir)  # before any slow work
-    for kb, budget_config, budget_dir in plan:
-        log(f"== UDC search at {kb:g} KiB in {budget_dir}")
-        search_and_export(budget_config, budget_dir, log=log)  # a finished one gives back its report at once
-    return [str(w / "model.tflite") for _, _, w in plan]

@@ -63,7 +63,6 @@ def calibrate(members: list[Member], splits, rule: str = "max_prob", cost_metric
 
     val_probs = [m.probabilities(splits.val.x) for m in members]
     test_probs = [m.probabilities(splits.test.x) for m in members]
-    n = len(members)
 
     singles = []
     for m, pv, pt in zip(members, val_probs, test_probs):

@@ -4,7 +4,7 @@ import io
 from pathlib import Path
 
 from udc.fileio import write_bytes_atomic, write_json_atomic, write_text_atomic
-from udc.machine import describe_machine
+from udc.report.machine import describe_machine
 
 
 def _pct(x) -> str:
@@ -57,7 +57,7 @@ def markdown(report: dict, title: str = "Flexible ensemble with early exit") -> 
         lines += ["", "## Cascade against each single member at the same budget", "",
                   "Cascade thresholds chosen on validation for the best accuracy at an average cost "
                   "no higher than the member's.", "",
-                  f"| member | member cost | member test acc | cascade test acc | cascade test cost |",
+                  "| member | member cost | member test acc | cascade test acc | cascade test cost |",
                   "|---|---|---|---|---|"]
         for v in report["versus_single_members"]:
             lines.append(f"| {v['member']} | {_cost(v['member_cost'][metric], metric)} | "

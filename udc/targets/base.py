@@ -35,7 +35,7 @@ class Target(abc.ABC):
 
     def weight_traversals(self, kind: str) -> tuple:
         """The orders in which this target may lay out a layer's weights, each with its own size table
-        in the size model (at most `udc.hardware.size_model.TRAVERSALS`); (None,): one order."""
+        in the size model (at most `udc.costs.size_model.TRAVERSALS`); (None,): one order."""
         return (None,)
 
     def weight_traversal(self, kind: str, input_depth: int, kernel_area: int) -> int:
@@ -50,7 +50,7 @@ class Target(abc.ABC):
     @abc.abstractmethod
     def operator_cycles(self, data: bytes) -> list[dict]:
         """Per operator of a .tflite (in its order): {'op': its name, 'cycles': the target's estimate}, what
-        the cycle model (`udc.hardware.cycle_model`) is measured from."""
+        the cycle model (`udc.costs.cycle_model`) is measured from."""
 
     @property
     @abc.abstractmethod

@@ -1,0 +1,49 @@
+"""Warm start: the supernet begins as a trained float backbone.
+
+A search that starts from random weights spends its first epochs learning features
+that a float model of the same backbone already has; one-shot NAS (OFA, BigNAS)
+starts from the trained full network instead. Every searchable layer takes the
+kernel (and bias) of the plain layer of the same name, and its BatchNorm takes the
+parameters and statistics of the BatchNormalization that follows that plain layer,
+so the largest child (widest, dense, 8 bits) computes the float model up to its
+8-bit weight grid.
+"""
+
+from udc.compat import keras
+from udc.errors import UdcError
+from udc.space import searchable_layers
+
+
+def _consumers(model) -> dict:
+    """{layer name: names of the layers that take its output}, from the model's own config."""
+    consumers = {}
+    for layer in model.get_config()["layers"]:
+        for node in layer.get("inbound_nodes", []):
+            for entry in node:
+                consumers.setdefault(entry[0], []).append(layer["name"])
+    return consumers
+
+
+def load_float_weights(supernet, float_model) -> None:
+    """Copies the weights of `float_model` (the plain backbone) into `supernet`'s largest shape."""
+    consumers = _consumers(float_model)
+    names = {layer.name for layer in float_model.layers}
+    for layer in searchable_layers(supernet):
+        if layer.name not in names:
+            raise UdcError(f"the float model has no layer '{layer.name}' to warm-start the supernet from; "
+                           "train the float model of the same backbone (udc-train)")
+        plain = float_model.get_layer(layer.name)
+        if tuple(plain.kernel.shape) != tuple(layer.kernel.shape):
+            raise UdcError(f"layer {layer.name}: the float model's kernel is {tuple(plain.kernel.shape)}, the "
+                           f"supernet's {tuple(layer.kernel.shape)}; warm start needs search.max_widths to be "
+                           "the backbone's widths")
+        layer.kernel.assign(plain.kernel)
+        if layer.bias is not None:
+            layer.bias.assign(plain.bias if plain.use_bias else keras.backend.zeros_like(layer.bias))
+        if layer.bn is not None:
+            following = [float_model.get_layer(n) for n in consumers.get(plain.name, [])]
+            norms = [l for l in following if isinstance(l, keras.layers.BatchNormalization)]
+            if len(norms) != 1:
+                raise UdcError(f"layer {layer.name} of the float model is not followed by one BatchNormalization; "
+                               "warm start copies it into the searchable layer's own BatchNorm")
+            layer.bn.set_weights(norms[0].get_weights())

@@ -1,0 +1,138 @@
+"""Search-space dimensions: the choices a searchable layer makes, one object each.
+
+A `Dimension` says, for every searchable layer (`udc.space.layers`):
+
+* its **name**: the key of a choice dict `{width, sparsity, bits}`, of the arch spec and of
+  `choice_probabilities()`;
+* where the layer keeps its **options**, its choice **logits** and its child **index**
+  (attribute names, which are also the variables' names in checkpoints);
+* the **order** from smaller to larger network: `smaller` is the step of the option index
+  that makes the network smaller (+1 for sparsity rates, which grow; -1 for widths and
+  bit-widths); the smallest and largest children, repair and fill follow it;
+* for a **kernel dimension** (sparsity, bits), how a hard choice transforms the kernel
+  (`exact`: what strip and the export do) and how the search relaxes it (`relaxed`: the
+  options' transforms weighted by the relaxed one-hot `g`).
+
+Width is not a kernel transform: an exact pass cuts the kernel's output axis to the chosen
+width and a relaxed one masks the layer's output after its activation (FBNetV2 channel
+masks); both live in the layer, which also needs the previous layer's width.
+
+Code that handles choices (children, strip, repair and fill, the arch spec) iterates over
+`DIMENSIONS` instead of naming them; a new dimension (kernel size, N:M patterns) is one
+more object here and its options on the layer.
+"""
+
+import dataclasses
+import functools
+
+import numpy as np
+
+from udc.compat import tf
+from udc.space.quantizers import grid_quantize
+
+
+@dataclasses.dataclass(frozen=True)
+class Dimension:
+    name: str
+    options_attribute: str  # the layer's tuple of options, in the order of the logits
+    smaller: int  # +1: a higher option index is a smaller network; -1: a lower one
+
+    def options(self, layer) -> tuple:
+        return tuple(getattr(layer, self.options_attribute))
+
+    def logits(self, layer):
+        return getattr(layer, f"{self.name}_logits")
+
+    def index(self, layer):
+        """The non-trainable option index of child mode (`udc.space.children`)."""
+        return getattr(layer, f"{self.name}_index")
+
+    def searchable(self, layer) -> bool:
+        """Whether the layer has a choice to make here (a depthwise layer's width is its input's)."""
+        return len(self.options(layer)) > 1
+
+    def smallest_index(self, layer) -> int:
+        return len(self.options(layer)) - 1 if self.smaller > 0 else 0
+
+    def largest_index(self, layer) -> int:
+        return 0 if self.smaller > 0 else len(self.options(layer)) - 1
+
+    def value(self, layer, index):
+        """Option `index` as a plain number (what a choice dict and the arch spec hold)."""
+        option = self.options(layer)[int(index)]
+        return float(option) if isinstance(option, (float, np.floating)) else int(option)
+
+
+class KernelDimension(Dimension):
+    """A dimension that transforms the kernel: `exact` for a hard choice, `relaxed` for the search."""
+
+    def exact(self, layer, kernel, index, pruned_counts):
+        """`kernel` (the chosen sub-kernel) under option `index` (an int tensor); `pruned_counts`: the
+        weights each sparsity rate prunes out of this sub-kernel."""
+        raise NotImplementedError
+
+    def relaxed(self, layer, kernel, weights):
+        """`kernel` (the full kernel) under the options weighted by `weights` (a relaxed one-hot)."""
+        raise NotImplementedError
+
+
+def pruned_count(rate: float, n: int) -> int:
+    """Weights a rate prunes out of n: ceil(rate * n), so a tensor has at least the chosen sparsity."""
+    return int(np.ceil(rate * n - 1e-6))
+
+
+def magnitude_masks(w, rates):
+    """One 0/1 mask per sparsity rate, zeroing the ceil(rate*n) smallest |w| (no gradient)."""
+    magnitude = tf.stop_gradient(tf.abs(w))
+    flat = tf.sort(tf.reshape(magnitude, [-1]))
+    n = int(np.prod(w.shape))
+    masks = []
+    for rate in rates:
+        k = pruned_count(rate, n)
+        if k == 0:
+            masks.append(tf.ones_like(w))
+        else:
+            masks.append(tf.cast(magnitude > flat[k - 1], w.dtype))
+    return masks
+
+
+class Sparsity(KernelDimension):
+    """Unstructured magnitude sparsity: rate r zeroes the ceil(r * n) smallest |w|. Relaxed over the
+    whole kernel, exact over the chosen sub-kernel (the rule of the export and of the size model).
+    Gradients reach the surviving weights; the threshold is not differentiated."""
+
+    def exact(self, layer, kernel, index, pruned_counts):
+        pruned = tf.gather(pruned_counts, index)
+
+        def prune():
+            magnitude = tf.stop_gradient(tf.abs(kernel))
+            threshold = tf.gather(tf.sort(tf.reshape(magnitude, [-1])), pruned - 1)
+            return kernel * tf.cast(magnitude > threshold, kernel.dtype)
+
+        return tf.cond(pruned > 0, prune, lambda: kernel)
+
+    def relaxed(self, layer, kernel, weights):
+        masks = magnitude_masks(kernel, self.options(layer))
+        return tf.add_n([weights[j] * (kernel * m) for j, m in enumerate(masks)])
+
+
+class Bits(KernelDimension):
+    """The weight bit-width: straight-through rounding to the symmetric b-bit grid
+    (`udc.space.quantizers`), per output channel for convolutions, per tensor for Dense."""
+
+    def exact(self, layer, kernel, index, pruned_counts):
+        grids = [functools.partial(grid_quantize, kernel, b, layer.channel_axis) for b in self.options(layer)]
+        return tf.switch_case(tf.cast(index, tf.int32), grids)
+
+    def relaxed(self, layer, kernel, weights):
+        return tf.add_n([weights[k] * grid_quantize(kernel, b, layer.channel_axis)
+                         for k, b in enumerate(self.options(layer))])
+
+
+WIDTH = Dimension("width", "widths", smaller=-1)
+SPARSITY = Sparsity("sparsity", "sparsities", smaller=+1)
+BITS = Bits("bits", "bits", smaller=-1)
+# Every dimension, in the order of a choice dict and the arch spec.
+DIMENSIONS = (WIDTH, SPARSITY, BITS)
+# The kernel dimensions in the order they transform a kernel: prune, then round the survivors.
+KERNEL_DIMENSIONS = (SPARSITY, BITS)

@@ -1,0 +1,576 @@
+"""Searchable layers: one layer holds the largest shape and learns its width, sparsity and bits.
+
+`SearchableConv2D`, `SearchableDepthwiseConv2D` and `SearchableDense` (tf_keras) hold
+the kernel of the largest option and one learnable logit vector per choice:
+
+* width (output channels; not on depthwise, whose width is its input's),
+* unstructured magnitude sparsity rate,
+* weight bit-width of the symmetric grid (`udc.space.quantizers`).
+
+The choices are `udc.space.dimensions.DIMENSIONS` (each one's options, logits, order and,
+for sparsity and bits, its kernel transform, exact and relaxed); the layer applies them. How the
+choices are made differentiable (the pick, and why):
+
+* **Gumbel-softmax** over each logit vector, temperature `T` annealed from high to low
+  (`temperature_at`, `TemperatureAnnealing`): in training each step draws
+  `g = softmax((logits + Gumbel noise) / T)`, a relaxed one-hot sample. It is the
+  FBNetV2 / DNAS recipe: unbiased-enough gradients to every option, cheap, and the
+  noise keeps exploring while `T` is high. In inference (not hard) `g = softmax(logits)`,
+  and so in training passes within `inference_weights()` (BatchNorm recalibration).
+  Within `straight_through_samples()` g is the one-hot of the sample in the forward pass
+  and keeps the relaxed sample's gradient (the search's `search.relaxation`).
+* **Width**: FBNetV2 channel masks. Option i owns the mask `[c < width_i]`; the layer's
+  output (after its own BatchNorm and activation, so that masked channels are exactly 0
+  and the next layer sees only the chosen width) is multiplied by `sum_i g_i * mask_i`.
+* **Sparsity**: magnitude masks. Rate r zeroes the `ceil(r * n)` smallest |w| of the
+  whole kernel; the kernel becomes `sum_j g_j * (w * mask_j)`. Gradients reach the
+  surviving weights (the threshold is not differentiated). In hard mode the rule is the
+  one of the exported model (and of `size_model.layer_codes`): the kernel is first cut to
+  the chosen (input width, output width) sub-kernel, and the `ceil(r * n_sub)` smallest
+  |w| *of that sub-kernel* are zeroed; the grid scale is then taken over the sub-kernel
+  too, so a hard supernet computes exactly what `udc.deploy.strip` builds.
+* **Bits**: straight-through rounding to each grid, mixed: `sum_k g_k * grid_k(w_sparse)`
+  (per output channel for convolutions, per tensor for Dense, as exported).
+* **hard mode** (`set_hard(model, True)` or `layer.hard.assign(1.)`): every g becomes the
+  one-hot of the **decoded** option (`decoded_index`), so the layer computes exactly the
+  chosen sub-network (what strip + export will produce, up to the final int8 rounding of
+  activations).
+* **Decoding** a distribution over options to one option takes its **median** along the
+  option order (narrow to wide, dense to sparse, few to many bits), not its argmax. Why:
+  the relaxations are nested. The width mixture keeps channel c with weight P(width > c),
+  which is at least 1/2 exactly for the channels below the median width; a weight pruned
+  at one rate is pruned at every higher rate, so the sparsity mixture keeps it with weight
+  at least 1/2 exactly when the median rate keeps it. The median child is the hard network
+  nearest to what the mixture computes, while the argmax of a 16-option width
+  distribution can sit far from its mass. Measured at the end of a Fashion-MNIST search
+  (udc's supernet, 1 search epoch at dual learning rate 4, before any fit to the budget):
+  at 8 KiB the argmax child had 42.5 % validation accuracy, the median child 73.4 %, the
+  mixture itself 73.6 %; at 16 KiB 58.0 %, 86.5 % and 84.9 %. The median is close to the
+  mixture only where the distribution has concentrated: with other seeds it sat 2 to 19
+  points below it after one search epoch (benchmarks/fashion_mnist/seeds.md).
+* **child mode** (`udc.space.children`): like hard mode, but the option indices
+  come from the non-trainable `width_index`, `sparsity_index` and `bits_index`, so one
+  training step can run the largest, the smallest and sampled sub-networks in turn (the
+  sandwich rule).
+* An exact pass (hard or child mode) runs each layer at its **own widths**: the chosen
+  sub-kernel on the input's first (input width) channels, the output zero-padded back to
+  the full width (the padded channels are masked after BatchNorm, as before). Why: it
+  computes what the full-width operation on the zero-padded sub-kernel computes, but a
+  child costs what its widths cost; at full width with masked channels the smallest child
+  cost as much as the largest, a quarter of the sandwich step each.
+
+`hard` and `temperature` are non-trainable variables, so switching them never retraces
+a compiled `fit`. `choice_probabilities()` gives softmax(logits) (one-hot in hard mode),
+the distribution the size model (`udc.costs.size_model`) takes the expectation over;
+`hard_choice()` gives the decoded choice as plain numbers (the arch spec of this layer).
+
+`input_from` names the searchable layer whose width sets this layer's input channels:
+the size model uses its width distribution for the input side, and a depthwise layer
+also multiplies its output by that layer's current width mask (the same Gumbel sample,
+taken in the same forward pass), because its BatchNorm would otherwise revive channels
+the previous layer switched off.
+
+A layer holds no target-specific state: the size model's tables live in
+`udc.costs.size_model.CodecTables`, the cycle tables in `udc.costs.cycle_model`.
+`input_from` is a Python link, not part of `get_config`: a model rebuilt from config must
+set it again.
+
+Each layer may contain its BatchNorm and activation (`batch_norm=True`,
+`activation="relu"`): the mask must come after them, and keeping the activation inside
+the layer is also what tfmot needs later (see docs/stack_facts.md).
+"""
+
+import contextlib
+
+import numpy as np
+
+from udc.compat import keras, tf
+from udc.space import options as opts
+from udc.space.dimensions import DIMENSIONS, KERNEL_DIMENSIONS, WIDTH, pruned_count
+
+DEFAULT_START_TEMPERATURE = 5.0
+DEFAULT_END_TEMPERATURE = 0.5
+
+
+_NOISE = {"generator": None}
+
+
+def use_noise_generator(generator) -> None:
+    """Draw the Gumbel noise from `generator` (a tf.random.Generator; None: tf.random's global state).
+
+    The search reseeds its generator every epoch, so a resumed run draws the same noise
+    as an uninterrupted one.
+    """
+    _NOISE["generator"] = generator
+
+
+def gumbel_noise(shape):
+    """Gumbel(0, 1) noise from the generator set by `use_noise_generator`."""
+    generator = _NOISE["generator"]
+    if generator is not None:
+        u = generator.uniform(shape, minval=1e-6, maxval=1.0 - 1e-6)
+    else:
+        u = tf.random.uniform(shape, minval=1e-6, maxval=1.0 - 1e-6)
+    return -tf.math.log(-tf.math.log(u))
+
+
+# 1: a training pass draws relaxed samples; 0: it weighs the options as inference does. A variable,
+# not a Python flag, so that a traced training pass follows it without retracing.
+_SAMPLING = tf.Variable(1.0, trainable=False, name="gumbel_sampling")
+
+
+@contextlib.contextmanager
+def inference_weights():
+    """Within the block, training passes of soft layers weigh their options by softmax(logits), as
+    inference does, instead of drawing Gumbel samples.
+
+    What BatchNorm recalibration of the soft mixture needs: it must run in training mode to
+    gather batch statistics, but the statistics must be those of the noiseless mixture that
+    inference then evaluates, not of noisy samples at the current temperature.
+    """
+    with _assigned(_SAMPLING, 0.0):
+        yield
+
+
+# 1: a training pass's sample is the one-hot of its relaxed sample, with the relaxed sample's
+# gradient (straight-through); 0: the relaxed sample itself. A variable for the same reason.
+_STRAIGHT_THROUGH = tf.Variable(0.0, trainable=False, name="straight_through_sampling")
+
+
+@contextlib.contextmanager
+def straight_through_samples(on: bool = True):
+    """Within the block (if `on`), training passes of soft layers draw hard samples: each choice is the one-hot
+    of its Gumbel-softmax sample (an exact draw from softmax(logits), whatever the temperature), and
+    the logits get the relaxed sample's gradient (straight-through, as in GDAS).
+
+    What a search that must rank children needs: the forward pass is one sampled child, so the
+    task loss the logits follow is a child's, not that of a mixture of fractional widths, which at
+    small budgets was worth more than any whole child of its size.
+    """
+    with _assigned(_STRAIGHT_THROUGH, float(on)):
+        yield
+
+
+# What a forward pass of a searchable layer traces: None, both its soft and its exact branch under a
+# tf.cond on its `hard` and `child` variables (decided at run time); "soft" or "exact", that branch only.
+_TRACED_PASS = None
+
+
+@contextlib.contextmanager
+def traced_pass(kind: str):
+    """Within the block, searchable layers trace only their `kind` ('soft' or 'exact') forward pass,
+    not both branches of a tf.cond. For a caller that sets the mode in the same traced function and
+    runs the pass in it (`child` or `hard` set for 'exact', neither for 'soft'): the sandwich step
+    traces four passes of every layer, and building and differentiating both branches of each took
+    about half of its first call, 50 s on the digits supernet (2 cores)."""
+    global _TRACED_PASS
+    before, _TRACED_PASS = _TRACED_PASS, kind
+    try:
+        yield
+    finally:
+        _TRACED_PASS = before
+
+
+@contextlib.contextmanager
+def _assigned(variable, value):
+    """`variable` holds `value` within the block and its value before after it."""
+    before = variable.numpy()
+    variable.assign(value)
+    try:
+        yield
+    finally:
+        variable.assign(before)
+
+
+def _gumbel_softmax(logits, temperature):
+    sample = tf.nn.softmax((logits + gumbel_noise(tf.shape(logits))) / temperature)
+    one_hot = tf.one_hot(tf.argmax(sample), tf.shape(logits)[0], dtype=sample.dtype)
+    sample += _STRAIGHT_THROUGH * tf.stop_gradient(one_hot - sample)
+    return _SAMPLING * sample + (1.0 - _SAMPLING) * tf.nn.softmax(logits)
+
+
+def decoded_index(logits):
+    """The option a choice's logits decode to: the median of softmax(logits) along the option order
+    (the first option whose cumulative probability reaches 1/2; see the module doc for why)."""
+    cumulative = tf.cumsum(tf.nn.softmax(logits))
+    return tf.reduce_sum(tf.cast(cumulative < 0.5, tf.int64))
+
+
+class _Ref:
+    """Holds a layer without Keras tracking it (a tracked layer would become a sublayer)."""
+
+    def __init__(self, obj):
+        self.obj = obj
+
+
+class SearchableLayer(keras.layers.Layer):
+    """Shared choice machinery; subclasses define the kernel and the operation."""
+
+    channel_axis = -1  # grid scale axis of the kernel (None: per tensor)
+    _in_axis = -2  # input-channel axis of the kernel
+    has_width_choice = True
+
+    def __init__(self, widths=None, sparsities=opts.DEFAULT_SPARSITIES, bits=opts.DEFAULT_BITS,
+                 alignment=opts.DEFAULT_ALIGNMENT, batch_norm=False, activation=None, use_bias=None,
+                 bn_momentum=0.9, temperature=DEFAULT_START_TEMPERATURE, input_from=None,
+                 kernel_initializer="glorot_uniform", **kwargs):
+        super().__init__(**kwargs)
+        self.alignment = alignment
+        self._widths_arg = None if widths is None else tuple(widths)
+        self.sparsities = opts.sparsity_options(sparsities)
+        self.bits = opts.bit_options(bits)
+        self.batch_norm = batch_norm
+        self.activation = keras.activations.get(activation)
+        self.use_bias = (not batch_norm) if use_bias is None else use_bias
+        self.bn_momentum = bn_momentum
+        self.initial_temperature = float(temperature)
+        self._input_from = _Ref(input_from)  # not an attribute Keras would track as a sublayer
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.last_width_mask = None
+
+    @property
+    def input_from(self):
+        """The searchable layer whose width sets this layer's input channels (or None)."""
+        return self._input_from.obj
+
+    @input_from.setter
+    def input_from(self, layer):
+        self._input_from = _Ref(layer)
+
+    # --- subclasses ------------------------------------------------------------
+    def _kernel_shape(self, input_shape):
+        raise NotImplementedError
+
+    def _apply(self, x, kernel):
+        raise NotImplementedError
+
+    @property
+    def max_input_width(self) -> int:
+        """The kernel's full input depth (the input width when no layer sets it)."""
+        return int(self.kernel.shape[self._in_axis])
+
+    @property
+    def max_width(self) -> int:
+        raise NotImplementedError
+
+    # --- build -----------------------------------------------------------------
+    def build(self, input_shape):
+        input_shape = tf.TensorShape(input_shape)
+        self.kernel = self.add_weight("kernel", shape=self._kernel_shape(input_shape),
+                                      initializer=self.kernel_initializer, trainable=True)
+        self.widths = (opts.width_options(self.max_width, self.alignment, self._widths_arg)
+                       if self.has_width_choice else (self.max_width,))
+        self.bias = (self.add_weight("bias", shape=(self.max_width,), initializer="zeros")
+                     if self.use_bias else None)
+        self.bn = (keras.layers.BatchNormalization(momentum=self.bn_momentum, name="bn")
+                   if self.batch_norm else None)
+        if self.bn is not None:
+            out_shape = input_shape[:-1].concatenate([self.max_width])
+            self.bn.build(out_shape)
+        zeros = keras.initializers.Zeros()
+        for dim in DIMENSIONS:  # width_logits, sparsity_logits, bits_logits
+            setattr(self, f"{dim.name}_logits", self.add_weight(f"{dim.name}_logits", shape=(len(dim.options(self)),),
+                                                                initializer=zeros))
+        self.temperature = self.add_weight(
+            "temperature", shape=(), trainable=False,
+            initializer=keras.initializers.Constant(self.initial_temperature))
+        self.hard = self.add_weight("hard", shape=(), trainable=False, initializer=zeros)
+        self.child = self.add_weight("child", shape=(), trainable=False, initializer=zeros)
+        for dim in DIMENSIONS:  # width_index, sparsity_index, bits_index
+            setattr(self, f"{dim.name}_index", self.add_weight(f"{dim.name}_index", shape=(), dtype=tf.int32,
+                                                               trainable=False, initializer=zeros))
+        masks = np.array([[1.0 if c < w else 0.0 for c in range(self.max_width)] for w in self.widths], np.float32)
+        self._width_masks = tf.constant(masks)
+        super().build(input_shape)
+
+    # --- choices ---------------------------------------------------------------
+    def architecture_variables(self):
+        return [dim.logits(self) for dim in DIMENSIONS]
+
+    def _exact(self):
+        """1.0 when the forward pass computes one sub-network exactly (hard or child mode)."""
+        return tf.maximum(self.hard, self.child)
+
+    def _selected(self, dim):
+        """The option index of `dim` in an exact forward pass: the child's index, else the decoded option."""
+        return tf.where(self.child > 0.5, tf.cast(dim.index(self), tf.int64), decoded_index(dim.logits(self)))
+
+    def _weights_for(self, dim, training):
+        """The weights of `dim`'s options: the child's or the decoded one-hot, else the relaxed sample."""
+        logits, index = dim.logits(self), dim.index(self)
+        soft = _gumbel_softmax(logits, self.temperature) if training else tf.nn.softmax(logits)
+        count = tf.shape(logits)[0]
+        hard = tf.one_hot(decoded_index(logits), count, dtype=logits.dtype)
+        child = tf.one_hot(index, count, dtype=logits.dtype)
+        return self.child * child + (1.0 - self.child) * (self.hard * hard + (1.0 - self.hard) * soft)
+
+    def choice_probabilities(self):
+        """{dimension name: softmax(logits)} tensors, one-hot decoded options in hard mode."""
+        def probs(logits):
+            hard = tf.one_hot(decoded_index(logits), tf.shape(logits)[0], dtype=logits.dtype)
+            return self.hard * hard + (1.0 - self.hard) * tf.nn.softmax(logits)
+        return {dim.name: probs(dim.logits(self)) for dim in DIMENSIONS}
+
+    def hard_choice(self) -> dict:
+        """The decoded choice as plain numbers: {dimension name: option}."""
+        return {dim.name: dim.value(self, decoded_index(dim.logits(self))) for dim in DIMENSIONS}
+
+    def _exact_slice(self):
+        """(input width, output width, prune count per sparsity rate) of the exact sub-network."""
+        source = width_source(self)
+        in_options = (int(self.kernel.shape[self._in_axis]),) if source is None else source.widths
+        out_options = self.widths if self.has_width_choice else (1,)
+        if getattr(self, "_prune_counts", None) is None:  # numpy: usable in any graph
+            area = int(np.prod(self.kernel.shape)) // (int(self.kernel.shape[self._in_axis]) *
+                                                        (self.max_width if self.has_width_choice else 1))
+            self._prune_counts = np.array(
+                [[[pruned_count(r, area * i * o) for r in self.sparsities] for o in out_options]
+                 for i in in_options], np.int32)
+        zero = tf.constant(0, tf.int64)
+        in_index = zero if source is None else source._selected(WIDTH)
+        out_index = self._selected(WIDTH) if self.has_width_choice else zero
+        counts = tf.gather_nd(tf.constant(self._prune_counts), tf.stack([in_index, out_index]))
+        in_width = tf.gather(tf.constant(in_options, tf.int32), in_index)
+        out_width = tf.gather(tf.constant(out_options, tf.int32), out_index)
+        return in_width, out_width, counts
+
+    def _soft_kernel(self, training):
+        """The full kernel under the relaxed kernel choices (sparsity, then bits)."""
+        kernel = self.kernel
+        for dim in KERNEL_DIMENSIONS:
+            kernel = dim.relaxed(self, kernel, self._weights_for(dim, training))
+        return kernel
+
+    def _exact_kernel(self):
+        """(the chosen sub-kernel, its input width, its output width): the sub-kernel pruned by its
+        own magnitudes and rounded to the chosen grid, as `size_model.layer_codes` and the export do.
+
+        Only the chosen rate and grid are computed: an exact forward pass gives the choice
+        logits no gradient, and the options' weighted sum would cost a sort and six roundings
+        of every kernel in every pass (a quarter of the sandwich step, measured at batch 8).
+        """
+        in_width, out_width, counts = self._exact_slice()
+        rank = len(self.kernel.shape)
+        size = [-1] * rank
+        size[self._in_axis % rank] = in_width
+        if self.has_width_choice:
+            size[-1] = out_width
+        kernel = tf.slice(self.kernel, [0] * rank, tf.stack(size))
+        for dim in KERNEL_DIMENSIONS:
+            kernel = dim.exact(self, kernel, self._selected(dim), counts)
+        return kernel, in_width, out_width
+
+    def effective_kernel(self, training=False):
+        """The kernel after the (relaxed or exact) sparsity and bit choices, at the full shape
+        (in hard or child mode zero outside the chosen sub-kernel)."""
+        def exact():
+            kernel, _, _ = self._exact_kernel()
+            missing = tf.shape(self.kernel) - tf.shape(kernel)
+            return tf.reshape(tf.pad(kernel, tf.stack([tf.zeros_like(missing), missing], axis=1)),
+                              self.kernel.shape)
+
+        return tf.cond(self._exact() > 0.5, exact, lambda: self._soft_kernel(training))
+
+    def _exact_output(self, inputs):
+        """The sub-network's output at its own widths, zero-padded to the full width: what the full-width
+        operation on the zero-padded sub-kernel gives, as the input's channels past the input width are
+        zero (the previous layer masked them)."""
+        kernel, in_width, out_width = self._exact_kernel()
+        y = self._apply(inputs[..., :in_width], kernel)
+        produced = out_width if self.has_width_choice else in_width
+        padding = [[0, 0]] * (len(inputs.shape) - 1) + [[0, self.max_width - produced]]
+        y = tf.pad(y, padding)
+        y.set_shape(y.shape[:-1].concatenate([self.max_width]))
+        return y
+
+    def _own_width_mask(self, training):
+        g_w = self._weights_for(WIDTH, training)
+        return tf.linalg.matvec(self._width_masks, g_w, transpose_a=True)
+
+    def _width_mask(self, training):
+        return self._own_width_mask(training)
+
+    def call(self, inputs, training=None):
+        training = bool(training) if training is not None else False
+        passes = {"exact": lambda: self._exact_output(inputs),
+                  "soft": lambda: self._apply(inputs, self._soft_kernel(training))}
+        if _TRACED_PASS is None:
+            y = tf.cond(self._exact() > 0.5, passes["exact"], passes["soft"])
+        else:
+            y = passes[_TRACED_PASS]()
+        if self.bias is not None:
+            y = y + self.bias
+        if self.bn is not None:
+            y = self.bn(y, training=training)
+        if self.activation is not None:
+            y = self.activation(y)
+        mask = self._width_mask(training)
+        self.last_width_mask = mask
+        return y * tf.cast(mask, y.dtype) if mask is not None else y
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({
+            "widths": list(self.widths) if self.built else self._widths_arg,
+            "sparsities": list(self.sparsities), "bits": list(self.bits), "alignment": self.alignment,
+            "batch_norm": self.batch_norm, "activation": keras.activations.serialize(self.activation),
+            "use_bias": self.use_bias, "bn_momentum": self.bn_momentum,
+            "temperature": self.initial_temperature,
+        })
+        return config
+
+
+class SearchableConv2D(SearchableLayer):
+    """Conv2D (HWIO kernel) with width, sparsity and bit choices; per-channel grid."""
+
+    def __init__(self, filters, kernel_size, strides=1, padding="same", **kwargs):
+        super().__init__(**kwargs)
+        self.filters = int(filters)
+        self.kernel_size = (kernel_size, kernel_size) if isinstance(kernel_size, int) else tuple(kernel_size)
+        self.strides = (strides, strides) if isinstance(strides, int) else tuple(strides)
+        self.padding = padding.upper()
+
+    @property
+    def max_width(self):
+        return self.filters
+
+    def _kernel_shape(self, input_shape):
+        return self.kernel_size + (int(input_shape[-1]), self.filters)
+
+    def _apply(self, x, kernel):
+        return tf.nn.conv2d(x, kernel, strides=(1,) + self.strides + (1,), padding=self.padding)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"filters": self.filters, "kernel_size": self.kernel_size, "strides": self.strides,
+                       "padding": self.padding.lower()})
+        return config
+
+
+class SearchableDepthwiseConv2D(SearchableLayer):
+    """DepthwiseConv2D (depth multiplier 1): sparsity and bit choices; width follows its input.
+
+    Give `input_from=` the searchable layer that produces its input, so that its output
+    keeps exactly that layer's channels and the size model sees its input width.
+    """
+
+    channel_axis = 2  # kernel HWC1: one grid scale per channel
+    _in_axis = 2
+    has_width_choice = False
+
+    def __init__(self, kernel_size, strides=1, padding="same", **kwargs):
+        super().__init__(**kwargs)
+        self.kernel_size = (kernel_size, kernel_size) if isinstance(kernel_size, int) else tuple(kernel_size)
+        self.strides = (strides, strides) if isinstance(strides, int) else tuple(strides)
+        self.padding = padding.upper()
+        self._channels = None
+
+    @property
+    def max_width(self):
+        return self._channels
+
+    def _kernel_shape(self, input_shape):
+        self._channels = int(input_shape[-1])
+        return self.kernel_size + (self._channels, 1)
+
+    def _apply(self, x, kernel):
+        return tf.nn.depthwise_conv2d(x, kernel, strides=(1,) + self.strides + (1,), padding=self.padding)
+
+    def _width_mask(self, training):
+        mask = getattr(self.input_from, "last_width_mask", None)
+        if mask is None:
+            return None
+        # A mask traced in another graph (Keras' per-layer shape inference) cannot be used.
+        if not tf.executing_eagerly() and getattr(mask, "graph", None) is not tf.compat.v1.get_default_graph():
+            return None
+        return mask
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"kernel_size": self.kernel_size, "strides": self.strides, "padding": self.padding.lower()})
+        return config
+
+
+class SearchableDense(SearchableLayer):
+    """Dense with width (units), sparsity and bit choices; one grid scale per tensor.
+
+    A classifier keeps its units: `widths=[units]`.
+    """
+
+    channel_axis = None
+
+    def __init__(self, units, **kwargs):
+        super().__init__(**kwargs)
+        self.units = int(units)
+
+    @property
+    def max_width(self):
+        return self.units
+
+    def _kernel_shape(self, input_shape):
+        return (int(input_shape[-1]), self.units)
+
+    def _apply(self, x, kernel):
+        return tf.matmul(x, kernel)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"units": self.units})
+        return config
+
+
+SEARCHABLE_LAYERS = (SearchableConv2D, SearchableDepthwiseConv2D, SearchableDense)
+CUSTOM_OBJECTS = {cls.__name__: cls for cls in SEARCHABLE_LAYERS}
+
+
+def width_source(layer):
+    """The layer whose width choice sets `layer`'s input channels (through depthwise layers), or None."""
+    source = layer.input_from
+    while source is not None and not source.has_width_choice:
+        source = source.input_from
+    return source
+
+
+def searchable_layers(model):
+    """The searchable layers of a model, in the order Keras lists them (input to output)."""
+    found = []
+    for layer in getattr(model, "layers", [model]):
+        if isinstance(layer, SearchableLayer):
+            found.append(layer)
+        elif hasattr(layer, "layers"):
+            found.extend(searchable_layers(layer))
+    return found
+
+
+def set_hard(model, hard: bool = True):
+    for layer in searchable_layers(model):
+        layer.hard.assign(1.0 if hard else 0.0)
+
+
+def set_temperature(model, temperature: float):
+    for layer in searchable_layers(model):
+        layer.temperature.assign(float(temperature))
+
+
+def temperature_at(step, total_steps, start=DEFAULT_START_TEMPERATURE, end=DEFAULT_END_TEMPERATURE):
+    """Exponential annealing: `start` at step 0, `end` from `total_steps` on."""
+    fraction = min(max(step / max(total_steps, 1), 0.0), 1.0)
+    return float(start * (end / start) ** fraction)
+
+
+class TemperatureAnnealing(keras.callbacks.Callback):
+    """Sets every searchable layer's Gumbel-softmax temperature at the start of each batch."""
+
+    def __init__(self, total_steps, start=DEFAULT_START_TEMPERATURE, end=DEFAULT_END_TEMPERATURE):
+        super().__init__()
+        self.total_steps, self.start, self.end = total_steps, start, end
+        self.step = 0
+
+    def on_train_batch_begin(self, batch, logs=None):
+        set_temperature(self.model, temperature_at(self.step, self.total_steps, self.start, self.end))
+        self.step += 1
+
+
+def architecture_variables(model):
+    """The choice logits of every searchable layer (train them with their own optimizer)."""
+    return [v for layer in searchable_layers(model) for v in layer.architecture_variables()]

@@ -17,7 +17,7 @@ from udc.errors import UnknownTargetError
 from udc.search.selection import Sizes
 from udc.space import SearchOptions
 from udc.space.supernet import fmnist_supernet
-from udc.targets import get_target, target_names, target_of
+from udc.targets import get_target, staircase, target_names, target_of
 from udc.targets.ethos_u import ACCELERATORS
 from udc.targets.layer_model import layer_model
 
@@ -45,6 +45,31 @@ def test_ethos_u_facts_live_on_the_target():
     assert len(u55.weight_traversals("conv")) == 2 and u85.weight_traversals("conv") == (None,)
     assert u55.describe() == {"name": "ethos-u55-128", "accelerator": "ethos-u55-128",
                               "system_config": "Ethos_U55_High_End_Embedded", "memory_mode": "Shared_Sram"}
+
+
+def test_every_configuration_has_an_alignment_per_layer_kind():
+    for name in ACCELERATORS:
+        assert all(get_target(name).channel_alignment(kind) >= 1 for kind in ("conv", "depthwise", "dense"))
+    assert get_target("ethos-u85-512").channel_alignment("conv") == 16
+    assert get_target("ethos-u85-256").channel_alignment("depthwise") == 16
+
+
+@pytest.mark.parametrize("name, block", [("ethos-u55-128", 8), ("ethos-u85-512", 16)])
+def test_the_conv_alignment_is_the_block_of_vela_cycles(name, block):
+    """The alignment table holds what Vela says: one conv compiled at 1..2*block+2 output channels has
+    its cheapest cycles per channel at the multiples of the block (udc.targets.staircase)."""
+    target = get_target(name)
+    points = staircase.measure_series(target, "conv output", range(1, 2 * block + 3))
+    widths = staircase.efficient_widths(points)
+    assert block in widths and all(w % block == 0 for w in widths)
+    assert staircase.staircase_period(widths) == target.channel_alignment("conv")
+
+
+def test_the_staircase_block_ignores_an_odd_width_and_needs_a_pattern():
+    assert staircase.staircase_period([16, 32, 49]) == 16
+    assert staircase.staircase_period([3, 16]) == 1 and staircase.staircase_period([]) == 1
+    assert staircase.alignment_by_kind({"conv output": 4, "conv input": 8, "depthwise": 16, "dense output": 4}) == {
+        "conv": 8, "depthwise": 16, "dense": 4}
 
 
 @pytest.mark.parametrize("kind, shape", [("conv", (24, 3, 3, 16)), ("depthwise", (1, 3, 3, 32)), ("dense", (10, 48))])

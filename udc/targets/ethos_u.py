@@ -6,14 +6,16 @@ Shared_Sram for every family: weights then live in read-only flash, so Vela's
 memory mode of Vela's Arm/vela.ini can be chosen instead (DRAM-backed ones report
 `dram_kib`).
 
-Channel alignment (`channel_alignment`): Vela encodes weights in bricks of the NPU's
-output micro-block depth (`ofm_ublock.depth`, 8 on every Ethos-U55/U65 configuration
-except U55-32 whose is 4) and reads input channels in micro-blocks of 8
-(`ifm_ublock.depth`, 8 everywhere). A width that is a multiple of 8 therefore fills every
-brick of this layer *and* of the next one (whose input depth it is), so 8 is used for all
-Ethos-U55 and U85 configurations (U55-32 included, since 8 is also its input block).
-Ethos-U65-512 has two cores that each take every second output channel, so its alignment
-is 16 (8 per core).
+Channel alignment (`channel_alignment`), measured: the NPU computes output channels (and reads
+input channels) in blocks of its array, so a width just past a multiple of the block costs a
+whole extra pass. `tools/channel_staircase.py` compiled one layer alone at every channel count
+from 1 to 72 on every configuration (benchmarks/hardware/channel_staircase.md,
+`udc.targets.staircase`): the block is 8 on Ethos-U55 and U65-256 (4 for U55-32's outputs, 8 for
+its inputs), 16 on U65-512 (two cores, each every second output channel) and on U85-512 and up,
+and 16 for depthwise layers on every U85. A kind's alignment fills the blocks of the layer that
+produces a width and of the convolution that reads it (`alignment_by_kind`). The search's width
+options follow the conv alignment. Vela also encodes weights in bricks of 8 output channels
+(`ofm_ublock.depth`), so these widths fill every brick as well.
 
 Weight encoding (`encoded_weight_bytes`): Vela's API (`ethosu.vela.api.npu_encode_weights`)
 encodes a layer in the brick order of U55 and U65 configurations (`weight_encoder_api`), with
@@ -43,8 +45,15 @@ _DEFAULT_SYSTEM_CONFIG = {
     "ethos-u85": "Ethos_U85_SYS_Flash_High",
 }
 DEFAULT_MEMORY_MODE = "Shared_Sram"
-_ALIGNMENT = {"ethos-u65-512": 16}
-DEFAULT_ALIGNMENT = 8
+# (conv, depthwise, dense) width alignment per configuration, from benchmarks/hardware/channel_staircase.md;
+# U85-2048's dense outputs showed no staircase up to 72 channels.
+_ALIGNMENT = {
+    "ethos-u55-32": (8, 8, 4), "ethos-u55-64": (8, 8, 8), "ethos-u55-128": (8, 8, 8), "ethos-u55-256": (8, 8, 8),
+    "ethos-u65-256": (8, 8, 8), "ethos-u65-512": (16, 8, 16),
+    "ethos-u85-128": (8, 16, 8), "ethos-u85-256": (8, 16, 8), "ethos-u85-512": (16, 16, 16),
+    "ethos-u85-1024": (16, 16, 32), "ethos-u85-2048": (16, 16, 1),
+}
+_KINDS = ("conv", "depthwise", "dense")
 _CORES = {"ethos-u65-512": 2}
 _ENCODER_FAMILIES = ("ethos-u55", "ethos-u65")
 VELA_OFM_BLOCK_DEPTH = 16
@@ -97,7 +106,7 @@ class EthosU(Target):
         return "Ethos_" + self.accelerator[len("ethos-"):].upper().replace("-", "_")
 
     def channel_alignment(self, kind: str) -> int:
-        return _ALIGNMENT.get(self.accelerator, DEFAULT_ALIGNMENT)
+        return _ALIGNMENT[self.accelerator][_KINDS.index(kind)]
 
     def weight_traversals(self, kind: str) -> tuple:
         # Vela picks a convolution's traversal from its input depth (a 24-channel input is traversed

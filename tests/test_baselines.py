@@ -8,11 +8,12 @@ import pytest
 from udc import tflite_file
 from udc.compat import keras
 from udc.deploy.convert import convert_to_int8
-from udc.errors import ConfigError
+from udc.errors import ConfigError, UdcError
 from udc.models import fmnist_cnn
 from udc.targets import get_target
 from udc.training.backbone import compile_for_training
-from udc.workflows.baselines import RECIPES, FineTuning, run_recipe
+from udc.deploy.filter_pruning import prune_filters, pruned_widths
+from udc.workflows.baselines import RECIPES, TARGET_RECIPES, FineTuning, run_recipe
 
 TUNING = FineTuning(epochs=2, batch_size=64, learning_rate=1e-4)
 
@@ -32,8 +33,9 @@ def exported(narrow_digits_model, digits_splits):
     """recipe -> (.tflite bytes, conv weight tensors)."""
     small = dataclasses.replace(digits_splits, train=digits_splits.train.take(256))
     results = {}
-    for name in RECIPES:
-        model = run_recipe(name, narrow_digits_model, small, TUNING)
+    # Of the filter recipes, one fraction: the others differ only in the fraction.
+    for name in [r for r in RECIPES if r not in TARGET_RECIPES or r.startswith("filters_45_")]:
+        model = run_recipe(name, narrow_digits_model, small, TUNING, get_target("ethos-u55-128"))
         data = convert_to_int8(model, digits_splits.train.x[:64])
         convs = [w for w in tflite_file.weight_tensors(tflite_file.parse(data)) if w.op == "CONV_2D"]
         results[name] = (data, convs)
@@ -83,6 +85,51 @@ def test_sizes_come_from_vela(exported):
     assert sizes["pqat_50"].encoded_weight_bytes < sizes["ptq_int8"].encoded_weight_bytes
     assert sizes["uniform4"].encoded_weight_bytes < 0.6 * sizes["ptq_int8"].encoded_weight_bytes
     assert sizes["uniform4_sp75"].encoded_weight_bytes < sizes["uniform4"].encoded_weight_bytes
+
+
+def _conv_output_channels(data):
+    return [w.values.shape[0] for w in tflite_file.weight_tensors(tflite_file.parse(data)) if w.op == "CONV_2D"]
+
+
+def test_filter_pruning_recipes_keep_their_widths_through_export(exported):
+    """Aligned pruning leaves multiples of the target's alignment in the .tflite; the plain fraction
+    does not (fmnist_cnn at (8, 16, 16, 32, 32), 45 %: 4, 7, 7, 14, 14 against 8, 8, 8, 16, 16)."""
+    assert _conv_output_channels(exported["filters_45_aligned"][0]) == [8, 8, 8, 16, 16]
+    assert _conv_output_channels(exported["filters_45_unaligned"][0]) == [4, 7, 7, 14, 14]
+    assert get_target("ethos-u55-128").compile(exported["filters_45_unaligned"][0]).npu_fraction == 1.0
+
+
+def test_filter_pruning_keeps_the_filters_of_largest_l1_norm(narrow_digits_model, digits_splits):
+    model = narrow_digits_model
+    widths = pruned_widths(model, 0.5)
+    assert widths == {"conv0": 4, "conv1": 8, "conv2": 8, "conv3": 16, "conv4": 16}
+    pruned = prune_filters(model, widths)
+    kernel0, kernel1 = model.get_layer("conv0").get_weights()[0], model.get_layer("conv1").get_weights()[0]
+    kept0 = np.sort(np.argsort(-np.abs(kernel0).sum(axis=(0, 1, 2)))[:4])
+    np.testing.assert_array_equal(pruned.get_layer("conv0").get_weights()[0], kernel0[..., kept0])
+    np.testing.assert_array_equal(pruned.get_layer("bn0").get_weights()[0], model.get_layer("bn0").get_weights()[0][kept0])
+    cut1 = kernel1[:, :, kept0, :]
+    kept1 = np.sort(np.argsort(-np.abs(cut1).sum(axis=(0, 1, 2)))[:8])
+    np.testing.assert_array_equal(pruned.get_layer("conv1").get_weights()[0], cut1[..., kept1])
+    assert pruned.get_layer("logits").get_weights()[0].shape == (16, 10)
+    # Keeping every filter changes nothing.
+    whole = prune_filters(model, pruned_widths(model, 1.0))
+    x = digits_splits.val.x[:32]
+    np.testing.assert_allclose(whole(x, training=False).numpy(), model(x, training=False).numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_aligned_widths_round_to_the_alignment(narrow_digits_model):
+    assert pruned_widths(narrow_digits_model, 0.45, alignment=8) == {
+        "conv0": 8, "conv1": 8, "conv2": 8, "conv3": 16, "conv4": 16}
+    assert pruned_widths(narrow_digits_model, 0.45) == {"conv0": 4, "conv1": 7, "conv2": 7, "conv3": 14, "conv4": 14}
+
+
+def test_filter_recipes_need_a_target_and_known_layers(narrow_digits_model):
+    with pytest.raises(ConfigError, match="filters_30_aligned.*give it a target"):
+        run_recipe("filters_30_aligned", narrow_digits_model, None)
+    with pytest.raises(UdcError, match="no Conv2D layer named conv9"):
+        prune_filters(narrow_digits_model, {"conv9": 4})
+    assert set(TARGET_RECIPES) <= set(RECIPES)
 
 
 def test_unknown_recipe():

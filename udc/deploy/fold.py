@@ -49,7 +49,7 @@ def _is_plain_relu(layer) -> bool:
     return isinstance(layer, keras.layers.Activation) and layer.get_config()["activation"] == "relu"
 
 
-def _check_chain(model):
+def check_chain(model):
     """Each layer must take the previous one's output, as read from the model's own config
     (a layer's inbound nodes also list the other models it was called in, e.g. after strip_pruning)."""
     config = model.get_config()["layers"]
@@ -65,7 +65,7 @@ def fold_batch_norm(model, name=None):
     A run without BatchNorm or without ReLU folds what it has; a layer that already has
     a non-linear activation keeps a following BatchNorm separate.
     """
-    _check_chain(model)
+    check_chain(model)
     layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
     inputs = keras.Input(shape=model.input_shape[1:], name=model.input_names[0])
     x, weights, i = inputs, {}, 0

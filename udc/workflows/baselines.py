@@ -17,7 +17,13 @@ any other model:
 - uniform4: every layer on a 4-bit grid stored in int8 (udc's own quantizer, the one
   the search uses), BatchNorm folded, grid QAT (`udc.deploy.finetune`);
 - uniform4_sp75: 75 % pruning as in pqat_75, then the same 4-bit grid QAT with the
-  pruned weights kept at zero.
+  pruned weights kept at zero;
+- filters_30/45/60_aligned and _unaligned: structured filter pruning (`udc.deploy.filter_pruning`)
+  that keeps 30, 45 or 60 % of each convolution's filters, those of largest L1 norm, then float
+  fine-tuning and int8 QAT (half the epochs each); `aligned` rounds every width to the nearest
+  multiple of the target's channel alignment, `unaligned` keeps the plain fraction (what a
+  pruning that knows nothing of the hardware gives). Why both: one channel past a block of the
+  NPU's array costs a whole extra pass (benchmarks/hardware/channel_staircase.md).
 """
 
 import dataclasses
@@ -25,6 +31,7 @@ import dataclasses
 import tensorflow_model_optimization as tfmot
 
 from udc.compat import keras
+from udc.deploy.filter_pruning import prune_filters, pruned_widths
 from udc.deploy.fold import WEIGHT_LAYERS, fold_batch_norm
 from udc.errors import ConfigError
 from udc.training.backbone import compile_for_training
@@ -139,6 +146,19 @@ def uniform4_sp75(model, splits, tuning):
     return _uniform_grid(pruned, splits, tuning, 4, qat_epochs)
 
 
+def _filters(percent: int, aligned: bool):
+    def recipe(model, splits, tuning, target):
+        recover_epochs, qat_epochs = _phases(tuning)
+        alignment = target.channel_alignment("conv") if aligned else None
+        pruned = prune_filters(model, pruned_widths(model, percent / 100, alignment))
+        _fit(pruned, splits, tuning, recover_epochs)
+        return _qat(pruned, splits, tuning, qat_epochs)
+    return recipe
+
+
+# Recipes whose result depends on the target (its channel alignment): called with it.
+TARGET_RECIPES = {f"filters_{percent}_{kind}": _filters(percent, kind == "aligned")
+                  for percent in (30, 45, 60) for kind in ("aligned", "unaligned")}
 RECIPES = {
     "ptq_int8": ptq_int8,
     "qat_int8": qat_int8,
@@ -149,11 +169,17 @@ RECIPES = {
     "pcqat_75_16": pcqat_75_16,
     "uniform4": uniform4,
     "uniform4_sp75": uniform4_sp75,
+    **TARGET_RECIPES,
 }
 
 
-def run_recipe(name: str, float_model, splits, tuning: FineTuning = FineTuning()):
-    """The model of recipe `name`, fine-tuned from `float_model`, ready for udc.deploy.export."""
+def run_recipe(name: str, float_model, splits, tuning: FineTuning = FineTuning(), target=None):
+    """The model of recipe `name`, fine-tuned from `float_model`, ready for udc.deploy.export
+    (`target`, a udc.targets.Target, for the recipes of `TARGET_RECIPES`)."""
     if name not in RECIPES:
         raise ConfigError(f"unknown recipe '{name}'; choose from: {', '.join(RECIPES)}")
+    if name in TARGET_RECIPES:
+        if target is None:
+            raise ConfigError(f"recipe '{name}' prunes to the target's channel alignment; give it a target")
+        return TARGET_RECIPES[name](float_model, splits, tuning, target)
     return RECIPES[name](float_model, splits, tuning)

@@ -61,7 +61,7 @@ def run_benchmark(config, workdir, recipes, budgets_kb, tuning: FineTuning, rand
             model = model or float_model(config, splits, float_path, log)
             log(f"== baseline {recipe}")
             start = time.perf_counter()
-            tuned = run_recipe(recipe, model, splits, tuning)
+            tuned = run_recipe(recipe, model, splits, tuning, target)
             report = export_model(tuned, splits, target, workdir / recipe, name=recipe, config=config,
                                   num_calibration=config.export.num_calibration,
                                   tflm_samples=config.export.tflm_samples, log=log)

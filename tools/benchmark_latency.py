@@ -92,7 +92,45 @@ def markdown(result) -> str:
     for p in sorted(result["points"], key=lambda p: p["cycles"]):
         lines.append(f"| {p['name']}{' *' if p['name'] in front else ''} | {p['kind']} | {p['cycles']:,} | "
                      f"{100 * p['accuracy']:.2f} % | {p['encoded_bytes']:,} |")
+    lines += filter_pruning_section(result["points"])
     return "\n".join(lines) + "\n"
+
+
+def filter_pruning_section(points) -> list:
+    """Aligned against unaligned filter pruning (the `filters_*` recipes of udc.workflows.baselines), per
+    fraction and at equal accuracy (within 0.3 points); empty without such points."""
+    by_name = {p["name"]: p for p in points}
+    fractions = sorted({int(n.split("_")[1]) for n in by_name if n.startswith("filters_") and n.endswith("_aligned")
+                        and n.replace("_aligned", "_unaligned") in by_name})
+    if not fractions:
+        return []
+    lines = ["", "Filter pruning to widths aligned to the target against the plain fraction (same L1 pruning, same "
+             "fine-tune):", "", "| filters kept | aligned: accuracy | cycles | unaligned: accuracy | cycles | "
+             "aligned needs |", "|---|---|---|---|---|---|"]
+    for f in fractions:
+        a, u = by_name[f"filters_{f}_aligned"], by_name[f"filters_{f}_unaligned"]
+        lines.append(f"| {f} % | {100 * a['accuracy']:.2f} % | {a['cycles']:,} | {100 * u['accuracy']:.2f} % | "
+                     f"{u['cycles']:,} | {a['cycles'] / u['cycles']:.0%} of the cycles |")
+    aligned = [by_name[f"filters_{f}_aligned"] for f in fractions]
+    lines += ["", "At equal accuracy: for each unaligned point, the aligned point of fewest cycles within 0.3 points "
+              "of its accuracy or above:", ""]
+    for f in fractions:
+        u = by_name[f"filters_{f}_unaligned"]
+        matches = [a for a in aligned if a["accuracy"] >= u["accuracy"] - 0.003]
+        if matches:
+            a = min(matches, key=lambda a: a["cycles"])
+            lines.append(f"- filters_{f}_unaligned ({100 * u['accuracy']:.2f} %, {u['cycles']:,} cycles): {a['name']} "
+                         f"({100 * a['accuracy']:.2f} %) in {a['cycles']:,} cycles, {1 - a['cycles'] / u['cycles']:.0%} "
+                         "fewer.")
+        else:
+            lines.append(f"- filters_{f}_unaligned ({100 * u['accuracy']:.2f} %): no aligned point within 0.3 points.")
+    return lines
+
+
+def _style_group(p) -> str:
+    if p["name"].startswith("filters_"):
+        return "filters_aligned" if p["name"].endswith("_aligned") else "filters_unaligned"
+    return p["kind"]
 
 
 def plot(points, path, title) -> None:
@@ -103,9 +141,13 @@ def plot(points, path, title) -> None:
 
     fig, ax = plt.subplots(figsize=(8, 5))
     styles = {"baseline": ("s", "tab:gray", "baselines (tfmot recipes, uniform grid)"),
+              "filters_aligned": ("^", "tab:green", "filter pruning, aligned widths"),
+              "filters_unaligned": ("v", "tab:orange", "filter pruning, unaligned widths"),
               "udc": ("o", "tab:red", "UDC, byte budgets"), "udc_cycles": ("D", "tab:purple", "UDC, cycle budgets")}
-    for kind, (marker, color, label) in styles.items():
-        chosen = [p for p in points if p["kind"] == kind]
+    for group, (marker, color, label) in styles.items():
+        chosen = [p for p in points if _style_group(p) == group]
+        if not chosen:
+            continue
         ax.scatter([p["cycles"] / 1000 for p in chosen], [100 * p["accuracy"] for p in chosen], marker=marker,
                    color=color, label=label, zorder=3)
         for p in chosen:

@@ -120,8 +120,7 @@ def filter_pruning_section(points) -> list:
         if matches:
             a = min(matches, key=lambda a: a["cycles"])
             lines.append(f"- filters_{f}_unaligned ({100 * u['accuracy']:.2f} %, {u['cycles']:,} cycles): {a['name']} "
-                         f"({100 * a['accuracy']:.2f} %) in {a['cycles']:,} cycles, {1 - a['cycles'] / u['cycles']:.0%} "
-                         "fewer.")
+                         f"({100 * a['accuracy']:.2f} %) in {a['cycles']:,} cycles ({a['cycles'] / u['cycles'] - 1:+.0%}).")
         else:
             lines.append(f"- filters_{f}_unaligned ({100 * u['accuracy']:.2f} %): no aligned point within 0.3 points.")
     return lines

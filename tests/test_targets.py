@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import udc.targets
+from search_helpers import digits_config
 from udc.arch import measure_arch_spec
 from udc.compat import keras
 from udc.costs import cycle_model
@@ -142,6 +143,25 @@ def test_a_new_target_needs_one_module_in_udc_targets(monkeypatch, digits_int8):
     weight_bytes = dict(zip([layer.name for layer in sizes.layers], sm.exported_bytes(template, fake)["layers"]))
     own = sum(op["cycles"] for op in fake.operator_cycles(template))
     assert tables.network_cycles(sizes.layers, largest, weight_bytes) == pytest.approx(own)
+
+
+def test_a_choice_the_target_cannot_run_is_refused_before_anything_runs(monkeypatch, tmp_path):
+    """The fake target reads 4- to 8-bit codes only (`Target.unsupported`): asking its search for
+    2-bit weights is one clear line, before the workdir is made; Ethos-U runs every option udc has."""
+    from udc.errors import ConfigError
+    from udc.workflows.pipeline import search_and_export
+
+    monkeypatch.setattr(udc.targets, "__path__", list(udc.targets.__path__) + [str(FAKE_TARGETS)])
+    config = digits_config(bits=(2, 4, 8))
+    config.accelerator = "fake-npu"
+    with pytest.raises(ConfigError, match=r"^fake-npu cannot run bits 2 on the conv layers of fmnist_cnn: its weight "
+                       r"decoder reads 4- to 8-bit codes; drop 2 from --config.search.bits or choose another "
+                       r"--config.accelerator$"):
+        search_and_export(config, tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+    u55 = get_target("ethos-u55-128")
+    assert all(u55.unsupported(kind, dim, option) is None for kind in ("conv", "depthwise", "dense")
+               for dim, options in (("bits", range(2, 9)), ("sparsity", (0.0, 0.5, 0.9))) for option in options)
 
 
 def test_a_latency_budget_in_ms_is_cycles_at_the_system_configs_clock():

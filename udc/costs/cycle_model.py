@@ -241,7 +241,7 @@ def _per_weight_operator(target, data, index_of) -> dict:
         cycles[owner] = cycles.get(owner, 0) + measured["cycles"]
         if i in layer_at:
             weights = weights_at[i]
-            weight_bytes[owner] = target.encoded_weight_bytes(weights.values, sm.OP_KINDS[weights.op])
+            weight_bytes[owner] = target.encoded_weight_bytes(weights.values, tflite_file.OP_KINDS[weights.op])
     return {name: (float(weight_bytes[name]), float(cycles[name])) for name in cycles}
 
 

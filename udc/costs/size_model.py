@@ -71,7 +71,6 @@ from udc.space.quantizers import grid_codes
 from udc.targets.codec import encoded_bytes
 
 TRAVERSALS = 2  # rows of a layer's size tables: the most weight traversals a target has (Ethos-U: 2)
-OP_KINDS = {"CONV_2D": "conv", "DEPTHWISE_CONV_2D": "depthwise", "FULLY_CONNECTED": "dense"}  # TFLite op -> kind
 
 
 def layer_kind(layer) -> str:
@@ -198,8 +197,8 @@ def exported_bytes(data: bytes, target=None, order=None) -> dict:
     from udc import tflite_file
 
     model = tflite_file.parse(data)
-    layers = [codes_bytes(w.values, OP_KINDS[w.op], target, order)
-              for w in tflite_file.weight_tensors(model) if w.op in OP_KINDS]
+    layers = [codes_bytes(w.values, tflite_file.OP_KINDS[w.op], target, order)
+              for w in tflite_file.weight_tensors(model) if w.op in tflite_file.OP_KINDS]
     pool = 0
     for sg in model.subgraphs:
         for op in sg.operators:

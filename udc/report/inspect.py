@@ -6,7 +6,7 @@ import math
 import numpy as np
 
 from udc import tflite_file
-from udc.costs.size_model import OP_KINDS, codes_bytes
+from udc.costs.size_model import codes_bytes
 from udc.targets.codec import encoded_bytes
 
 
@@ -29,8 +29,8 @@ def tensor_stats(w: tflite_file.WeightTensor, target=None) -> TensorStats:
     udc.targets.Target) adds the codec's bytes in its brick order."""
     values = w.values
     vela_order = None
-    if target is not None and w.op in OP_KINDS:
-        vela_order = codes_bytes(values, OP_KINDS[w.op], target)
+    if target is not None and w.op in tflite_file.OP_KINDS:
+        vela_order = codes_bytes(values, tflite_file.OP_KINDS[w.op], target)
     distinct = int(np.unique(values).size)
     return TensorStats(
         op=w.op,

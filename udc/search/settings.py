@@ -4,7 +4,10 @@ the fingerprint of the keys a checkpoint depends on (`udc.search.state`)."""
 import json
 import math
 
+from udc.costs.size_model import plain_layer_kind
+from udc.deploy.fold import WEIGHT_LAYERS
 from udc.errors import ConfigError
+from udc.models import build_backbone
 from udc.space import SearchOptions
 from udc.targets import target_of
 from udc.training.epoch_loop import LR_SCHEDULES
@@ -57,6 +60,22 @@ def search_options(config) -> SearchOptions:
     return SearchOptions.for_target(
         target_of(config), sparsities=tuple(s.sparsities), bits=tuple(s.bits),
         widths=None if s.widths is None else tuple(s.widths))
+
+
+def check_supported(config, target, splits) -> None:
+    """ConfigError, before any training, for a sparsity or bit-width of the search's option lists that
+    `target` cannot run on a layer kind of the config's backbone (`Target.unsupported`)."""
+    backbone = build_backbone(config.backbone, splits.input_shape, splits.num_classes)
+    kinds = sorted({plain_layer_kind(layer) for layer in backbone.layers if isinstance(layer, WEIGHT_LAYERS)})
+    for dimension, flag, options in (("sparsity", "sparsities", config.search.sparsities),
+                                     ("bits", "bits", config.search.bits)):
+        for kind in kinds:
+            for option in options:
+                reason = target.unsupported(kind, dimension, option)
+                if reason:
+                    raise ConfigError(f"{target.name} cannot run {dimension} {option} on the {kind} layers of "
+                                      f"{config.backbone}: {reason}; drop {option} from --config.search.{flag} "
+                                      "or choose another --config.accelerator")
 
 
 def budget_cycles(config, target) -> int:

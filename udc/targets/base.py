@@ -33,6 +33,11 @@ class Target(abc.ABC):
         """The bytes this target stores for one layer's int8 weight codes (TFLite layout: OHWI conv,
         1HWC depthwise, (out, in) dense); `traversal` one of `weight_traversals(kind)`."""
 
+    def unsupported(self, kind: str, dimension: str, option) -> str | None:
+        """Why this target cannot run `option` of the search dimension `dimension` ('sparsity', 'bits')
+        on a layer of `kind`; None where it can. The default runs every option."""
+        return None
+
     def weight_traversals(self, kind: str) -> tuple:
         """The orders in which this target may lay out a layer's weights, each with its own size table
         in the size model (at most `udc.costs.size_model.TRAVERSALS`); (None,): one order."""

@@ -16,6 +16,7 @@ from udc.data import load_splits
 from udc.deploy.export import export_model
 from udc.errors import ConfigError
 from udc.fileio import ensure_writable_dir, write_json_atomic
+from udc.search.settings import check_supported
 from udc.targets import target_of
 from udc.workflows.baselines import RECIPES, FineTuning, run_recipe
 from udc.workflows.controls import ship_control
@@ -45,6 +46,7 @@ def run_benchmark(config, workdir, recipes, budgets_kb, tuning: FineTuning, rand
     check_plan(recipes, budgets_kb)
     target = target_of(config)
     splits = load_splits(config)  # a bad dataset fails before the workdir is made
+    check_supported(config, target, splits)  # so does an option the target cannot run
     workdir = ensure_writable_dir(workdir)
     points_dir = ensure_writable_dir(workdir / "points")
 

@@ -107,7 +107,7 @@ def search_and_export(config, workdir, log=print, stop_after_epochs=None, export
     Returns the report (with a "search" section), the arch spec if `export` is False, or None
     if `stop_after_epochs` (search) or `stop_after_finetune_epochs` interrupted the run.
     """
-    from udc.search.settings import budget_bytes, budget_cycles, check_training, search_options
+    from udc.search.settings import budget_bytes, budget_cycles, check_supported, check_training, search_options
 
     check_counts(config, "search")  # bad input fails before anything is written to the workdir
     target = target_of(config)  # an unknown target too
@@ -116,6 +116,7 @@ def search_and_export(config, workdir, log=print, stop_after_epochs=None, export
     budget_bytes(config)
     budget_cycles(config, target)
     splits = load_splits(config)  # a bad dataset too
+    check_supported(config, target, splits)  # an option the target cannot run too
     with workdir_lock(workdir) as workdir:
         return _search_and_export_locked(config, splits, workdir, log, stop_after_epochs, export,
                                          stop_after_finetune_epochs)

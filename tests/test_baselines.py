@@ -10,7 +10,7 @@ from udc.compat import keras
 from udc.deploy.convert import convert_to_int8
 from udc.errors import ConfigError, UdcError
 from udc.models import fmnist_cnn
-from udc.targets import get_target
+from udc.targets import ethos_u, get_target
 from udc.training.backbone import compile_for_training
 from udc.deploy.filter_pruning import prune_filters, pruned_widths
 from udc.workflows.baselines import RECIPES, TARGET_RECIPES, FineTuning, run_recipe
@@ -85,6 +85,23 @@ def test_sizes_come_from_vela(exported):
     assert sizes["pqat_50"].encoded_weight_bytes < sizes["ptq_int8"].encoded_weight_bytes
     assert sizes["uniform4"].encoded_weight_bytes < 0.6 * sizes["ptq_int8"].encoded_weight_bytes
     assert sizes["uniform4_sp75"].encoded_weight_bytes < sizes["uniform4"].encoded_weight_bytes
+
+
+def test_the_2_4_recipe_keeps_the_pattern_through_qat_and_export(exported):
+    """Every layer of pqat_2_4's .tflite meets the 2:4 rules (>= 2 zeros in each group of 4 input-channel
+    weights) and the Ethos-U85 runs its convolutions in its sparse format; of qat_int8's only the first
+    convolution does, whose one input channel is padded with zeros."""
+    def weights(recipe):
+        data = exported[recipe][0]
+        return data, [w for w in tflite_file.weight_tensors(tflite_file.parse(data)) if w.op in tflite_file.OP_KINDS]
+
+    data, tensors = weights("pqat_2_4")
+    meets = [not ethos_u.two_four_problems(w.values, tflite_file.OP_KINDS[w.op]) for w in tensors]
+    assert meets == [True] * 6
+    formats = get_target("ethos-u85-256").weight_formats(data)
+    assert all("Sparse2_4" in formats[w.op_index] for w in tensors[:5])
+    _, dense = weights("qat_int8")
+    assert [not ethos_u.two_four_problems(w.values, tflite_file.OP_KINDS[w.op]) for w in dense] == [True] + [False] * 5
 
 
 def _conv_output_channels(data):

@@ -27,3 +27,17 @@ def test_brick_order_bytes_for_a_target(digits_int8):
     vela = get_target("ethos-u55-128").compile(digits_int8).encoded_weight_bytes
     assert abs(bricks / vela - 1) < 0.03  # Vela adds its own pooling weights and stripes
     assert "in Vela's brick order" in format_table(stats)
+
+
+def test_each_layer_says_whether_it_meets_the_u85_sparse_format(digits_int8):
+    """A digits model's dense weights meet the 2:4 rules only in its first convolution (one input
+    channel, padded with zeros); with an Ethos-U target the table shows the format Vela chose."""
+    from udc.targets import get_target
+
+    stats = inspect_model(digits_int8, get_target("ethos-u85-256"))
+    assert [s.two_four == "yes" for s in stats] == [True] + [False] * 5
+    assert "fewer than 2 zeros" in stats[1].two_four
+    assert "Sparse2_4" in stats[0].vela_format and "Sparse2_4" not in stats[1].vela_format
+    table = format_table(stats).splitlines()
+    assert table[0].split()[-3:] == ["2:4", "Vela", "name"]
+    assert table[2].split()[-3:-1] == ["yes", "2:4"] and table[3].split()[-3:-1] == ["no", "dense"]

@@ -18,7 +18,7 @@ from udc.errors import UnknownTargetError
 from udc.search.selection import Sizes
 from udc.space import SearchOptions
 from udc.space.supernet import fmnist_supernet
-from udc.targets import get_target, staircase, target_names, target_of
+from udc.targets import ethos_u, get_target, staircase, target_names, target_of
 from udc.targets.ethos_u import ACCELERATORS
 from udc.targets.layer_model import layer_model
 
@@ -143,6 +143,41 @@ def test_a_new_target_needs_one_module_in_udc_targets(monkeypatch, digits_int8):
     weight_bytes = dict(zip([layer.name for layer in sizes.layers], sm.exported_bytes(template, fake)["layers"]))
     own = sum(op["cycles"] for op in fake.operator_cycles(template))
     assert tables.network_cycles(sizes.layers, largest, weight_bytes) == pytest.approx(own)
+
+
+def _two_four(codes):
+    """`codes` with the 2 smallest magnitudes of every group of 4 input-channel weights set to zero."""
+    groups = codes.copy().reshape(-1, 4)
+    np.put_along_axis(groups, np.argsort(np.abs(groups), axis=1)[:, :2], 0, axis=1)
+    return groups.reshape(codes.shape)
+
+
+def test_vela_runs_2_4_weights_faster_on_the_u85_only():
+    """One 3x3 convolution, 32 -> 64 channels: 2:4 along the input channels is Vela's sparse format on the
+    Ethos-U85 and halves its cycles; random 50 % zeros save bytes, not cycles; the U55 has no such format."""
+    rng = np.random.default_rng(0)
+    dense = (rng.integers(1, 128, size=(64, 3, 3, 32)) * rng.choice((-1, 1), size=(64, 3, 3, 32))).astype(np.int8)
+    models = {"dense": dense, "2:4": _two_four(dense), "random 50 %": dense * (rng.random(dense.shape) < 0.5)}
+    assert ethos_u.two_four_problems(models["2:4"], "conv") == []
+    assert "fewer than 2 zeros" in ethos_u.two_four_problems(models["random 50 %"], "conv")[0]
+    u85, u55 = get_target("ethos-u85-256"), get_target("ethos-u55-128")
+    cycles = {name: u85.operator_cycles(layer_model(codes, "conv"))[1]["cycles"] for name, codes in models.items()}
+    assert cycles["2:4"] < 0.6 * cycles["dense"] and cycles["random 50 %"] > 0.8 * cycles["dense"]
+    formats = {name: u85.weight_formats(layer_model(codes, "conv"))[1] for name, codes in models.items()}
+    assert "Sparse2_4" in formats["2:4"] and "Sparse2_4" not in formats["random 50 %"] + formats["dense"]
+    u55_cycles = [u55.operator_cycles(layer_model(models[name], "conv"))[1]["cycles"] for name in ("dense", "2:4")]
+    assert u55_cycles[1] > 0.9 * u55_cycles[0]
+
+
+def test_the_2_4_rules_name_what_breaks_them():
+    codes = _two_four(np.ones((8, 3, 3, 8), np.int8))
+    assert ethos_u.two_four_problems(codes, "depthwise") == ["a depthwise layer"]
+    # The input depth is padded with zeros: dense weights of 2 input channels meet the rules, of 3 do not.
+    assert ethos_u.two_four_problems(np.ones((8, 2), np.int8), "dense") == []
+    assert ethos_u.two_four_problems(np.ones((8, 3), np.int8), "dense") == [
+        "8 of 8 groups of 4 input-channel weights with fewer than 2 zeros"]
+    codes[0, 0, 0, 3] = -128  # a kept weight: the zeros of its group stay
+    assert ethos_u.two_four_problems(codes, "conv") == ["a code of -128"]
 
 
 def test_a_choice_the_target_cannot_run_is_refused_before_anything_runs(monkeypatch, tmp_path):

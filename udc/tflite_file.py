@@ -102,12 +102,13 @@ class WeightTensor:
     tensor: object  # schema TensorT, for rewriting
     bias_tensor: object | None
     input_tensor: object
+    op_index: int  # the operator's index in its subgraph
 
 
 def weight_tensors(model: schema.ModelT) -> list[WeightTensor]:
     found = []
     for sg in model.subgraphs:
-        for op in sg.operators:
+        for index, op in enumerate(sg.operators):
             name = op_name(model, op)
             if name not in WEIGHT_OPS:
                 continue
@@ -126,7 +127,7 @@ def weight_tensors(model: schema.ModelT) -> list[WeightTensor]:
             found.append(WeightTensor(
                 op=name, name=_name(weights.name), dtype=_TYPE_NAMES[weights.type],
                 values=values, scales=scales, tensor=weights, bias_tensor=bias,
-                input_tensor=sg.tensors[op.inputs[in_pos]],
+                input_tensor=sg.tensors[op.inputs[in_pos]], op_index=index,
             ))
     return found
 

@@ -1,4 +1,6 @@
-"""Per weight tensor of a .tflite: what is stored and what Vela's codec makes of it."""
+"""Per weight tensor of a .tflite: what is stored, what Vela's codec makes of it, and whether it meets
+the Ethos-U85's 2:4 sparse format (udc.targets.ethos_u.two_four_problems; with a target that reports
+it, the format Vela chose)."""
 
 import dataclasses
 import math
@@ -8,6 +10,7 @@ import numpy as np
 from udc import tflite_file
 from udc.costs.size_model import codes_bytes
 from udc.targets.codec import encoded_bytes
+from udc.targets.ethos_u import two_four_problems
 
 
 @dataclasses.dataclass(frozen=True)
@@ -22,9 +25,11 @@ class TensorStats:
     stored_bytes: int
     encoded_bytes: int  # Ethos-U55/U65 weight codec, stored (OHWI) order
     vela_order_bytes: int | None = None  # the same codec in Vela's brick order for a target
+    two_four: str = ""  # "yes" if the codes meet the 2:4 sparse format's rules, else why not
+    vela_format: str | None = None  # the weight format Vela chose for a target that reports it
 
 
-def tensor_stats(w: tflite_file.WeightTensor, target=None) -> TensorStats:
+def tensor_stats(w: tflite_file.WeightTensor, target=None, vela_format=None) -> TensorStats:
     """Stats of one int8 weight tensor (inspect_model checks the model); `target` (an Ethos-U55/U65
     udc.targets.Target) adds the codec's bytes in its brick order."""
     values = w.values
@@ -43,25 +48,41 @@ def tensor_stats(w: tflite_file.WeightTensor, target=None) -> TensorStats:
         stored_bytes=int(values.nbytes),
         encoded_bytes=encoded_bytes(values),
         vela_order_bytes=vela_order,
+        two_four="; ".join(two_four_problems(values, tflite_file.OP_KINDS.get(w.op, "conv"))) or "yes",
+        vela_format=vela_format,
     )
 
 
 def inspect_model(data: bytes, target=None, source="the model") -> list[TensorStats]:
-    """Stats of each weight tensor of an int8 .tflite (anything else is refused: the codec encodes int8)."""
-    return [tensor_stats(w, target) for w in tflite_file.weight_tensors(tflite_file.check_int8(data, source))]
+    """Stats of each weight tensor of an int8 .tflite (anything else is refused: the codec encodes int8);
+    with a target that reports weight formats (Ethos-U), the format Vela chose for each."""
+    model = tflite_file.check_int8(data, source)
+    formats = target.weight_formats(data) if hasattr(target, "weight_formats") else None
+    return [tensor_stats(w, target, formats[w.op_index] if formats else None) for w in tflite_file.weight_tensors(model)]
+
+
+def _format_name(vela_format: str | None) -> str:
+    """Vela's weight format, short: '2:4' for its sparse format, 'dense' otherwise, '-' without one."""
+    if vela_format is None:
+        return "-"
+    return "2:4" if "Sparse2_4" in vela_format else "dense"
 
 
 def format_table(stats: list[TensorStats]) -> str:
     bricks = any(s.vela_order_bytes is not None for s in stats)
+    formats = any(s.vela_format is not None for s in stats)
     header = (f"{'op':<18} {'shape':<18} {'dtype':<6} {'distinct':>8} {'zeros':>7} {'bits':>4} {'stored B':>9} "
-              f"{'encoded B':>9}{'bricks B' if bricks else '':>{10 if bricks else 0}}  name")
+              f"{'encoded B':>9}{'bricks B' if bricks else '':>{10 if bricks else 0}}  {'2:4':<3}"
+              f"{'  Vela  ' if formats else ''}  name")
     lines = [header, "-" * len(header)]
     for s in stats:
         brick_column = f"{s.vela_order_bytes if s.vela_order_bytes is not None else '-':>10}" if bricks else ""
         lines.append(
             f"{s.op:<18} {'x'.join(map(str, s.shape)):<18} {s.dtype:<6} {s.distinct_values:>8} "
             f"{s.zero_fraction:>7.1%} {s.effective_bits:>4} {s.stored_bytes:>9} {s.encoded_bytes:>9}"
-            f"{brick_column}  {s.name}"
+            f"{brick_column}  {'yes' if s.two_four == 'yes' else 'no':<3}"
+            f"{f'  {_format_name(s.vela_format):<6}' if formats else ''}  {s.name}"
+            + (f"  (not 2:4: {s.two_four})" if s.two_four != "yes" and s.zero_fraction >= 0.5 else "")
         )
     stored = sum(s.stored_bytes for s in stats)
     encoded = sum(s.encoded_bytes for s in stats)

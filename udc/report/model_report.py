@@ -46,6 +46,7 @@ def _weight_summary(weight_stats) -> dict:
         "zero_fraction": sum(s.zero_fraction * n for s, n in zip(weight_stats, counts)) / total,
         "max_distinct_values": max((s.distinct_values for s in weight_stats), default=0),
         "codec_bytes_stored_order": sum(s.encoded_bytes for s in weight_stats),
+        "two_four_layers": sum(s.two_four == "yes" for s in weight_stats),
         "per_tensor": [dataclasses.asdict(s) for s in weight_stats],
     }
 
@@ -64,6 +65,8 @@ def to_markdown(report: dict) -> str:
         ("NPU cycles", f"{v['cycles']:,}"),
         ("Inference time", f"{v['inference_time_s'] * 1e3:.3f} ms"),
         ("Operators on NPU / CPU", f"{v['npu_ops']} / {v['cpu_ops']} ({v['npu_fraction']:.0%} NPU); on CPU: {cpu}"),
+        ("Weight layers in the U85's 2:4 sparse format", f"{report['weights'].get('two_four_layers', 0)} of "
+         f"{len(report['weights']['per_tensor'])} meet its rules (per layer: report.json, weights.per_tensor[].two_four)"),
         ("TFLite Micro arena bytes", f"{report['tflm']['arena_bytes']:,}"),
         ("TFLite Micro vs LiteRT", f"same class on {report['tflm']['top1_agreement_with_litert']:.0%} of "
          f"sampled images, outputs within {report['tflm']['max_output_code_difference']} int8 codes"),

@@ -158,9 +158,33 @@ class EthosU(Target):
     def operator_cycles(self, data: bytes) -> list[dict]:
         return list(vela.compile_model(data, self, per_layer=True).operator_cycles)
 
+    def weight_formats(self, data: bytes) -> list:
+        """Per operator of a .tflite, the weight format Vela chose: "Default|Sparse2_4" where an
+        Ethos-U85 runs the weights 2:4-sparse (see `two_four_problems`), "Default" for dense ones,
+        None for operators without weights."""
+        return list(vela.compile_model(data, self, weight_formats=True).weight_formats)
+
     def describe(self) -> dict:
         return {"name": self.name, "accelerator": self.accelerator, "system_config": self.system_config,
                 "memory_mode": self.memory_mode}
+
+
+def two_four_problems(codes, kind: str) -> list[str]:
+    """Why a layer's int8 weight codes (TFLite layout) would not run in Vela 5.2's Ethos-U85 2:4 sparse
+    format; empty if they meet its rules: not a depthwise layer, codes in [-127, 127], and at least 2
+    zeros in every group of 4 consecutive input-channel weights, the input depth padded with zeros to
+    a multiple of 4 (measured: a dense convolution of 1 or 2 input channels runs sparse, of 3 or 5 not).
+    Elsewhere Vela falls back to dense weights (no cycles saved)."""
+    codes = np.asarray(codes)
+    if kind == "depthwise":
+        return ["a depthwise layer"]
+    problems = ["a code of -128"] if codes.min(initial=0) < -127 else []
+    padded = np.pad(codes, [(0, 0)] * (codes.ndim - 1) + [(0, -codes.shape[-1] % 4)])
+    zeros = (padded.reshape(-1, 4) == 0).sum(axis=1)
+    short = int((zeros < 2).sum())
+    if short:
+        problems.append(f"{short} of {zeros.size} groups of 4 input-channel weights with fewer than 2 zeros")
+    return problems
 
 
 def _factory(accelerator):

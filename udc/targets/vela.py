@@ -34,6 +34,9 @@ class VelaResult:
     optimised_model: bytes  # the _vela.tflite
     # With per_layer: per operator of the input file, in its order, {"op": name, "cycles": Vela's estimate}.
     operator_cycles: tuple = ()
+    # With weight_formats: per operator of the input file, the weight format Vela chose ("Default",
+    # "Default|Sparse2_4" where the Ethos-U85 runs its 2:4 sparse weights; None without weights).
+    weight_formats: tuple = ()
 
     @property
     def npu_fraction(self) -> float:
@@ -44,15 +47,18 @@ class VelaResult:
         d = dataclasses.asdict(self)
         d.pop("optimised_model")
         d.pop("operator_cycles")
+        d.pop("weight_formats")
         d["target"] = self.target.describe()
         d["cpu_op_names"] = list(self.cpu_op_names)
         d["npu_fraction"] = self.npu_fraction
         return d
 
 
-def compile_model(data: bytes, target, name: str = "model", per_layer: bool = False) -> VelaResult:
+def compile_model(data: bytes, target, name: str = "model", per_layer: bool = False,
+                  weight_formats: bool = False) -> VelaResult:
     """Runs Vela on the model bytes for `target` (an EthosU) and parses its summary (and, with
-    `per_layer`, its per-layer performance estimate: `operator_cycles`)."""
+    `per_layer`, its per-layer performance estimate: `operator_cycles`; with `weight_formats`, the
+    weight format of each operator from Vela's debug database)."""
     tflite_file.check_tflite_bytes(data, name)
     with tempfile.TemporaryDirectory(prefix="udc-vela-") as tmp:
         source = Path(tmp) / f"{name}.tflite"
@@ -67,7 +73,7 @@ def compile_model(data: bytes, target, name: str = "model", per_layer: bool = Fa
                     "--config", VELA_CONFIG_FILE,
                     "--system-config", target.system_config,
                     "--memory-mode", target.memory_mode,
-                ] + (["--verbose-performance"] if per_layer else []))
+                ] + (["--verbose-performance"] if per_layer else []) + (["--enable-debug-db"] if weight_formats else []))
             except SystemExit as e:  # argparse errors
                 status = e.code
             except Exception as e:  # Vela raises its own errors for unsupported models
@@ -80,6 +86,7 @@ def compile_model(data: bytes, target, name: str = "model", per_layer: bool = Fa
             row = next(csv.DictReader(f))
         optimised = (out_dir / f"{name}_vela.tflite").read_bytes()
         operator_cycles = _operator_cycles(data, out_dir / f"{name}_per-layer.csv") if per_layer else ()
+        formats = _weight_formats(data, (out_dir / f"{name}_debug.xml").read_text()) if weight_formats else ()
     ops = tflite_file.operator_names(tflite_file.parse(optimised))
     cpu_ops = tuple(op for op in ops if op != _NPU_OP)
     npu_ops = _count(log.getvalue(), "NPU operators")
@@ -98,6 +105,7 @@ def compile_model(data: bytes, target, name: str = "model", per_layer: bool = Fa
         cpu_op_names=cpu_ops,
         optimised_model=optimised,
         operator_cycles=operator_cycles,
+        weight_formats=formats,
     )
 
 
@@ -121,6 +129,27 @@ def _operator_cycles(data: bytes, per_layer_csv: Path) -> tuple:
             owner = max(owners, key=lambda i: len(outputs[i]))
             totals[owner]["cycles"] += int(float(row["Op Cycles"]))
     return tuple(totals)
+
+
+def _debug_tables(xml: str) -> dict:
+    """The CSV tables of Vela's debug database (`--enable-debug-db`): {table name: [row dicts]}."""
+    return {m.group(1): list(csv.DictReader(io.StringIO(m.group(2).strip())))
+            for m in re.finditer(r'<table name="([^"]+)">\s*<!\[CDATA\[(.*?)\]\]>', xml, re.S)}
+
+
+def _weight_formats(data: bytes, xml: str) -> tuple:
+    """Per operator of the input file, the weight format of Vela's scheduled operation(s) for it:
+    `perf_debug` rows (weight_format) join `perf` by id, whose source_id is a `source` row, whose
+    ext_key is the operator's index in the input file."""
+    tables = _debug_tables(xml)
+    source_index = {row["id"]: int(row["ext_key"]) for row in tables["source"]}
+    source_of = {row["id"]: row["source_id"] for row in tables["perf"]}
+    formats = [None] * len(tflite_file.parse(data).subgraphs[0].operators)
+    for row in tables["perf_debug"]:
+        index = source_index.get(source_of.get(row["id"]))
+        if index is not None and row["weight_format"]:
+            formats[index] = row["weight_format"]
+    return tuple(formats)
 
 
 def _count(log: str, label: str) -> int:

@@ -14,6 +14,10 @@ any other model:
   cluster-preserving QAT (Default8BitClusterPreserveQuantizeScheme);
 - pcqat_75_16: 75 % pruning, then sparsity-preserving clustering and
   sparsity+cluster preserving QAT;
+- pqat_2_4: 2:4 sparsity along every layer's input channels (tfmot's `sparsity_m_by_n=(2, 4)`:
+  in each group of 4 consecutive input-channel weights the 2 of smallest magnitude are zero,
+  the pattern the Ethos-U85 runs faster), strip_pruning, then prune-preserving QAT; with
+  qat_int8 (dense), the uniform baselines of mixed sparse-and-precision search;
 - uniform4: every layer on a 4-bit grid stored in int8 (udc's own quantizer, the one
   the search uses), BatchNorm folded, grid QAT (`udc.deploy.finetune`);
 - uniform4_sp75: 75 % pruning as in pqat_75, then the same 4-bit grid QAT with the
@@ -110,6 +114,14 @@ def _pqat(sparsity):
     return recipe
 
 
+def pqat_2_4(model, splits, tuning):
+    prune_epochs, qat_epochs = _phases(tuning)
+    pruned = _prune.prune_low_magnitude(_copy(model), sparsity_m_by_n=(2, 4))
+    _fit(pruned, splits, tuning, prune_epochs, callbacks=[_prune.UpdatePruningStep()])
+    return _qat(_prune.strip_pruning(pruned), splits, tuning, qat_epochs,
+                _combine.Default8BitPrunePreserveQuantizeScheme())
+
+
 def cqat_16(model, splits, tuning):
     cluster_epochs, qat_epochs = _phases(tuning)
     clustered = _clustered(_copy(model), splits, tuning, 16, cluster_epochs)
@@ -165,6 +177,7 @@ RECIPES = {
     "pqat_50": _pqat(0.50),
     "pqat_75": _pqat(0.75),
     "pqat_90": _pqat(0.90),
+    "pqat_2_4": pqat_2_4,
     "cqat_16": cqat_16,
     "pcqat_75_16": pcqat_75_16,
     "uniform4": uniform4,

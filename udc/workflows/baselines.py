@@ -22,8 +22,9 @@ any other model:
   the search uses), BatchNorm folded, grid QAT (`udc.deploy.finetune`);
 - uniform4_sp75: 75 % pruning as in pqat_75, then the same 4-bit grid QAT with the
   pruned weights kept at zero;
-- filters_30/45/60_aligned and _unaligned: structured filter pruning (`udc.deploy.filter_pruning`)
-  that keeps 30, 45 or 60 % of each convolution's filters, those of largest L1 norm, then float
+- filters_<p>_aligned and _unaligned, p in 30, 35, 40, 45, 55, 60, 70: structured filter pruning
+  (`udc.deploy.filter_pruning`) that keeps p % of each convolution's filters, those of largest L1
+  norm (fractions where fmnist_cnn's plain widths are not all multiples of 8), then float
   fine-tuning and int8 QAT (half the epochs each); `aligned` rounds every width to the nearest
   multiple of the target's channel alignment, `unaligned` keeps the plain fraction (what a
   pruning that knows nothing of the hardware gives). Why both: one channel past a block of the
@@ -170,7 +171,7 @@ def _filters(percent: int, aligned: bool):
 
 # Recipes whose result depends on the target (its channel alignment): called with it.
 TARGET_RECIPES = {f"filters_{percent}_{kind}": _filters(percent, kind == "aligned")
-                  for percent in (30, 45, 60) for kind in ("aligned", "unaligned")}
+                  for percent in (30, 35, 40, 45, 55, 60, 70) for kind in ("aligned", "unaligned")}
 RECIPES = {
     "ptq_int8": ptq_int8,
     "qat_int8": qat_int8,

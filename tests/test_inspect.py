@@ -31,13 +31,18 @@ def test_brick_order_bytes_for_a_target(digits_int8):
 
 def test_each_layer_says_whether_it_meets_the_u85_sparse_format(digits_int8):
     """A digits model's dense weights meet the 2:4 rules only in its first convolution (one input
-    channel, padded with zeros); with an Ethos-U target the table shows the format Vela chose."""
+    channel, padded with zeros); with an Ethos-U target the table shows the format Vela chose and
+    each layer's cycles beside it."""
     from udc.targets import get_target
 
     stats = inspect_model(digits_int8, get_target("ethos-u85-256"))
     assert [s.two_four == "yes" for s in stats] == [True] + [False] * 5
     assert "fewer than 2 zeros" in stats[1].two_four
     assert "Sparse2_4" in stats[0].vela_format and "Sparse2_4" not in stats[1].vela_format
+    cycles = [op["cycles"] for op in get_target("ethos-u85-256").operator_cycles(digits_int8)]
+    weights = tflite_file.weight_tensors(tflite_file.parse(digits_int8))
+    assert [s.cycles for s in stats] == [cycles[w.op_index] for w in weights] and all(s.cycles > 0 for s in stats)
     table = format_table(stats).splitlines()
-    assert table[0].split()[-3:] == ["2:4", "Vela", "name"]
-    assert table[2].split()[-3:-1] == ["yes", "2:4"] and table[3].split()[-3:-1] == ["no", "dense"]
+    assert table[0].split()[-4:] == ["2:4", "Vela", "cycles", "name"]
+    assert table[2].split()[-4:-1] == ["yes", "2:4", str(stats[0].cycles)]
+    assert table[3].split()[-4:-1] == ["no", "dense", str(stats[1].cycles)]

@@ -10,7 +10,8 @@ from udc.cli.common import fail, run_binary
 _JSON = flags.DEFINE_bool("json", False, "Print JSON instead of a table.")
 _ACCELERATOR = flags.DEFINE_string(
     "accelerator", None, "An Ethos-U configuration: also show each layer's bytes in its weight encoding "
-    "(before Vela's own padding and stripes) and the weight format Vela chooses (2:4 sparse on the U85).")
+    "(before Vela's own padding and stripes), the weight format Vela chooses (2:4 sparse on the U85) and "
+    "each layer's cycles.")
 
 
 def main(argv):

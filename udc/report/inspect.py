@@ -27,9 +27,10 @@ class TensorStats:
     vela_order_bytes: int | None = None  # the same codec in Vela's brick order for a target
     two_four: str = ""  # "yes" if the codes meet the 2:4 sparse format's rules, else why not
     vela_format: str | None = None  # the weight format Vela chose for a target that reports it
+    cycles: int | None = None  # the target's cycles of this layer's operator
 
 
-def tensor_stats(w: tflite_file.WeightTensor, target=None, vela_format=None) -> TensorStats:
+def tensor_stats(w: tflite_file.WeightTensor, target=None, vela_format=None, cycles=None) -> TensorStats:
     """Stats of one int8 weight tensor (inspect_model checks the model); `target` (an Ethos-U55/U65
     udc.targets.Target) adds the codec's bytes in its brick order."""
     values = w.values
@@ -50,15 +51,19 @@ def tensor_stats(w: tflite_file.WeightTensor, target=None, vela_format=None) -> 
         vela_order_bytes=vela_order,
         two_four="; ".join(two_four_problems(values, tflite_file.OP_KINDS.get(w.op, "conv"))) or "yes",
         vela_format=vela_format,
+        cycles=cycles,
     )
 
 
 def inspect_model(data: bytes, target=None, source="the model") -> list[TensorStats]:
     """Stats of each weight tensor of an int8 .tflite (anything else is refused: the codec encodes int8);
-    with a target that reports weight formats (Ethos-U), the format Vela chose for each."""
+    with a target, each layer's cycles on it, and with one that reports weight formats (Ethos-U) the
+    format Vela chose (so a 2:4 layer shows its format and its cycles side by side)."""
     model = tflite_file.check_int8(data, source)
     formats = target.weight_formats(data) if hasattr(target, "weight_formats") else None
-    return [tensor_stats(w, target, formats[w.op_index] if formats else None) for w in tflite_file.weight_tensors(model)]
+    cycles = [op["cycles"] for op in target.operator_cycles(data)] if target is not None else None
+    return [tensor_stats(w, target, formats[w.op_index] if formats else None,
+                         cycles[w.op_index] if cycles else None) for w in tflite_file.weight_tensors(model)]
 
 
 def _format_name(vela_format: str | None) -> str:
@@ -71,19 +76,25 @@ def _format_name(vela_format: str | None) -> str:
 def format_table(stats: list[TensorStats]) -> str:
     bricks = any(s.vela_order_bytes is not None for s in stats)
     formats = any(s.vela_format is not None for s in stats)
+    cycled = any(s.cycles is not None for s in stats)
     header = (f"{'op':<18} {'shape':<18} {'dtype':<6} {'distinct':>8} {'zeros':>7} {'bits':>4} {'stored B':>9} "
-              f"{'encoded B':>9}{'bricks B' if bricks else '':>{10 if bricks else 0}}  {'2:4':<3}"
-              f"{'  Vela  ' if formats else ''}  name")
+              f"{'encoded B':>9}" + (f"{'bricks B':>10}" if bricks else "") + "  2:4"
+              + ("  Vela  " if formats else "") + (f"{'cycles':>9}" if cycled else "") + "  name")
     lines = [header, "-" * len(header)]
     for s in stats:
-        brick_column = f"{s.vela_order_bytes if s.vela_order_bytes is not None else '-':>10}" if bricks else ""
-        lines.append(
-            f"{s.op:<18} {'x'.join(map(str, s.shape)):<18} {s.dtype:<6} {s.distinct_values:>8} "
-            f"{s.zero_fraction:>7.1%} {s.effective_bits:>4} {s.stored_bytes:>9} {s.encoded_bytes:>9}"
-            f"{brick_column}  {'yes' if s.two_four == 'yes' else 'no':<3}"
-            f"{f'  {_format_name(s.vela_format):<6}' if formats else ''}  {s.name}"
-            + (f"  (not 2:4: {s.two_four})" if s.two_four != "yes" and s.zero_fraction >= 0.5 else "")
-        )
+        row = (f"{s.op:<18} {'x'.join(map(str, s.shape)):<18} {s.dtype:<6} {s.distinct_values:>8} "
+               f"{s.zero_fraction:>7.1%} {s.effective_bits:>4} {s.stored_bytes:>9} {s.encoded_bytes:>9}")
+        if bricks:
+            row += f"{'-' if s.vela_order_bytes is None else s.vela_order_bytes:>10}"
+        row += f"  {'yes' if s.two_four == 'yes' else 'no':<3}"
+        if formats:
+            row += f"  {_format_name(s.vela_format):<6}"
+        if cycled:
+            row += f"{'-' if s.cycles is None else s.cycles:>9}"
+        row += f"  {s.name}"
+        if s.two_four != "yes" and s.zero_fraction >= 0.5:
+            row += f"  (not 2:4: {s.two_four})"
+        lines.append(row)
     stored = sum(s.stored_bytes for s in stats)
     encoded = sum(s.encoded_bytes for s in stats)
     weights = sum(int(np.prod(s.shape)) for s in stats)

@@ -27,7 +27,9 @@ sys.path.insert(0, str(ROOT))
 from udc.fileio import write_json_atomic, write_text_atomic  # noqa: E402
 from udc.report.machine import describe_machine  # noqa: E402
 from udc.targets import get_target  # noqa: E402
-from udc.targets.staircase import MARGIN, SERIES, alignment_by_kind, efficient_widths, measure_series, staircase_period  # noqa: E402,E501
+from udc.targets.staircase import (  # noqa: E402
+    MARGIN, SERIES, alignment_by_kind, efficient_widths, measure_series, staircase_period)
+
 
 def markdown(result) -> str:
     lines = ["# Cycles of one layer as its channels grow", "",

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from udc.data.cifar import read_cifar10
 from udc.data.idx import IdxFormatError, read_idx
 from udc.data.validation import check_dataset
 from udc.errors import BadDatasetError, DatasetNotFoundError, UdcError
@@ -59,7 +60,7 @@ class RawDataset:
 
 
 def candidate_dirs(name: str, data_dir=None) -> list[Path]:
-    """Where the IDX files of `name` are looked for, in order."""
+    """Where the files of dataset `name` are looked for, in order."""
     debian_name = name.replace("_", "-")
     roots = [Path(p) for p in (data_dir, os.environ.get("UDC_DATA_DIR")) if p]
     dirs = []
@@ -148,10 +149,18 @@ def load_digits(data_dir=None, download=False, test_fraction=0.2) -> RawDataset:
     return RawDataset("digits", images[train], labels[train], images[test], labels[test], 10)
 
 
+def load_cifar10(data_dir=None, download=False) -> RawDataset:
+    """CIFAR-10 (32x32 RGB, 10 classes) from a user's copy of its python archive (`udc.data.cifar`)."""
+    dirs = list(dict.fromkeys(candidate_dirs("cifar10", data_dir) + [KERAS_CACHE]))
+    x_train, y_train, x_test, y_test, source = read_cifar10(dirs, download)
+    return RawDataset("cifar10", x_train, y_train, x_test, y_test, 10, source=source)
+
+
 LOADERS = {
     "fashion_mnist": load_fashion_mnist,
     "mnist": load_mnist,
     "digits": load_digits,
+    "cifar10": load_cifar10,
 }
 
 

@@ -178,7 +178,7 @@ def test_cascade_refuses_images_on_another_scale(version, descriptor, digits_spl
     from udc.ensemble.inputs import InputMismatchError
 
     d = json.loads(descriptor.read_text())
-    assert d["version"] == 2 and d["input"] == {"dtype": "float32", "range": [0.0, 1.0]}
+    assert d["version"] == 3 and d["input"] == {"dtype": "float32", "range": [0.0, 1.0]}
     if version == 1:
         d["version"] = 1
         del d["input"]
@@ -214,8 +214,28 @@ def test_cascade_refuses_a_float_member_and_unknown_versions(members, files, des
     with pytest.raises(NotInt8ModelError, match="float.tflite is a float model: its input"):
         Cascade([members[0], float_member], [0.5], "max_prob")
     d = json.loads(descriptor.read_text())
-    d["version"] = 3
-    path = descriptor.parent / "v3.json"
+    d["version"] = 4
+    path = descriptor.parent / "v4.json"
     path.write_text(json.dumps(d))
-    with pytest.raises(DescriptorError, match="reads versions 1, 2"):
+    with pytest.raises(DescriptorError, match="reads versions 1, 2, 3"):
+        Cascade.load(path)
+
+
+def test_combination_weights_that_do_not_fit_the_members_are_refused(descriptor):
+    from udc.ensemble import Cascade
+    from udc.ensemble.descriptor import DescriptorError
+
+    d = json.loads(descriptor.read_text())
+    assert d["combination"]["kind"] == "log_linear" and len(d["combination"]["stage_weights"]) == len(d["members"])
+    for weights, message in ((d["combination"]["stage_weights"][:-1], "stages of combination weights for"),
+                             ([[1.0]] * len(d["members"]), "stage 2 needs 2 finite non-negative"),
+                             ([[-1.0]] + d["combination"]["stage_weights"][1:], "stage 1 needs 1 finite")):
+        broken = dict(d, combination={"kind": "log_linear", "stage_weights": weights})
+        path = descriptor.parent / "broken.json"
+        path.write_text(json.dumps(broken))
+        with pytest.raises(DescriptorError, match=message) as error:
+            Cascade.load(path)
+        assert "\n" not in str(error.value) and "recalibrate the cascade with udc-ensemble" in str(error.value)
+    path.write_text(json.dumps(dict(d, combination={"kind": "median"})))
+    with pytest.raises(DescriptorError, match="neither average nor log_linear"):
         Cascade.load(path)

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from udc.ensemble import calibration
+from udc.ensemble import calibration, combination
 from udc.ensemble import cascade as logic
 from udc.errors import UdcError
 
@@ -134,3 +134,48 @@ def test_sweep_agrees_with_run_cascade_and_front_is_monotone():
 def test_empty_validation_split_is_a_clear_error():
     with pytest.raises(calibration.EmptyValidationError, match="validation split is empty"):
         calibration.sweep([np.zeros((0, 3)), np.zeros((0, 3))], np.zeros(0, int), [1, 2], "max_prob")
+
+
+def _noisy_member(labels, accuracy, confidence, rng, classes=10):
+    """Probabilities that put `confidence` on the right class for an `accuracy` share of rows, else on
+    a random wrong one, the rest spread evenly."""
+    n = len(labels)
+    right = rng.random(n) < accuracy
+    picked = np.where(right, labels, (labels + rng.integers(1, classes, n)) % classes)
+    probs = np.full((n, classes), (1 - confidence) / (classes - 1))
+    probs[np.arange(n), picked] = confidence
+    return probs
+
+
+def test_the_fitted_pool_never_loses_to_its_best_member_on_the_data_it_was_fitted_on():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 10, 3000)
+    strong = _noisy_member(labels, 0.90, 0.6, rng)
+    weak = _noisy_member(labels, 0.40, 0.99, rng)  # overconfident: the plain average follows it
+    average = logic.stage_probabilities([strong, weak])[1]
+    accuracy = lambda p: float(np.mean(p.argmax(1) == labels))  # noqa: E731
+    assert accuracy(average) < accuracy(strong) - 0.05  # what the average does to unequal members
+    weights = combination.fit_stage_weights([strong, weak], labels)
+    assert [len(w) for w in weights] == [1, 2] and all((w >= 0).all() for w in weights)
+    stages = logic.stage_probabilities([strong, weak], weights)
+    assert accuracy(stages[1]) >= accuracy(strong) and accuracy(stages[0]) == accuracy(strong)
+
+
+def test_a_pool_of_independent_members_beats_each_of_them():
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, 10, 3000)
+    members = [_noisy_member(labels, 0.7, 0.5, rng) for _ in range(3)]
+    weights = combination.fit_stage_weights(members, labels)
+    pooled = logic.stage_probabilities(members, weights)[-1]
+    assert np.mean(pooled.argmax(1) == labels) > max(np.mean(m.argmax(1) == labels) for m in members) + 0.05
+    # One member at weight 1 is that member.
+    np.testing.assert_allclose(combination.pooled([members[0]], [1.0]), members[0], rtol=1e-6)
+
+
+def test_a_combination_needs_known_names_and_fitting_weights():
+    with pytest.raises(UdcError, match="unknown combination 'median'; choose one of: log_linear, average"):
+        combination.check_combination("median")
+    with pytest.raises(UdcError, match="2 stages of combination weights for 3 members"):
+        combination.check_stage_weights([[1.0], [1.0, 1.0]], 3)
+    with pytest.raises(UdcError, match="stage 2 needs 2 finite non-negative combination weights, not all zero"):
+        combination.check_stage_weights([[1.0], [0.0, 0.0]], 2)

@@ -58,8 +58,12 @@ def test_descriptor_round_trip_and_lazy_runtime(members, digits, tmp_path):
     assert [m.sha256 for m in loaded.members] == [m.sha256 for m in result.cascade.members]
     probs, exits = loaded.predict_with_exits(digits.test.x)
     # The lazy runtime gives what the logic gives on all members' probabilities.
+    assert d["combination"]["kind"] == "log_linear"
+    for w, w_loaded in zip(result.cascade.stage_weights, loaded.stage_weights):
+        np.testing.assert_allclose(w, w_loaded)
     expected = logic.run_cascade([m.probabilities(digits.test.x) for m in loaded.members],
-                                 loaded.thresholds, "margin", [m.vela_cycles for m in loaded.members])
+                                 loaded.thresholds, "margin", [m.vela_cycles for m in loaded.members],
+                                 loaded.stage_weights)
     np.testing.assert_array_equal(exits, expected.exit_stage)
     np.testing.assert_array_equal(probs.argmax(1), expected.predictions)
     assert np.mean(probs.argmax(1) == digits.test.y) == pytest.approx(result.report["chosen"]["test_accuracy"])

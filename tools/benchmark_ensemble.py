@@ -44,6 +44,7 @@ flags.DEFINE_string("accelerator", None, "Ethos-U configuration for Vela cycles 
                     "the searches are made for it too).")
 flags.DEFINE_float("max_drop", 0.2, "Goal: accuracy points below the full ensemble (validation).")
 flags.DEFINE_enum("rule", "max_prob", ["max_prob", "margin"], "Exit rule.")
+flags.DEFINE_enum("combination", "log_linear", ["log_linear", "average"], "How a stage combines its members.")
 FLAGS = flags.FLAGS
 
 GOAL_DROP_POINTS = 0.2
@@ -144,7 +145,8 @@ def main(argv):
     # The held-out validation split: members were trained on train images only, so all of it is unseen.
     splits = load_splits(config)
     members = load_members(paths, target=target, latency_repeats=200)
-    result = calibrate(members, splits, rule=FLAGS.rule, cost_metric="vela_cycles", max_drop=FLAGS.max_drop)
+    result = calibrate(members, splits, rule=FLAGS.rule, cost_metric="vela_cycles", max_drop=FLAGS.max_drop,
+                       combination=FLAGS.combination)
     r = result.report
     r["accelerator"] = target.name
     r["command"] = command

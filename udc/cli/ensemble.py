@@ -45,6 +45,9 @@ def define_flags():
     flags.DEFINE_float("max_cost", None, "Goal: best accuracy at this average cost or less "
                        "(cycles for --cost=vela_cycles, ms for host_latency).")
     flags.DEFINE_enum("rule", "max_prob", ["max_prob", "margin"], "Exit test: top probability or top-1 minus top-2.")
+    flags.DEFINE_enum("combination", "log_linear", ["log_linear", "average"],
+                      "How a stage combines its members: a log-linear pool fitted on validation (never less "
+                      "accurate there than its best member), or the plain average.")
     flags.DEFINE_enum("cost", "vela_cycles", ["vela_cycles", "host_latency"], "Cost that orders members and is minimised.")
     flags.DEFINE_string("output_dir", None, "Where the report and cascade.json go "
                         "(default: --workdir with --config, else ensemble_out).")
@@ -152,7 +155,7 @@ def main(argv):
     elif source == "--train_widths":
         members = loaded(train_width_members(splits, _train_widths(), Path(output_dir) / "members",
                                              epochs=FLAGS.epochs, seed=FLAGS.seed))
-    result = calibrate(members, splits, rule=FLAGS.rule, cost_metric=FLAGS.cost,
+    result = calibrate(members, splits, rule=FLAGS.rule, cost_metric=FLAGS.cost, combination=FLAGS.combination,
                        max_drop=FLAGS.max_drop, max_cost=FLAGS.max_cost)
     result.report["accelerator"] = target.name
     result.report["command"] = " ".join([PROG] + [shlex.quote(a) for a in sys.argv[1:]])

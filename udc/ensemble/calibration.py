@@ -64,10 +64,11 @@ def _check_inputs(member_probs, labels):
 
 
 def sweep(member_probs, labels, costs, rule: str, last_grid: int = LAST_STAGE_GRID,
-          budget: int = SWEEP_BUDGET) -> list[OperatingPoint]:
-    """Every operating point of the threshold grid (members in cascade order)."""
+          budget: int = SWEEP_BUDGET, stage_weights=None) -> list[OperatingPoint]:
+    """Every operating point of the threshold grid (members in cascade order; `stage_weights`: the
+    stages' log-linear pools, else averages)."""
     labels = _check_inputs(member_probs, labels)
-    stages = cascade.stage_probabilities(member_probs)
+    stages = cascade.stage_probabilities(member_probs, stage_weights)
     num_stages = len(stages)
     cum = cascade.cumulative_costs(costs)
     if len(cum) != num_stages:

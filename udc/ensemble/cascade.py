@@ -1,14 +1,16 @@
 """Cascade logic on probability arrays (pure numpy, no models).
 
-Members are ordered cheapest first. At stage k the cascade averages the probabilities
-of members 0..k and exits when its confidence passes the stage's threshold; the last
-stage always answers. With no exit at all it is the full ensemble.
+Members are ordered cheapest first. At stage k the cascade combines the probabilities
+of members 0..k (their average, or with `stage_weights` their fitted log-linear pool,
+`udc.ensemble.combination`) and exits when its confidence passes the stage's threshold;
+the last stage always answers. With no exit at all it is the full ensemble.
 """
 
 import dataclasses
 
 import numpy as np
 
+from udc.ensemble.combination import check_stage_weights, pooled
 from udc.errors import UdcError
 
 RULES = ("max_prob", "margin")
@@ -48,14 +50,18 @@ def confidence(probs: np.ndarray, rule: str) -> np.ndarray:
     return top2[:, 1] - top2[:, 0]
 
 
-def stage_probabilities(member_probs) -> list[np.ndarray]:
-    """The running average of the members' probabilities: entry k averages members 0..k."""
+def stage_probabilities(member_probs, stage_weights=None) -> list[np.ndarray]:
+    """Entry k combines members 0..k: their running average, or with `stage_weights` (per stage, the
+    weights of its members) their log-linear pool."""
     member_probs = [np.asarray(p, dtype=np.float64) for p in member_probs]
     if not member_probs:
         raise UdcError("a cascade needs at least one member")
     shape = member_probs[0].shape
     if any(p.shape != shape for p in member_probs):
         raise UdcError(f"member probability arrays differ in shape: {[p.shape for p in member_probs]}")
+    if stage_weights is not None:
+        weights = check_stage_weights(stage_weights, len(member_probs))
+        return [pooled(member_probs[:k + 1], w) for k, w in enumerate(weights)]
     total = np.zeros(shape)
     stages = []
     for k, p in enumerate(member_probs):
@@ -102,9 +108,9 @@ class CascadeOutcome:
         return float(np.mean(self.predictions == np.asarray(labels)))
 
 
-def run_cascade(member_probs, thresholds, rule: str, costs) -> CascadeOutcome:
+def run_cascade(member_probs, thresholds, rule: str, costs, stage_weights=None) -> CascadeOutcome:
     """Applies a cascade to precomputed member probabilities (members in cascade order)."""
-    stages = stage_probabilities(member_probs)
+    stages = stage_probabilities(member_probs, stage_weights)
     cum = cumulative_costs(costs)
     if len(cum) != len(stages):
         raise UdcError(f"{len(stages)} members but {len(cum)} costs")

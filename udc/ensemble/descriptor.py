@@ -1,10 +1,12 @@
 """The deployment descriptor of a calibrated cascade, and the `Cascade` runtime.
 
 The descriptor is a small JSON file: member order, files (relative to the
-descriptor), their sha256, thresholds, exit rule, the quantization parameters of
-each member's input and output, and the dtype and value range of the images the
-thresholds were calibrated on (version 2; a version 1 descriptor has none, and the
-range the members' int8 input can represent stands in). `Cascade.load` refuses a
+descriptor), their sha256, thresholds, exit rule, how each stage combines its members
+(version 3: "average" or a log-linear pool with its weights, `udc.ensemble.combination`;
+versions 1 and 2 averaged), the quantization parameters of each member's input and
+output, and the dtype and value range of the images the thresholds were calibrated on
+(version 2 on; a version 1 descriptor has none, and the range the members' int8 input
+can represent stands in). `Cascade.load` refuses a
 descriptor whose files are missing or changed, and runs the members lazily: a member
 only sees the inputs that the cheaper ones did not answer confidently.
 """
@@ -18,14 +20,15 @@ import numpy as np
 from udc import tflite_file
 from udc.deploy.interpreter import TfliteClassifier
 from udc.ensemble import cascade as logic
+from udc.ensemble.combination import check_stage_weights
 from udc.ensemble.inputs import InputSpec
 from udc.ensemble.members import Member, check_compatible, input_interval, output_is_softmax, sha256_bytes
 from udc.errors import UdcError
 from udc.fileio import write_json_atomic
 
 FORMAT = "udc-cascade"
-VERSION = 2
-READABLE_VERSIONS = (1, 2)
+VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
 
 
 class DescriptorError(UdcError):
@@ -69,21 +72,42 @@ def _input_spec(d: dict, path, members) -> InputSpec:
     return spec
 
 
+def _stage_weights(d: dict, path, num_members: int):
+    """The descriptor's log-linear stage weights, or None where its stages average (version 1 and 2,
+    or "kind": "average"); DescriptorError for weights that do not fit the members."""
+    if d["version"] < 3:
+        return None
+    entry = d["combination"]
+    kind = entry.get("kind") if isinstance(entry, dict) else None
+    if kind == "average":
+        return None
+    if kind != "log_linear" or "stage_weights" not in entry:
+        raise DescriptorError(f"the 'combination' entry of {path} is neither average nor log_linear with its "
+                              f"stage_weights but {entry!r}; recalibrate the cascade with udc-ensemble")
+    try:
+        return check_stage_weights(entry["stage_weights"], num_members)
+    except UdcError as e:
+        raise DescriptorError(f"{path}: {e}") from None
+
+
 class Cascade:
     """Members (cheapest first) with exit thresholds: classifies float images.
 
     `input_spec` is what the images must look like (default: float images in the range
     the members' int8 input represents); calibration records the calibration images'.
+    `stage_weights` (per stage, the weights of its members' log-linear pool) combine the
+    members; without them each stage averages its members.
     """
 
     def __init__(self, members: list[Member], thresholds, rule: str, metadata: dict | None = None,
-                 input_spec: InputSpec | None = None):
+                 input_spec: InputSpec | None = None, stage_weights=None):
         check_compatible(members)
         self.members = list(members)
         self.rule = logic.check_rule(rule)
         self.thresholds = [float(t) for t in logic.check_thresholds(thresholds, len(members))]
         self.metadata = dict(metadata or {})
         self.input_spec = input_spec or _members_input_spec(self.members)
+        self.stage_weights = None if stage_weights is None else check_stage_weights(stage_weights, len(members))
 
     @property
     def input_shape(self) -> tuple:
@@ -103,20 +127,22 @@ class Cascade:
         self.input_spec.check(images)
         images = images.astype(np.float32)
         n = len(images)
-        total = np.zeros((n, self.num_classes))
+        seen = []  # each member's probabilities, filled for the images it ran on
         probs = np.zeros((n, self.num_classes))
         exits = np.full(n, len(self.members) - 1)
         alive = np.arange(n)
         for k, member in enumerate(self.members):
             if len(alive) == 0:
                 break
-            total[alive] += member.probabilities(images[alive])
-            avg = total[alive] / (k + 1)
+            seen.append(np.zeros((n, self.num_classes)))
+            seen[k][alive] = member.probabilities(images[alive])
+            combined = logic.stage_probabilities([p[alive] for p in seen],
+                                                 None if self.stage_weights is None else self.stage_weights[:k + 1])[k]
             if k < len(self.members) - 1:
-                leave = logic.confidence(avg, self.rule) >= self.thresholds[k]
+                leave = logic.confidence(combined, self.rule) >= self.thresholds[k]
             else:
                 leave = np.ones(len(alive), dtype=bool)
-            probs[alive[leave]] = avg[leave]
+            probs[alive[leave]] = combined[leave]
             exits[alive[leave]] = k
             alive = alive[~leave]
         return probs, exits
@@ -143,6 +169,8 @@ class Cascade:
             })
         return {
             "format": FORMAT, "version": VERSION, "rule": self.rule, "thresholds": self.thresholds,
+            "combination": ({"kind": "average"} if self.stage_weights is None else
+                            {"kind": "log_linear", "stage_weights": [w.tolist() for w in self.stage_weights]}),
             "input_shape": list(self.input_shape), "input": self.input_spec.as_dict(),
             "num_classes": self.num_classes,
             "members": entries, **({"metadata": self.metadata} if self.metadata else {}),
@@ -166,7 +194,8 @@ class Cascade:
         if d.get("version") not in READABLE_VERSIONS:
             raise DescriptorError(f"{path} has descriptor version {d.get('version')}; this udc reads versions "
                                   f"{', '.join(map(str, READABLE_VERSIONS))}: recalibrate the cascade with udc-ensemble")
-        for key in ("rule", "thresholds", "members") + (("input",) if d["version"] >= 2 else ()):
+        for key in ("rule", "thresholds", "members") + (("input",) if d["version"] >= 2 else ()) + (
+                ("combination",) if d["version"] >= 3 else ()):
             if key not in d:
                 raise DescriptorError(f"{path} has no '{key}' entry; recalibrate the cascade with udc-ensemble")
         members = []
@@ -202,4 +231,5 @@ class Cascade:
         if "input_shape" in d and list(members[0].classifier.input_shape) != list(d["input_shape"]):
             raise DescriptorError(f"the members take inputs of shape {members[0].classifier.input_shape}, "
                                   f"{path} says {tuple(d['input_shape'])}")
-        return cls(members, d["thresholds"], d["rule"], d.get("metadata"), _input_spec(d, path, members))
+        return cls(members, d["thresholds"], d["rule"], d.get("metadata"), _input_spec(d, path, members),
+                   _stage_weights(d, path, len(members)))

@@ -1,7 +1,8 @@
 """From member .tflite files and a dataset to a calibrated cascade and its report.
 
-Thresholds are chosen on the validation split and every accuracy in the report that
-is called `test` is measured on the test split with those thresholds.
+Thresholds (and the stages' combination weights, `udc.ensemble.combination`) are chosen
+on the validation split and every accuracy in the report that is called `test` is
+measured on the test split with them.
 """
 
 import dataclasses
@@ -10,6 +11,7 @@ import numpy as np
 
 from udc.ensemble import calibration
 from udc.ensemble import cascade as logic
+from udc.ensemble.combination import check_combination, fit_stage_weights
 from udc.ensemble.descriptor import Cascade
 from udc.ensemble.inputs import InputSpec
 from udc.ensemble.members import Member
@@ -39,9 +41,12 @@ def _average_costs(exits: np.ndarray, members, metrics) -> dict:
 
 
 def calibrate(members: list[Member], splits, rule: str = "max_prob", cost_metric: str = "vela_cycles",
-              max_drop: float | None = None, max_cost: float | None = None) -> CalibratedCascade:
-    """Orders the members cheapest first, sweeps thresholds on splits.val, reports on splits.test."""
+              max_drop: float | None = None, max_cost: float | None = None,
+              combination: str = "log_linear") -> CalibratedCascade:
+    """Orders the members cheapest first, fits how each stage combines them (`combination`) and sweeps
+    thresholds on splits.val, reports on splits.test."""
     logic.check_rule(rule)
+    check_combination(combination)
     if cost_metric not in COST_METRICS:
         raise UdcError(f"unknown cost '{cost_metric}'; choose one of: {', '.join(COST_METRICS)}")
     calibration.check_validation_size(len(splits.val))
@@ -72,16 +77,17 @@ def calibrate(members: list[Member], splits, rule: str = "max_prob", cost_metric
             "test_accuracy": float(np.mean(pt.argmax(1) == splits.test.y)),
             "cost": {k: m.cost(k) for k in metrics},
         })
-    full_val = float(np.mean(np.mean(val_probs, axis=0).argmax(1) == splits.val.y))
-    full_test = float(np.mean(np.mean(test_probs, axis=0).argmax(1) == splits.test.y))
+    weights = fit_stage_weights(val_probs, splits.val.y) if combination == "log_linear" else None
+    full_val = float(np.mean(logic.stage_probabilities(val_probs, weights)[-1].argmax(1) == splits.val.y))
+    full_test = float(np.mean(logic.stage_probabilities(test_probs, weights)[-1].argmax(1) == splits.test.y))
     full_cost = {k: float(_costs(members, k).sum()) for k in metrics}
 
-    points = calibration.sweep(val_probs, splits.val.y, costs, rule)
+    points = calibration.sweep(val_probs, splits.val.y, costs, rule, stage_weights=weights)
     front = calibration.pareto_front(points)
     chosen = calibration.select(points, full_val, max_drop=max_drop, max_cost=max_cost)
 
     def on_test(thresholds):
-        outcome = logic.run_cascade(test_probs, thresholds, rule, costs)
+        outcome = logic.run_cascade(test_probs, thresholds, rule, costs, weights)
         return {
             "thresholds": [float(t) for t in thresholds],
             "test_accuracy": outcome.accuracy(splits.test.y),
@@ -120,6 +126,8 @@ def calibrate(members: list[Member], splits, rule: str = "max_prob", cost_metric
     best_affordable = max((s for s in singles if s["cost"][cost_metric] <= budget), key=lambda s: s["test_accuracy"])
     report = {
         "rule": rule,
+        "combination": {"kind": combination,
+                        **({"stage_weights": [w.tolist() for w in weights]} if weights is not None else {})},
         "cost_metric": cost_metric,
         "cost_units": {k: COST_UNITS[k] for k in metrics},
         "goal": {"max_drop_points": max_drop, "max_cost": max_cost},
@@ -146,5 +154,5 @@ def calibrate(members: list[Member], splits, rule: str = "max_prob", cost_metric
         "curve": curve,
         "sweep": {"points": len(points), "pareto_points": len(front)},
     }
-    return CalibratedCascade(Cascade(members, chosen.thresholds, rule, input_spec=InputSpec.of_images(splits.val.x)),
-                             report)
+    return CalibratedCascade(Cascade(members, chosen.thresholds, rule, input_spec=InputSpec.of_images(splits.val.x),
+                                     stage_weights=weights), report)

@@ -26,6 +26,14 @@ def markdown(report: dict, title: str = "Flexible ensemble with early exit") -> 
               f"(thresholds chosen here), {report['dataset']['test_size']} test images (reported here). "
               f"Exit rule `{report['rule']}`, members ordered by `{metric}`"
               + (f" on `{report['accelerator']}`" if report.get("accelerator") else "") + ".", ""]
+    combination = report.get("combination", {"kind": "average"})
+    if combination["kind"] == "log_linear":
+        weights = "; ".join(", ".join(f"{w:.2f}" for w in stage) for stage in combination["stage_weights"])
+        lines += ["Each stage answers with the log-linear pool of its members, weights fitted on validation "
+                  f"(stage by stage: {weights}); a stage whose pool was less accurate there than one of its "
+                  "members answers with that member alone.", ""]
+    else:
+        lines += ["Each stage answers with the plain average of its members.", ""]
     goal = report["goal"]
     goal_text = " and ".join(t for t in (
         goal["max_drop_points"] is not None and f"accuracy drop from the full ensemble <= {goal['max_drop_points']} points (validation)",

@@ -61,13 +61,21 @@ def stage_probabilities(member_probs, stage_weights=None) -> list[np.ndarray]:
         raise UdcError(f"member probability arrays differ in shape: {[p.shape for p in member_probs]}")
     if stage_weights is not None:
         weights = check_stage_weights(stage_weights, len(member_probs))
-        return [pooled(member_probs[:k + 1], w) for k, w in enumerate(weights)]
+        return [combine(member_probs[:k + 1], w) for k, w in enumerate(weights)]
     total = np.zeros(shape)
     stages = []
     for k, p in enumerate(member_probs):
         total = total + p
         stages.append(total / (k + 1))
     return stages
+
+
+def combine(member_probs, weights=None) -> np.ndarray:
+    """One stage's probabilities from those of its members: their average, or with `weights` their
+    log-linear pool."""
+    if weights is None:  # summed in order, as `stage_probabilities` does: the same floats
+        return sum(np.asarray(p, dtype=np.float64) for p in member_probs) / len(member_probs)
+    return pooled(member_probs, weights)
 
 
 def cumulative_costs(costs) -> np.ndarray:

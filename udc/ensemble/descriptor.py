@@ -136,8 +136,8 @@ class Cascade:
                 break
             seen.append(np.zeros((n, self.num_classes)))
             seen[k][alive] = member.probabilities(images[alive])
-            combined = logic.stage_probabilities([p[alive] for p in seen],
-                                                 None if self.stage_weights is None else self.stage_weights[:k + 1])[k]
+            combined = logic.combine([p[alive] for p in seen],
+                                     None if self.stage_weights is None else self.stage_weights[k])
             if k < len(self.members) - 1:
                 leave = logic.confidence(combined, self.rule) >= self.thresholds[k]
             else:

@@ -60,8 +60,12 @@ def inspect_model(data: bytes, target=None, source="the model") -> list[TensorSt
     with a target, each layer's cycles on it, and with one that reports weight formats (Ethos-U) the
     format Vela chose (so a 2:4 layer shows its format and its cycles side by side)."""
     model = tflite_file.check_int8(data, source)
-    formats = target.weight_formats(data) if hasattr(target, "weight_formats") else None
-    cycles = [op["cycles"] for op in target.operator_cycles(data)] if target is not None else None
+    formats = cycles = None
+    if hasattr(target, "weight_formats"):  # Ethos-U: one compile gives both
+        compiled = target.compile(data, per_layer=True, weight_formats=True)
+        formats, cycles = compiled.weight_formats, [op["cycles"] for op in compiled.operator_cycles]
+    elif target is not None:
+        cycles = [op["cycles"] for op in target.operator_cycles(data)]
     return [tensor_stats(w, target, formats[w.op_index] if formats else None,
                          cycles[w.op_index] if cycles else None) for w in tflite_file.weight_tensors(model)]
 

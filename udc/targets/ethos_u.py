@@ -152,17 +152,20 @@ class EthosU(Target):
         parser.read(Path(ethosu.vela.__file__).parents[1] / "config_files" / vela.VELA_CONFIG_FILE)
         return float(parser[f"System_Config.{self.system_config}"]["core_clock"])
 
-    def compile(self, data: bytes, name: str = "model") -> vela.VelaResult:
-        return vela.compile_model(data, self, name)
+    def compile(self, data: bytes, name: str = "model", per_layer: bool = False,
+                weight_formats: bool = False) -> vela.VelaResult:
+        """Vela's report of a .tflite; with `per_layer` and `weight_formats` the same compile also gives
+        each operator's cycles and weight format (what `operator_cycles` and `weight_formats` return)."""
+        return vela.compile_model(data, self, name, per_layer=per_layer, weight_formats=weight_formats)
 
     def operator_cycles(self, data: bytes) -> list[dict]:
-        return list(vela.compile_model(data, self, per_layer=True).operator_cycles)
+        return list(self.compile(data, per_layer=True).operator_cycles)
 
     def weight_formats(self, data: bytes) -> list:
         """Per operator of a .tflite, the weight format Vela chose: "Default|Sparse2_4" where an
         Ethos-U85 runs the weights 2:4-sparse (see `two_four_problems`), "Default" for dense ones,
         None for operators without weights."""
-        return list(vela.compile_model(data, self, weight_formats=True).weight_formats)
+        return list(self.compile(data, weight_formats=True).weight_formats)
 
     def describe(self) -> dict:
         return {"name": self.name, "accelerator": self.accelerator, "system_config": self.system_config,

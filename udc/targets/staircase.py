@@ -3,7 +3,8 @@
 An NPU computes output channels (and reads input channels) in blocks of its array; a channel
 count just past a multiple of the block costs a whole extra pass. `measure_series` compiles one
 layer alone (`udc.targets.layer_model`: input -> RELU -> layer at 14x14, dense random int8 weights)
-at each channel count and reads the target's cycles of the layer's operator; `efficient_widths`
+at each channel count and reads Vela's cycles of the layer's operator and its encoded bytes from one
+compile (an Ethos-U target's `compile(..., per_layer=True)`); `efficient_widths`
 finds the counts that fill the array best, `staircase_period` their block, `alignment_by_kind`
 the width alignment of each layer kind. `tools/channel_staircase.py` measures every Ethos-U
 configuration this way (benchmarks/hardware/channel_staircase.md), which is where the alignment
@@ -35,10 +36,10 @@ def measure_series(target, series: str, channels, fixed: int = 32, seed: int = 0
     points = []
     for count in channels:
         codes, kind = layer_codes(series, count, fixed, np.random.default_rng(seed + count))
-        data = layer_model(codes, kind)
-        layer = target.operator_cycles(data)[1]  # the file's operators in order: RELU, then the layer
+        compiled = target.compile(layer_model(codes, kind), per_layer=True)
+        layer = compiled.operator_cycles[1]  # the file's operators in order: RELU, then the layer
         points.append({"channels": count, "cycles": int(layer["cycles"]),
-                       "encoded_bytes": int(target.compile(data).encoded_weight_bytes)})
+                       "encoded_bytes": int(compiled.encoded_weight_bytes)})
     return points
 
 

@@ -49,6 +49,9 @@ def get_config():
     config.search.budget_cycles = config.get_ref("budget_cycles")
     config.search.budget_ms = config.get_ref("budget_ms")
     config.search.widths = config_dict.placeholder(tuple)  # None: every multiple of the target's alignment
+    # Weight patterns per layer: ("dense", "2:4") on an Ethos-U85 also searches 2:4 along the input channels,
+    # which Vela runs in its faster sparse format (depthwise layers stay dense; other targets refuse 2:4).
+    config.search.patterns = ("dense",)
     config.search.sparsities = (0.0, 0.25, 0.5, 0.75, 0.9)
     config.search.bits = (2, 3, 4, 5, 6, 8)
     config.search.max_widths = config_dict.placeholder(tuple)  # None: the backbone's own widths

@@ -5,12 +5,12 @@ from udc.space import SearchOptions
 from udc.space.supernet import fmnist_supernet
 
 CHOICES = {
-    "conv0": {"width": 8, "sparsity": 0.5, "bits": 3},
-    "conv1": {"width": 16, "sparsity": 0.9, "bits": 4},
-    "conv2": {"width": 24, "sparsity": 0.0, "bits": 8},
-    "conv3": {"width": 8, "sparsity": 0.75, "bits": 2},
-    "conv4": {"width": 16, "sparsity": 0.25, "bits": 5},
-    "logits": {"width": 10, "sparsity": 0.5, "bits": 6},
+    "conv0": {"width": 8, "pattern": "dense", "sparsity": 0.5, "bits": 3},
+    "conv1": {"width": 16, "pattern": "dense", "sparsity": 0.9, "bits": 4},
+    "conv2": {"width": 24, "pattern": "dense", "sparsity": 0.0, "bits": 8},
+    "conv3": {"width": 8, "pattern": "dense", "sparsity": 0.75, "bits": 2},
+    "conv4": {"width": 16, "pattern": "dense", "sparsity": 0.25, "bits": 5},
+    "logits": {"width": 10, "pattern": "dense", "sparsity": 0.5, "bits": 6},
 }
 
 

@@ -20,8 +20,8 @@ def test_a_spec_comes_back_from_its_file_as_it_was(tmp_path):
     again = ArchSpec.load(spec.save(tmp_path / "arch_spec.json"))
     assert again == spec and again.version == ARCH_SPEC_VERSION
     assert json.loads((tmp_path / "arch_spec.json").read_text())["version"] == ARCH_SPEC_VERSION
-    assert again.choices() == {"conv0": {"width": 16, "sparsity": 0.0, "bits": 5},
-                               "logits": {"width": 10, "sparsity": 0.5, "bits": 4}}
+    assert again.choices() == {"conv0": {"width": 16, "pattern": "dense", "sparsity": 0.0, "bits": 5},
+                               "logits": {"width": 10, "pattern": "dense", "sparsity": 0.5, "bits": 4}}
     assert again.bits() == {"conv0": 5, "logits": 4}
     again.layer("logits").sparsity = 0.75  # what a budget repair does
     assert again.choices()["logits"]["sparsity"] == 0.75 and spec.choices()["logits"]["sparsity"] == 0.5

@@ -54,11 +54,11 @@ def test_the_byte_levels_cost_fewer_bytes_in_turn_and_the_last_is_dense(digits_i
 
 def test_a_cell_costs_its_floor_or_the_line_through_its_densest_levels():
     points = ((100.0, 1000.0), (500.0, 1100.0), (900.0, 1900.0))  # floor 1000; line of slope 2 above
-    table = cm.LayerCycles({(8, 16): points})
-    assert table.cycles(8, 16, 50) == 1000.0
-    assert table.cycles(8, 16, 300) == 1000.0  # the line (700) is under the floor
-    assert table.cycles(8, 16, 700) == pytest.approx(1500.0)
-    assert table.cycles(8, 16, 1100) == pytest.approx(2300.0)
+    table = cm.LayerCycles({(8, 16, "dense"): points})
+    assert table.cycles(8, 16, "dense", 50) == 1000.0
+    assert table.cycles(8, 16, "dense", 300) == 1000.0  # the line (700) is under the floor
+    assert table.cycles(8, 16, "dense", 700) == pytest.approx(1500.0)
+    assert table.cycles(8, 16, "dense", 1100) == pytest.approx(2300.0)
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +78,8 @@ def test_the_probes_put_every_layer_in_every_cell(small):
     layers = searchable_layers(supernet)
     schedule = cm.probe_schedule(layers)
     wanted = cm.layer_cells(layers)
-    assert {name: set(t.cells) for name, t in tables.layers.items()} == {n: set(c) for n, c in wanted.items()}
+    assert {name: set(t.cells) for name, t in tables.layers.items()} == {
+        n: {cell + ("dense",) for cell in c} for n, c in wanted.items()}
     assert len(schedule) == max(len(c) for c in wanted.values())  # the widest pair of layers sets the count
     assert all(len(points) == len(cm.BYTE_LEVELS) for t in tables.layers.values() for points in t.cells.values())
     assert "compiled" in lines[-1]
@@ -90,7 +91,7 @@ def test_the_tables_estimate_vela_cycles_of_an_exported_child(small):
     layers = searchable_layers(supernet)
     rng = np.random.default_rng(1)
     for _ in range(2):
-        choices = {layer.name: {"width": int(rng.choice(layer.widths)),
+        choices = {layer.name: {"width": int(rng.choice(layer.widths)), "pattern": "dense",
                                 "sparsity": float(rng.choice(layer.sparsities)),
                                 "bits": int(rng.choice(layer.bits))} for layer in layers}
         plain, _ = strip(supernet, choices)
@@ -122,7 +123,8 @@ def test_expected_cycles_are_the_exact_ones_at_hard_choices_and_have_gradients(s
         for layer in layers:
             input_width, width = cm.cell_of(layer, choices)
             out = 1 if sm.layer_kind(layer) == "depthwise" else width
-            at_expected_bytes[layer.name] = float(sm.expected_bytes_grid(layer, [input_width], [out], codec)[0, 0])
+            pattern = layer.patterns.index(choices[layer.name]["pattern"])
+            at_expected_bytes[layer.name] = float(sm.expected_bytes_grid(layer, [input_width], [out], codec)[pattern, 0, 0])
     finally:
         for layer in layers:
             layer.hard.assign(0.0)

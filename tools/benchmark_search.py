@@ -26,6 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 from udc.fileio import write_json_atomic, write_text_atomic  # noqa: E402
 from udc.report.machine import describe_machine  # noqa: E402
+from udc.search.selection import format_choices  # noqa: E402
 
 SIZE_FIGURES = (("selection", "estimate"), ("selection", "codec"), ("export", "estimate"), ("export", "plain_codec"))
 
@@ -158,8 +159,7 @@ def to_markdown(result) -> str:
             f"{r['candidates']} |")
     lines += ["", "Chosen layers (width/sparsity/bits):", ""]
     for r in result["budgets"]:
-        lines.append(f"- {r['name']}: " + ", ".join(
-            f"{l['name']} {l['width']}/{l['sparsity']:.0%}/{l['bits']}b" for l in r["layers"]))
+        lines.append(f"- {r['name']}: " + format_choices({l["name"]: l for l in r["layers"]}))
     return "\n".join(lines) + "\n"
 
 

@@ -50,7 +50,7 @@ def check_target(config, splits, target, points, log) -> dict:
         spec = ArchSpec.load(point / "arch_spec.json")
         data = (point / "model.tflite").read_bytes()
         weight_bytes = size_model.exported_bytes(data, target)["layers"]
-        estimate = sum(tables.layers[layer.name].cycles(layer.input_width, layer.width, b)
+        estimate = sum(tables.layers[layer.name].cycles(layer.input_width, layer.width, layer.pattern, b)
                        for layer, b in zip(spec.layers, weight_bytes))
         compiled = target.compile(data)
         vela = compiled.cycles

@@ -3,13 +3,14 @@
 `ArchSpec` is written by the search (`udc.deploy.ship`, WORKDIR/arch_spec.json) and read by the
 fine-tune (each layer's bits), the budget repair (which changes a layer's sparsity), the
 export and the report (embedded as JSON). Per layer (`LayerSpec`): width, input width,
-sparsity, bits, the size model's estimate (calibrated tables) and the codec-measured
+N:M weight pattern, sparsity, bits, the size model's estimate (calibrated tables) and the codec-measured
 bytes (Vela's brick order where its API knows the target) of exactly the weights the
 stripped model holds. `measure_arch_spec` makes one from a supernet and a choice.
 
 The JSON form carries `version` (`ARCH_SPEC_VERSION`). Files without one come from udc
-before the spec had a type (they named the target `accelerator`) and read the same; a file
-from a newer udc is refused with one line, as is one that lacks a field or has a wrong type.
+before the spec had a type (they named the target `accelerator`) and read the same; version 1
+had no weight patterns (every layer dense); a file from a newer udc is refused with one line,
+as is one that lacks a field, has a wrong type, or a pattern its layer cannot take.
 """
 
 import dataclasses
@@ -17,13 +18,14 @@ import json
 from pathlib import Path
 
 from udc.costs import size_model as sm
-from udc.errors import UdcError
+from udc.errors import ConfigError, UdcError
 from udc.fileio import write_json_atomic
 from udc.space import layers as search_layers
 from udc.space.children import choices_of, set_choices
 from udc.space.dimensions import DIMENSIONS
+from udc.space.patterns import DENSE, parse_pattern, pattern_of
 
-ARCH_SPEC_VERSION = 1
+ARCH_SPEC_VERSION = 2  # 2: a weight pattern per layer
 # Choices of one layer: the arch spec's keys that a child is made of, one per search-space dimension.
 CHOICE_KEYS = tuple(dim.name for dim in DIMENSIONS)
 
@@ -42,9 +44,10 @@ class LayerSpec:
     bits: int
     estimated_bytes: float
     codec_bytes: int
+    pattern: str = DENSE
 
     def choice(self) -> dict:
-        """{width, sparsity, bits}: this layer's entry of a choice dict (`udc.deploy.strip`, the search)."""
+        """{width, pattern, sparsity, bits}: this layer's entry of a choice dict (`udc.deploy.strip`, the search)."""
         return {key: getattr(self, key) for key in CHOICE_KEYS}
 
 
@@ -67,7 +70,7 @@ class ArchSpec:
     version: int = ARCH_SPEC_VERSION
 
     def choices(self) -> dict:
-        """{layer name: {width, sparsity, bits}}: the child this spec describes."""
+        """{layer name: {width, pattern, sparsity, bits}}: the child this spec describes."""
         return {layer.name: layer.choice() for layer in self.layers}
 
     def bits(self) -> dict:
@@ -138,7 +141,15 @@ def _layer_from_json(data) -> LayerSpec:
         if not fits:
             raise TypeError(f"layer {data['name']}: {key} is {value!r}, not a {_TYPE_NAMES[kind]}")
         values[key] = kind(value)
-    return LayerSpec(**values)
+    pattern = data.get("pattern", DENSE)  # version 1 had none: dense
+    try:
+        parse_pattern(pattern)
+    except ConfigError:
+        raise ValueError(f"layer {data['name']}: pattern {pattern!r} is not 'dense' or 'N:M'") from None
+    if pattern != DENSE and values["kind"] == "depthwise":
+        raise ValueError(f"layer {data['name']} is depthwise and cannot take the pattern {pattern} "
+                         "(one input channel per filter); set its pattern to 'dense'")
+    return LayerSpec(**values, pattern=pattern)
 
 
 def _reason(error) -> str:
@@ -165,6 +176,7 @@ def measure_arch_spec(supernet, choices, tables, extra_bytes=0, **fields) -> Arc
     spec_layers = [
         LayerSpec(name=layer.name, kind=sm.layer_kind(layer), width=int(choices[layer.name]["width"]),
                   input_width=sm.input_width_of(layer, choices) or layer.max_input_width,
+                  pattern=pattern_of(choices[layer.name]),
                   sparsity=float(choices[layer.name]["sparsity"]), bits=int(choices[layer.name]["bits"]),
                   estimated_bytes=round(estimated[layer.name], 1), codec_bytes=int(codec[layer.name]))
         for layer in layers]

@@ -24,13 +24,21 @@ levels put an 8x8 child 8 % above Vela: below the knee the cycles stay at the fl
 Bytes do not say everything: a 6-bit dense 64x16 convolution took 20,320 cycles where the
 tables said 18,515, more than the 8-bit level at more bytes (the weight decoder's cost
 follows the bit-width too), hence the search's `cycle_margin`; tables per bit-width are
-the next step. Operators without weights (a global pooling) are added to the cells of
+the next step.
+
+Cycles follow the weights' format too: an Ethos-U85 runs a layer whose weights hold the 2:4
+pattern in Vela's sparse format (a 64x128 3x3 convolution pair: 502,069 cycles against 601,909
+dense, where random 50 % zeros saved none). So a layer that may choose an N:M pattern
+(`udc.space.patterns`) has a table per pattern: the probes measured again with every
+convolution's and Dense layer's weights cut to the pattern at each byte level
+(`narrowing.patterned`). Operators without weights (a global pooling) are added to the cells of
 the weight operator before them, whose output width sets theirs.
 
-**Exact** (`CycleTables.network_cycles`): the table at the chosen widths, at the bytes of
-the chosen sub-kernels (the size model's codec bytes). **Expected**
-(`network_expected_cycles`): the sum over cells of p(in) p(out) times the cell's cycles
-at the expected bytes of that cell under the bits and sparsity distributions
+**Exact** (`CycleTables.network_cycles`): the table at the chosen widths and pattern, at the
+bytes of the chosen sub-kernels (the size model's codec bytes). **Expected**
+(`network_expected_cycles`): the sum over cells and patterns of p(in) p(out) p(pattern) times
+the cell's cycles at the expected bytes of that cell and pattern under the bits and sparsity
+distributions
 (differentiable in every choice probability). Tables are cached per target next to the
 supernet (`load_or_measure`).
 """
@@ -44,28 +52,30 @@ from udc.costs import narrowing
 from udc.costs import size_model as sm
 from udc.errors import UdcError
 from udc.space import layers as search_layers
+from udc.space.patterns import DENSE, pattern_of
 
-FORMAT_VERSION = 3  # 3: the fewest-bytes level is every code 1, no longer zeros
+FORMAT_VERSION = 4  # 4: a table per weight pattern; 3: the fewest-bytes level is every code 1, no longer zeros
 # Weight byte levels of the probes: the template's 8-bit weights, a coarse grid with half of them
 # zero, every code 1 (see the module doc).
 BYTE_LEVELS = ("8 bits", "4 bits, half zero", "every code 1")
 
 
-def byte_level(template: bytes, level: str) -> bytes:
-    """The template with its weights rewritten to one of `BYTE_LEVELS`."""
-    return {"8 bits": lambda: template, "4 bits, half zero": lambda: narrowing.coarsened(template, 4, 0.5),
+def byte_level(template: bytes, level: str, pattern: str = DENSE) -> bytes:
+    """The template with its weights rewritten to one of `BYTE_LEVELS`, then cut to `pattern`."""
+    data = {"8 bits": lambda: template, "4 bits, half zero": lambda: narrowing.coarsened(template, 4, 0.5),
             "every code 1": lambda: narrowing.filled(template)}[level]()
+    return data if pattern == DENSE else narrowing.patterned(data, pattern)
 
 
 @dataclasses.dataclass
 class LayerCycles:
-    """The measured cells of one searchable layer: (input width, output width) -> ((bytes, cycles), ...)
-    at each byte level, sorted by bytes."""
+    """The measured cells of one searchable layer: (input width, output width, pattern) -> ((bytes, cycles),
+    ...) at each byte level, sorted by bytes."""
 
     cells: dict
 
-    def cycles(self, input_width, width, weight_bytes) -> float:
-        return float(cycles_at(self.cells[(input_width, width)], weight_bytes))
+    def cycles(self, input_width, width, pattern, weight_bytes) -> float:
+        return float(cycles_at(self.cells[(input_width, width, pattern)], weight_bytes))
 
 
 def cycles_at(points, x):
@@ -89,8 +99,8 @@ class CycleTables:
 
     def to_json(self) -> dict:
         return {"version": FORMAT_VERSION, "target": self.target,
-                "layers": {name: [[i, o, [list(point) for point in points]]
-                                  for (i, o), points in sorted(t.cells.items())]
+                "layers": {name: [[i, o, p, [list(point) for point in points]]
+                                  for (i, o, p), points in sorted(t.cells.items())]
                            for name, t in self.layers.items()}}
 
     @classmethod
@@ -99,15 +109,15 @@ class CycleTables:
             raise UdcError(f"cycle tables of format {data.get('version')}, this udc reads {FORMAT_VERSION}; "
                            "delete the file to measure them again")
         return cls(data["target"], {
-            name: LayerCycles({(int(i), int(o)): tuple((float(b), float(c)) for b, c in points)
-                               for i, o, points in cells})
+            name: LayerCycles({(int(i), int(o), str(p)): tuple((float(b), float(c)) for b, c in points)
+                               for i, o, p, points in cells})
             for name, cells in data["layers"].items()})
 
     # --- costs ---------------------------------------------------------------------------
     def layer_cycles(self, layer, choices, weight_bytes) -> float:
         """Cycles of `layer` (and the operators without weights after it) under hard `choices`."""
         input_width, width = cell_of(layer, choices)
-        return self.layers[layer.name].cycles(input_width, width, weight_bytes)
+        return self.layers[layer.name].cycles(input_width, width, pattern_of(choices[layer.name]), weight_bytes)
 
     def network_cycles(self, layers, choices, weight_bytes: dict) -> float:
         """Cycles of the child of `choices`; `weight_bytes` {layer name: encoded bytes} (the codec's)."""
@@ -122,16 +132,20 @@ class CycleTables:
         p_in, widths_in = sm.input_width_distribution(layer)
         depthwise = sm.layer_kind(layer) == "depthwise"
         p_out = tf.ones([1]) if depthwise else layer.choice_probabilities()["width"]
-        # Per cell (input width i, output width j): the floor, and the line through the densest levels.
-        cells = [[self.layers[layer.name].cells[(w_in, w_in if depthwise else w_out)]
-                  for w_out in ((None,) if depthwise else layer.widths)] for w_in in widths_in]
-        floor = tf.constant([[min(c for _, c in points) for points in row] for row in cells], tf.float32)
-        x2 = tf.constant([[points[-1][0] for points in row] for row in cells], tf.float32)
-        y2 = tf.constant([[points[-1][1] for points in row] for row in cells], tf.float32)
-        slope = tf.constant([[_slope(points) for points in row] for row in cells], tf.float32)
+        p_pattern = layer.choice_probabilities()["pattern"]
+        # Per pattern and cell (input width i, output width j): the floor, and the line through the densest levels.
+        cells = [[[self.layers[layer.name].cells[(w_in, w_in if depthwise else w_out, pattern)]
+                   for w_out in ((None,) if depthwise else layer.widths)] for w_in in widths_in]
+                 for pattern in layer.patterns]
+
+        def table(of_points):
+            return tf.constant([[[of_points(points) for points in row] for row in grid] for grid in cells], tf.float32)
+
+        floor = table(lambda points: min(c for _, c in points))
+        x2, y2 = table(lambda points: points[-1][0]), table(lambda points: points[-1][1])
         weight_bytes = sm.expected_bytes_grid(layer, widths_in, (1,) if depthwise else layer.widths, codec_tables)
-        cycles = tf.maximum(floor, y2 + slope * (weight_bytes - x2))
-        return tf.reduce_sum(p_in[:, None] * p_out[None, :] * cycles)
+        cycles = tf.maximum(floor, y2 + table(_slope) * (weight_bytes - x2))
+        return tf.reduce_sum(p_pattern[:, None, None] * p_in[None, :, None] * p_out[None, None, :] * cycles)
 
 
 def cell_of(layer, choices):
@@ -200,26 +214,30 @@ def _best_probe(layers, chosen, missing) -> dict:
 def measure(supernet, target, template: bytes, log=print) -> CycleTables:
     """Measures the cycle tables of `supernet`'s layers on `target` from `template`, the int8 .tflite of
     its largest child (`udc.deploy.strip.largest_child_template`), whose weight operators are its searchable layers in
-    order: every probe of `probe_schedule` at every byte level."""
+    order: every probe of `probe_schedule` at every byte level, for each weight pattern a layer may choose."""
     layers = search_layers.searchable_layers(supernet)
     operators = narrowing.weight_operator_indices(template)
     if len(operators) != len(layers):
         raise UdcError(f"the template has {len(operators)} weight operators, the supernet {len(layers)} "
                        "searchable layers; export the supernet's largest child as the template")
     index_of = {layer.name: op for layer, op in zip(layers, operators)}
-    levels = [byte_level(template, level) for level in BYTE_LEVELS]
-    cells = {layer.name: {} for layer in layers}  # cell -> {byte level: (bytes, cycles)}, first probe's
+    patterns = list(dict.fromkeys(p for layer in layers for p in layer.patterns))  # dense first
+    levels = {pattern: [byte_level(template, level, pattern) for level in BYTE_LEVELS] for pattern in patterns}
+    cells = {layer.name: {} for layer in layers}  # (i, o, pattern) -> {byte level: (bytes, cycles)}, first probe's
     schedule = probe_schedule(layers)
     for k, widths in enumerate(schedule):
         choices = _as_choices(widths)
-        for level, data in enumerate(levels):
-            probe = narrowing.narrowed(data, {index_of[name]: w for name, w in widths.items()})
-            measured = _per_weight_operator(target, probe, index_of)
-            for layer in layers:
-                cells[layer.name].setdefault(cell_of(layer, choices), {}).setdefault(level, measured[layer.name])
+        for pattern in patterns:
+            for level, data in enumerate(levels[pattern]):
+                probe = narrowing.narrowed(data, {index_of[name]: w for name, w in widths.items()})
+                measured = _per_weight_operator(target, probe, index_of)
+                for layer in layers:
+                    if pattern in layer.patterns:
+                        cells[layer.name].setdefault(cell_of(layer, choices) + (pattern,), {}).setdefault(
+                            level, measured[layer.name])
         if (k + 1) % 25 == 0 or k + 1 == len(schedule):
             log(f"cycle tables for {target.name}: {k + 1} of {len(schedule)} width assignments compiled "
-                f"at {len(levels)} weight byte levels")
+                f"at {len(BYTE_LEVELS)} weight byte levels, {len(patterns)} weight pattern(s)")
     return CycleTables(target.name, {name: LayerCycles({cell: tuple(sorted(points.values()))
                                                         for cell, points in c.items()})
                                      for name, c in cells.items()})
@@ -250,7 +268,10 @@ def load_or_measure(path, supernet, target, template_fn, log=print) -> CycleTabl
     `supernet`'s layers, else measured (`template_fn()` gives the template) and written there."""
     from udc.fileio import write_json_atomic
 
-    wanted = layer_cells(search_layers.searchable_layers(supernet))
+    layers = search_layers.searchable_layers(supernet)
+    cells = layer_cells(layers)
+    wanted = {layer.name: [cell + (pattern,) for cell in cells[layer.name] for pattern in layer.patterns]
+              for layer in layers}
     cached = json.loads(path.read_text()) if path.is_file() else {}
     if cached.get("version") == FORMAT_VERSION:  # an older format is measured again, as a missing cell is
         tables = CycleTables.from_json(cached)

@@ -11,6 +11,7 @@ import numpy as np
 
 from udc import tflite_file
 from udc.errors import UdcError
+from udc.space.patterns import apply_pattern_np
 
 _WEIGHT_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
 # Operators whose output has the channels of their first input.
@@ -105,11 +106,18 @@ def filled(data: bytes, code: int = 1) -> bytes:
     return _with_weights(data, lambda values: np.full(values.shape, code))
 
 
-def _with_weights(data: bytes, codes_of) -> bytes:
-    """A copy of the .tflite with every weight operator's codes replaced by `codes_of(its codes)`."""
+def patterned(data: bytes, pattern: str) -> bytes:
+    """A copy of the .tflite whose convolution and Dense weights are cut to the N:M `pattern` along their
+    input channels (the last axis in TFLite's layout); depthwise weights, which take no pattern, stay."""
+    return _with_weights(data, lambda values: apply_pattern_np(values, pattern, axis=-1),
+                         ops=("CONV_2D", "FULLY_CONNECTED"))
+
+
+def _with_weights(data: bytes, codes_of, ops=_WEIGHT_OPS) -> bytes:
+    """A copy of the .tflite with the codes of every weight operator of `ops` replaced by `codes_of(its codes)`."""
     model = tflite_file.parse(data)
     for weights in tflite_file.weight_tensors(model):
-        if weights.op in _WEIGHT_OPS:
+        if weights.op in ops:
             codes = codes_of(weights.values).astype(np.int8)
             model.buffers[weights.tensor.buffer].data = np.frombuffer(codes.tobytes(), np.uint8)
     return tflite_file.serialise(model)

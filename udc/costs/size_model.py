@@ -1,8 +1,8 @@
 """Size model of an Ethos-U target: expected encoded weight bytes of a supernet.
 
 **Exact, for hard choices** (`layer_codes`, `layer_codec_bytes`, `network_codec_bytes`):
-the layer's kernel is cut to (input width, output width), magnitude-pruned to the
-sparsity rate, rounded to the b-bit grid and written as the int8 codes the exporter
+the layer's kernel is cut to (input width, output width), cut to its N:M weight pattern
+(`udc.space.patterns`), magnitude-pruned to the sparsity rate, rounded to the b-bit grid and written as the int8 codes the exporter
 stores (`k * 127 // qmax`, same in every channel; a test checks they equal the
 .tflite's bytes), then measured in one of two ways:
 
@@ -39,11 +39,12 @@ encoder this API wraps, gave the same total on the net checked):
 **Differentiable, over choice probabilities** (`layer_expected_bytes`,
 `network_expected_bytes`): for a layer with kernel area K, the expected encoded bytes are
 
-    E[bytes] = (sum_{b,s} p_b p_s A[b, s]) * K * E[c_in] * E[c_out] + sum_{b,s} p_b p_s C[b, s]
+    E[bytes] = (sum_{n,b,s} p_n p_b p_s A[n, b, s]) * K * E[c_in] * E[c_out] + sum_{n,b,s} p_n p_b p_s C[n, b, s]
 
-with `A[b, s]` the bytes per weight and `C[b, s]` the fixed bytes per stream (header,
-palette, padding) that the real codec gives for this layer's own weights at bits b and
-sparsity s: `codec_tables` encodes the full kernel and a quarter-size sub-kernel and
+with `A[n, b, s]` the bytes per weight and `C[n, b, s]` the fixed bytes per stream (header,
+palette, padding) that the real codec gives for this layer's own weights at pattern n, bits b
+and sparsity s (on an Ethos-U85 a 2:4 layer is stored in Vela's sparse format, whose bytes
+Vela's own count of the layer gives): `codec_tables` encodes the full kernel and a quarter-size sub-kernel and
 fits a line through the two (`CodecTables`, held by the search, not by the layers; a
 convolution has one pair of tables per weight
 traversal of the target (`Target.weight_traversals`), chosen per input-width option by
@@ -67,6 +68,7 @@ from udc.compat import keras, tf
 from udc.errors import ConfigError
 from udc.space import layers as search_layers
 from udc.space.dimensions import pruned_count
+from udc.space.patterns import DENSE, apply_pattern_np, kept_share, pattern_of
 from udc.space.quantizers import grid_codes
 from udc.targets.codec import encoded_bytes
 
@@ -92,7 +94,7 @@ def magnitude_prune(w: np.ndarray, sparsity: float) -> np.ndarray:
     return w
 
 
-def layer_codes(layer, bits: int, sparsity: float, width=None, input_width=None) -> np.ndarray:
+def layer_codes(layer, bits: int, sparsity: float, width=None, input_width=None, pattern=DENSE) -> np.ndarray:
     """Int8 codes the exported layer stores for these hard choices, in TFLite's layout.
 
     Conv: OHWI; depthwise: 1HWC; Dense: (out, in). Widths default to the full shape.
@@ -104,7 +106,13 @@ def layer_codes(layer, bits: int, sparsity: float, width=None, input_width=None)
     else:
         cin, width = input_width or kernel.shape[-2], width or kernel.shape[-1]
         sub = kernel[:cin, :width] if kind == "dense" else kernel[:, :, :cin, :width]
-    return kernel_codes(magnitude_prune(sub, sparsity), bits, kind)
+    return kernel_codes(prune(sub, pattern, sparsity, layer.in_axis), bits, kind)
+
+
+def prune(kernel: np.ndarray, pattern: str, sparsity: float, in_axis: int = -2) -> np.ndarray:
+    """The kernel cut to its N:M `pattern` along the input channels (`in_axis`), then magnitude-pruned to
+    `sparsity` (the rule of the searchable layers' exact pass and of strip)."""
+    return magnitude_prune(apply_pattern_np(kernel, pattern, in_axis), sparsity)
 
 
 def kernel_codes(kernel: np.ndarray, bits: int, kind: str, step_factor=1.0) -> np.ndarray:
@@ -144,9 +152,9 @@ def codes_bytes(codes: np.ndarray, kind: str = "conv", target=None, order=None, 
 
 
 def layer_codec_bytes(layer, bits, sparsity, width=None, input_width=None, target=None, order=None,
-                      traversal=None) -> int:
+                      traversal=None, pattern=DENSE) -> int:
     """Exact encoded bytes of one layer for hard choices (see `layer_codes`)."""
-    codes = layer_codes(layer, bits, sparsity, width, input_width)
+    codes = layer_codes(layer, bits, sparsity, width, input_width, pattern)
     return codes_bytes(codes, layer_kind(layer), target, order, traversal)
 
 
@@ -161,7 +169,7 @@ def input_width_of(layer, choices):
 
 
 def network_codec_bytes(layers, choices=None, target=None, order=None) -> dict:
-    """Exact bytes per layer (and 'total') for hard choices {layer name: {width, sparsity, bits}}.
+    """Exact bytes per layer (and 'total') for hard choices {layer name: {width, pattern, sparsity, bits}}.
 
     choices=None uses every layer's current decoded choice (`hard_choice()`).
     """
@@ -171,7 +179,7 @@ def network_codec_bytes(layers, choices=None, target=None, order=None) -> dict:
         c = choices[layer.name]
         width = None if layer_kind(layer) == "depthwise" else c["width"]
         sizes[layer.name] = layer_codec_bytes(layer, c["bits"], c["sparsity"], width,
-                                              input_width_of(layer, choices), target, order)
+                                              input_width_of(layer, choices), target, order, pattern=pattern_of(c))
     sizes["total"] = sum(sizes.values())
     return sizes
 
@@ -230,7 +238,7 @@ def _weights_in(layer, width=None, input_width=None):
 
 
 def codec_tables(layer, target=None, order=None):
-    """(bytes_per_weight, bytes_per_stream) tables [traversal, bits, sparsity] of the current weights.
+    """(bytes_per_weight, bytes_per_stream) tables [traversal, pattern, bits, sparsity] of the current weights.
 
     The codec is measured on the full kernel and on a quarter-size sub-kernel (the
     channels a narrower choice keeps); a line through the two points gives the cost per
@@ -241,22 +249,23 @@ def codec_tables(layer, target=None, order=None):
     """
     width, input_width = _calibration_shape(layer)
     n_full, n_sub = _weights_in(layer), _weights_in(layer, width, input_width)
-    shape = (TRAVERSALS, len(layer.bits), len(layer.sparsities))
+    shape = (TRAVERSALS, len(layer.patterns), len(layer.bits), len(layer.sparsities))
     slope, intercept = np.zeros(shape, np.float32), np.zeros(shape, np.float32)
     traversals = target.weight_traversals(layer_kind(layer)) if target is not None and order != "flat" else (None,)
     for t in traversals:
-        for i, bits in enumerate(layer.bits):
-            for j, sparsity in enumerate(layer.sparsities):
-                full = layer_codec_bytes(layer, bits, sparsity, None, None, target, order, t)
-                if n_sub == n_full:
-                    a = full / n_full
-                else:
-                    sub = layer_codec_bytes(layer, bits, sparsity, width, input_width, target, order, t)
-                    a = (full - sub) / (n_full - n_sub)
-                    if a < 0 or a * n_full > full:  # no positive fixed cost: proportional, exact at full size
+        for n, pattern in enumerate(layer.patterns):
+            for i, bits in enumerate(layer.bits):
+                for j, sparsity in enumerate(layer.sparsities):
+                    full = layer_codec_bytes(layer, bits, sparsity, None, None, target, order, t, pattern)
+                    if n_sub == n_full:
                         a = full / n_full
-                rows = [t] if t is not None else list(range(TRAVERSALS))
-                slope[rows, i, j], intercept[rows, i, j] = a, full - a * n_full
+                    else:
+                        sub = layer_codec_bytes(layer, bits, sparsity, width, input_width, target, order, t, pattern)
+                        a = (full - sub) / (n_full - n_sub)
+                        if a < 0 or a * n_full > full:  # no positive fixed cost: proportional, exact at full size
+                            a = full / n_full
+                    rows = [t] if t is not None else list(range(TRAVERSALS))
+                    slope[rows, n, i, j], intercept[rows, n, i, j] = a, full - a * n_full
     return slope, intercept
 
 
@@ -272,19 +281,21 @@ def bytes_per_weight_table(layer, target=None, order=None) -> np.ndarray:
 
 class CodecTables:
     """The size model's tables for one target, per searchable layer: bytes per weight and bytes per
-    stream [traversal, bits, sparsity] of the layer's current weights (`codec_tables`).
+    stream [traversal, pattern, bits, sparsity] of the layer's current weights (`codec_tables`).
 
     Held by whoever estimates (the search's `Sizes`), not by the layers: a searchable layer holds
     no target-specific state, so one supernet can be measured for several targets. The tables are
     non-trainable variables, so a traced search step reads each recalibration without retracing.
-    Until `calibrate` they hold a codec-free prior (b / 8 bytes per kept weight, 16 bytes per stream).
+    Until `calibrate` they hold a codec-free prior (b / 8 bytes per kept weight, 16 bytes per stream; an
+    N:M pattern keeps at most N/M of the weights).
     """
 
     def __init__(self, layers, target=None, order=None):
         self.layers, self.target, self.order = list(layers), target, order
         self.per_weight, self.per_stream = {}, {}
         for layer in self.layers:
-            prior = np.array([[b / 8.0 * (1.0 - s) + 0.02 for s in layer.sparsities] for b in layer.bits], np.float32)
+            prior = np.array([[[b / 8.0 * min(1.0 - s, kept_share(p)) + 0.02 for s in layer.sparsities]
+                                for b in layer.bits] for p in layer.patterns], np.float32)
             prior = np.stack([prior] * TRAVERSALS)
             self.per_weight[layer.name] = tf.Variable(prior, trainable=False, name=f"{layer.name}_bytes_per_weight")
             self.per_stream[layer.name] = tf.Variable(np.full_like(prior, 16.0), trainable=False,
@@ -327,39 +338,41 @@ def expected_input_width(layer):
 def layer_expected_bytes(layer, tables: CodecTables):
     """Differentiable expected encoded bytes of one layer under its current choice probabilities.
 
-    E over the input width i, bits b, sparsity s, output width o (all independent):
-    sum p_i p_b p_s p_o (A[t(i), b, s] * K * w_i * w_o + C[t(i), b, s]), t(i) Vela's
+    E over the input width i, pattern n, bits b, sparsity s, output width o (all independent):
+    sum p_i p_n p_b p_s p_o (A[t(i), n, b, s] * K * w_i * w_o + C[t(i), n, b, s]), t(i) Vela's
     traversal for input depth w_i (convolutions only; K * w_i weights for depthwise).
     """
     p_in, widths_in = input_width_distribution(layer)
     a_in, c_in, area = _expected_rates(layer, widths_in, tables)
+    p_pattern = layer.choice_probabilities()["pattern"][:, None]
+    a_in, c_in = tf.reduce_sum(p_pattern * a_in, axis=0), tf.reduce_sum(p_pattern * c_in, axis=0)
     weights_in = tf.reduce_sum(p_in * a_in * tf.constant(widths_in, tf.float32))  # E[A * w_in]
     out = 1.0 if layer_kind(layer) == "depthwise" else expected_width(layer)
     return float(area) * weights_in * out + tf.reduce_sum(p_in * c_in)
 
 
 def expected_bytes_grid(layer, widths_in, widths_out, tables: CodecTables):
-    """Differentiable expected encoded bytes of one layer at every (input width, output width) of the
-    given lists ([len(widths_in), len(widths_out)]; a depthwise layer's output factor is 1), over its
-    bits and sparsity distributions: what the cycle model needs per cell."""
+    """Differentiable expected encoded bytes of one layer per weight pattern and at every (input width,
+    output width) of the given lists ([patterns, len(widths_in), len(widths_out)]; a depthwise layer's
+    output factor is 1), over its bits and sparsity distributions: what the cycle model needs per cell."""
     a_in, c_in, area = _expected_rates(layer, widths_in, tables)
     weights = float(area) * tf.constant(widths_in, tf.float32)[:, None] * tf.constant(widths_out, tf.float32)[None, :]
-    return a_in[:, None] * weights + c_in[:, None]
+    return a_in[:, :, None] * weights[None] + c_in[:, :, None]
 
 
 def _expected_rates(layer, widths_in, tables):
-    """(bytes per weight, bytes per stream) expected over bits and sparsity for each input width (its
-    table row: the target's traversal for that depth), and the kernel area."""
+    """(bytes per weight, bytes per stream) [pattern, input width] expected over bits and sparsity, for each
+    pattern and input width (its table row: the target's traversal for that depth), and the kernel area."""
     probs = layer.choice_probabilities()
     joint = probs["bits"][:, None] * probs["sparsity"][None, :]
-    per_weight = tf.reduce_sum(joint[None] * tables.per_weight[layer.name], axis=[1, 2])  # per traversal
-    per_stream = tf.reduce_sum(joint[None] * tables.per_stream[layer.name], axis=[1, 2])
+    per_weight = tf.reduce_sum(joint * tables.per_weight[layer.name], axis=[2, 3])  # [traversal, pattern]
+    per_stream = tf.reduce_sum(joint * tables.per_stream[layer.name], axis=[2, 3])
     shape = layer.kernel.shape
     kind = layer_kind(layer)
     area = 1 if kind == "dense" else int(shape[0] * shape[1])
     target = tables.target
     traversal = [0 if target is None else target.weight_traversal(kind, w, area) for w in widths_in]
-    return tf.gather(per_weight, traversal), tf.gather(per_stream, traversal), area
+    return tf.transpose(tf.gather(per_weight, traversal)), tf.transpose(tf.gather(per_stream, traversal)), area
 
 
 def network_expected_bytes(layers, tables: CodecTables, extra_bytes=0.0):

@@ -11,6 +11,7 @@ from udc.deploy.export import export_model
 from udc.deploy.model_io import save_model
 from udc.errors import UdcError
 from udc.fileio import write_text_atomic
+from udc.space.patterns import DENSE
 
 FINETUNE_DIR = "finetune"  # the fine-tune's checkpoints in a search's WORKDIR
 MAX_EXPORTS = 4  # the first export and up to three budget repairs (udc.deploy.budget_repair)
@@ -168,6 +169,8 @@ def search_markdown(search) -> str:
              "| layer | width | input | sparsity | bits | selection estimate B | selection codec B | exported B |",
              "|---|---|---|---|---|---|---|---|"]
     for layer, exported in zip(search["arch_spec"]["layers"], search["export_layer_bytes"]):
-        lines.append(f"| {layer['name']} | {layer['width']} | {layer['input_width']} | {layer['sparsity']:.0%} | "
+        pattern = layer.get("pattern", DENSE)  # a report from before weight patterns has none
+        lines.append(f"| {layer['name']} | {layer['width']} | {layer['input_width']} | "
+                     f"{'' if pattern == DENSE else pattern + '+'}{layer['sparsity']:.0%} | "
                      f"{layer['bits']} | {layer['estimated_bytes']:.0f} | {layer['codec_bytes']} | {exported} |")
     return "\n".join(lines) + "\n"

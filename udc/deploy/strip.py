@@ -1,7 +1,7 @@
 """Strip: a supernet with chosen options -> a plain tf_keras model (its arch spec: `udc.arch`).
 
-For each searchable layer the kernel is cut to the chosen (input width, output width),
-magnitude-pruned *over that sub-kernel* to the chosen rate (the rule of the hard
+For each searchable layer the kernel is cut to the chosen (input width, output width), cut to
+its N:M weight pattern (`udc.space.patterns`), magnitude-pruned *over that sub-kernel* to the chosen rate (the rule of the hard
 supernet and of `size_model.layer_codes`), rounded to its b-bit grid, and the layer's
 BatchNorm is folded in (a per-output-channel factor: zeros stay zeros and each channel's
 grid levels stay the same). The plain layer holds its activation inside (what tfmot
@@ -17,6 +17,7 @@ from udc.deploy.fold import batch_norm_params, fold_into
 from udc.errors import UdcError
 from udc.space import layers as search_layers
 from udc.space.children import choices_of
+from udc.space.patterns import DENSE, pattern_of
 from udc.space.quantizers import grid_quantize
 
 
@@ -31,7 +32,7 @@ def _sub_kernel(layer, c, input_width):
     else:
         sub = kernel[:, :, :input_width, :c["width"]]
         axis = -1
-    pruned = sm.magnitude_prune(sub, c["sparsity"])
+    pruned = sm.prune(sub, pattern_of(c), c["sparsity"], layer.in_axis)
     return pruned, grid_quantize(pruned, c["bits"], axis).numpy()
 
 
@@ -58,6 +59,7 @@ def _plain_layer(layer, c, width):
 
 def strip(supernet, choices=None, name=None):
     """(plain model, sparsity masks {layer name: 0/1 kernel mask}) for `choices` (default: the decoded choices).
+    The masks hold the zeros of the pattern and of the sparsity rate: the fine-tune keeps both.
 
     The supernet must be a chain of layers (every searchable backbone here is).
     """
@@ -90,7 +92,7 @@ def strip(supernet, choices=None, name=None):
 
 def largest_child_template(supernet, calibration_images) -> bytes:
     """The int8 .tflite of `supernet`'s largest child (widest, dense, 8 bits): what `measure` narrows."""
-    largest = {layer.name: {"width": layer.widths[-1], "sparsity": 0.0, "bits": 8}
+    largest = {layer.name: {"width": layer.widths[-1], "pattern": DENSE, "sparsity": 0.0, "bits": 8}
                for layer in search_layers.searchable_layers(supernet)}
     plain, _ = strip(supernet, largest)
     return convert_to_int8(plain, calibration_images)

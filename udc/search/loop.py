@@ -109,6 +109,7 @@ from udc.search.warm_start import load_float_weights
 from udc.space import children, layers as search_layers
 from udc.space.children import set_choices
 from udc.space.dimensions import DIMENSIONS
+from udc.space.patterns import DENSE
 from udc.space.supernet import build_supernet
 from udc.targets import target_of
 from udc.training import checkpoints
@@ -349,16 +350,20 @@ class SupernetSearch:
             if fastest > self.budget_cycles:
                 raise ConfigError(
                     f"budget_cycles {self.budget_cycles:,} is below the fastest network this search space allows "
-                    f"on {self.hardware.name}: {fastest:,} cycles (narrowest widths, "
-                    f"{self.options.sparsities[-1]:.0%} sparsity, {self.options.bits[0]} bits); "
+                    f"on {self.hardware.name}: {fastest:,} cycles ({self._smallest_options()}); "
                     f"raise --config.budget_cycles to at least {fastest}")
         if self.budget and smallest > self.budget:
             raise ConfigError(
                 f"budget {float(self.config.search.budget_kb):g} KiB ({self.budget} B) is below the smallest network this search "
-                f"space allows: {smallest} B ({smallest / KIB:.2f} KiB encoded, narrowest widths, "
-                f"{self.options.sparsities[-1]:.0%} sparsity, {self.options.bits[0]} bits); "
+                f"space allows: {smallest} B ({smallest / KIB:.2f} KiB encoded, {self._smallest_options()}); "
                 f"raise --config.budget_kb to at least {math.ceil(smallest / KIB * 100) / 100:g}")
         return smallest
+
+    def _smallest_options(self) -> str:
+        """What the smallest network of the space takes, in words."""
+        patterns = [p for p in self.options.patterns if p != DENSE]
+        return (f"narrowest widths, {patterns[-1] + ' pattern, ' if patterns else ''}"
+                f"{self.options.sparsities[-1]:.0%} sparsity, {self.options.bits[0]} bits")
 
     # --- epochs ------------------------------------------------------------
     def run(self, stop_after_epochs=None, float_model=None) -> bool:
@@ -580,6 +585,9 @@ class SupernetSearch:
         for layer in self.layers:
             choices[layer.name] = {}
             for dim in DIMENSIONS:
+                if not dim.stored(layer):  # its one option, drawing nothing: the candidates stay those of before
+                    choices[layer.name][dim.name] = dim.options(layer)[0]
+                    continue
                 p = tf.nn.softmax(dim.logits(layer)).numpy().astype(np.float64)
                 choices[layer.name][dim.name] = dim.options(layer)[int(rng.choice(len(p), p=p / p.sum()))]
         return choices

@@ -8,6 +8,7 @@ from udc.costs import size_model as sm
 from udc.errors import UdcError
 from udc.space import layers as search_layers
 from udc.space.dimensions import DIMENSIONS, KERNEL_DIMENSIONS
+from udc.space.patterns import DENSE, pattern_of
 
 class Sizes:
     """Exact (codec) and expected (size model) bytes of a supernet's choices, pooling weights included."""
@@ -54,10 +55,10 @@ class Sizes:
         depthwise = sm.layer_kind(layer) == "depthwise"
         width = None if depthwise else c["width"]
         input_width = sm.input_width_of(layer, choices)
-        key = (layer.name, width, input_width, c["bits"], c["sparsity"])
+        key = (layer.name, width, input_width, pattern_of(c), c["bits"], c["sparsity"])
         if key not in self._cache:
             self._cache[key] = sm.layer_codec_bytes(layer, c["bits"], c["sparsity"], width, input_width,
-                                                    self.target)
+                                                    self.target, pattern=pattern_of(c))
         return self._cache[key]
 
     def exact(self, choices) -> int:
@@ -181,4 +182,7 @@ def format_costs(limits, choices) -> str:
 
 
 def format_choices(choices: dict) -> str:
-    return " ".join(f"{name} {c['width']}/{c['sparsity']:.0%}/{c['bits']}b" for name, c in choices.items())
+    """Each layer's width/sparsity/bits, its N:M pattern with the sparsity where it has one
+    (e.g. `conv1 48/2:4+50%/6b`)."""
+    return " ".join(f"{name} {c['width']}/{'' if pattern_of(c) == DENSE else pattern_of(c) + '+'}"
+                    f"{c['sparsity']:.0%}/{c['bits']}b" for name, c in choices.items())

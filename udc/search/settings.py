@@ -9,6 +9,7 @@ from udc.deploy.fold import WEIGHT_LAYERS
 from udc.errors import ConfigError
 from udc.models import build_backbone
 from udc.space import SearchOptions
+from udc.space.options import DEFAULT_PATTERNS, pattern_options
 from udc.targets import target_of
 from udc.training.epoch_loop import LR_SCHEDULES
 
@@ -59,14 +60,21 @@ def search_options(config) -> SearchOptions:
     s = config.search
     return SearchOptions.for_target(
         target_of(config), sparsities=tuple(s.sparsities), bits=tuple(s.bits),
-        widths=None if s.widths is None else tuple(s.widths))
+        widths=None if s.widths is None else tuple(s.widths), patterns=tuple(s.get("patterns", DEFAULT_PATTERNS)))
 
 
 def check_supported(config, target, splits) -> None:
     """ConfigError, before any training, for a sparsity or bit-width of the search's option lists that
-    `target` cannot run on a layer kind of the config's backbone (`Target.unsupported`)."""
+    `target` cannot run on a layer kind of the config's backbone (`Target.unsupported`), and for a weight
+    pattern it runs on none of them (the kinds it cannot take a pattern on stay dense)."""
     backbone = build_backbone(config.backbone, splits.input_shape, splits.num_classes)
     kinds = sorted({plain_layer_kind(layer) for layer in backbone.layers if isinstance(layer, WEIGHT_LAYERS)})
+    for pattern in pattern_options(tuple(config.search.get("patterns", DEFAULT_PATTERNS)))[1:]:
+        reasons = [target.unsupported(kind, "pattern", pattern) for kind in kinds]
+        if all(reasons):
+            raise ConfigError(f"{target.name} cannot run the weight pattern {pattern} on any layer of "
+                              f"{config.backbone}: {reasons[0]}; drop {pattern} from --config.search.patterns "
+                              "or choose another --config.accelerator (e.g. ethos-u85-256)")
     for dimension, flag, options in (("sparsity", "sparsities", config.search.sparsities),
                                      ("bits", "bits", config.search.bits)):
         for kind in kinds:
@@ -125,7 +133,7 @@ def config_fingerprint(config, ignore=()) -> dict:
 # Keys added after checkpoints were written, with the value that does what their absence did:
 # a state saved without one resumes under that value.
 _ADDED_KEYS = {"budget_cycles": 0, "search.budget_cycles": 0, "budget_ms": 0, "search.budget_ms": 0,
-               "search.cycle_margin": 0.03, "search.relaxation": "gumbel_softmax"}
+               "search.cycle_margin": 0.03, "search.relaxation": "gumbel_softmax", "search.patterns": ["dense"]}
 
 
 def config_differences(saved: dict, current: dict) -> list:

@@ -25,17 +25,18 @@ def _use(layers, index_of) -> None:
     """Child mode, each dimension of each layer at option `index_of(dimension, layer)` (an int or int tensor)."""
     for layer in layers:
         for dim in DIMENSIONS:
-            dim.index(layer).assign(tf.cast(index_of(dim, layer), tf.int32))
+            if dim.stored(layer):  # a choice the layer does not store has its one option
+                dim.index(layer).assign(tf.cast(index_of(dim, layer), tf.int32))
         layer.child.assign(1.0)
 
 
 def use_largest(layers) -> None:
-    """Every layer at its widest, densest, highest-precision option."""
+    """Every layer at its widest, densest (no pattern, no pruning), highest-precision option."""
     _use(layers, lambda dim, layer: dim.largest_index(layer))
 
 
 def use_smallest(layers) -> None:
-    """Every layer at its narrowest, sparsest, lowest-precision option."""
+    """Every layer at its narrowest, sparsest (its N:M pattern, the highest rate), lowest-precision option."""
     _use(layers, lambda dim, layer: dim.smallest_index(layer))
 
 
@@ -48,7 +49,7 @@ def use_sampled(layers) -> None:
 
 
 def use_choices(layers, choices: dict) -> None:
-    """The child of `choices` ({layer name: {width, sparsity, bits}}, as in an arch spec)."""
+    """The child of `choices` ({layer name: {width, pattern, sparsity, bits}}, as in an arch spec)."""
     _use(layers, lambda dim, layer: dim.options(layer).index(choices[layer.name][dim.name]))
 
 
@@ -59,7 +60,7 @@ def release(layers) -> None:
 
 
 def choices_of(supernet) -> dict:
-    """The decoded choices {layer name: {width, sparsity, bits}} of every searchable layer."""
+    """The decoded choices {layer name: {width, pattern, sparsity, bits}} of every searchable layer."""
     return {layer.name: layer.hard_choice() for layer in searchable_layers(supernet)}
 
 

@@ -2,14 +2,17 @@
 
 A `Dimension` says, for every searchable layer (`udc.space.layers`):
 
-* its **name**: the key of a choice dict `{width, sparsity, bits}`, of the arch spec and of
-  `choice_probabilities()`;
+* its **name**: the key of a choice dict `{width, pattern, sparsity, bits}`, of the arch spec
+  and of `choice_probabilities()`;
 * where the layer keeps its **options**, its choice **logits** and its child **index**
   (attribute names, which are also the variables' names in checkpoints);
 * the **order** from smaller to larger network: `smaller` is the step of the option index
-  that makes the network smaller (+1 for sparsity rates, which grow; -1 for widths and
-  bit-widths); the smallest and largest children, repair and fill follow it;
-* for a **kernel dimension** (sparsity, bits), how a hard choice transforms the kernel
+  that makes the network smaller (+1 for patterns and sparsity rates, which prune more;
+  -1 for widths and bit-widths); the smallest and largest children, repair and fill follow it;
+* whether a layer with a single option still **stores** the choice's variables: the N:M
+  pattern, added after supernets and checkpoints were first written, does not, so a layer
+  that can only be dense holds the same variables as before and old checkpoints restore;
+* for a **kernel dimension** (pattern, sparsity, bits), how a hard choice transforms the kernel
   (`exact`: what strip and the export do) and how the search relaxes it (`relaxed`: the
   options' transforms weighted by the relaxed one-hot `g`).
 
@@ -28,6 +31,7 @@ import functools
 import numpy as np
 
 from udc.compat import tf
+from udc.space.patterns import pattern_mask
 from udc.space.quantizers import grid_quantize
 
 
@@ -36,11 +40,13 @@ class Dimension:
     name: str
     options_attribute: str  # the layer's tuple of options, in the order of the logits
     smaller: int  # +1: a higher option index is a smaller network; -1: a lower one
+    stored_when_fixed: bool = True  # False: a layer with one option holds no logits or index variable
 
     def options(self, layer) -> tuple:
         return tuple(getattr(layer, self.options_attribute))
 
     def logits(self, layer):
+        """The choice logits (a constant zero for a choice a layer does not store, see `stored`)."""
         return getattr(layer, f"{self.name}_logits")
 
     def index(self, layer):
@@ -51,6 +57,10 @@ class Dimension:
         """Whether the layer has a choice to make here (a depthwise layer's width is its input's)."""
         return len(self.options(layer)) > 1
 
+    def stored(self, layer) -> bool:
+        """Whether the layer holds this choice's logits and index as variables."""
+        return self.stored_when_fixed or self.searchable(layer)
+
     def smallest_index(self, layer) -> int:
         return len(self.options(layer)) - 1 if self.smaller > 0 else 0
 
@@ -60,6 +70,8 @@ class Dimension:
     def value(self, layer, index):
         """Option `index` as a plain number (what a choice dict and the arch spec hold)."""
         option = self.options(layer)[int(index)]
+        if isinstance(option, str):
+            return option
         return float(option) if isinstance(option, (float, np.floating)) else int(option)
 
 
@@ -96,6 +108,24 @@ def magnitude_masks(w, rates):
     return masks
 
 
+class Pattern(KernelDimension):
+    """N:M weight patterns (`udc.space.patterns`): "dense" or e.g. "2:4" along the input channels. Applied
+    first, so that sparsity rates prune further among the weights the pattern keeps and the grid rounds
+    them; both only add zeros, so the pattern holds in the exported weights."""
+
+    def exact(self, layer, kernel, index, pruned_counts):
+        if not self.searchable(layer):  # dense only: the kernel as it is, no op added to the pass
+            return kernel
+        branches = [lambda p=p: kernel * pattern_mask(kernel, p, layer.in_axis) for p in self.options(layer)]
+        return tf.switch_case(tf.cast(index, tf.int32), branches)
+
+    def relaxed(self, layer, kernel, weights):
+        if not self.searchable(layer):
+            return kernel
+        return tf.add_n([weights[j] * (kernel * pattern_mask(kernel, p, layer.in_axis))
+                         for j, p in enumerate(self.options(layer))])
+
+
 class Sparsity(KernelDimension):
     """Unstructured magnitude sparsity: rate r zeroes the ceil(r * n) smallest |w|. Relaxed over the
     whole kernel, exact over the chosen sub-kernel (the rule of the export and of the size model).
@@ -130,9 +160,10 @@ class Bits(KernelDimension):
 
 
 WIDTH = Dimension("width", "widths", smaller=-1)
+PATTERN = Pattern("pattern", "patterns", smaller=+1, stored_when_fixed=False)
 SPARSITY = Sparsity("sparsity", "sparsities", smaller=+1)
 BITS = Bits("bits", "bits", smaller=-1)
 # Every dimension, in the order of a choice dict and the arch spec.
-DIMENSIONS = (WIDTH, SPARSITY, BITS)
-# The kernel dimensions in the order they transform a kernel: prune, then round the survivors.
-KERNEL_DIMENSIONS = (SPARSITY, BITS)
+DIMENSIONS = (WIDTH, PATTERN, SPARSITY, BITS)
+# The kernel dimensions in the order they transform a kernel: the pattern, prune further, round the survivors.
+KERNEL_DIMENSIONS = (PATTERN, SPARSITY, BITS)

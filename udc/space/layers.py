@@ -1,9 +1,10 @@
-"""Searchable layers: one layer holds the largest shape and learns its width, sparsity and bits.
+"""Searchable layers: one layer holds the largest shape and learns its width, weight pattern, sparsity and bits.
 
 `SearchableConv2D`, `SearchableDepthwiseConv2D` and `SearchableDense` (tf_keras) hold
 the kernel of the largest option and one learnable logit vector per choice:
 
 * width (output channels; not on depthwise, whose width is its input's),
+* N:M weight pattern (dense or e.g. 2:4 along the input channels, `udc.space.patterns`),
 * unstructured magnitude sparsity rate,
 * weight bit-width of the symmetric grid (`udc.space.quantizers`).
 
@@ -22,6 +23,9 @@ choices are made differentiable (the pick, and why):
 * **Width**: FBNetV2 channel masks. Option i owns the mask `[c < width_i]`; the layer's
   output (after its own BatchNorm and activation, so that masked channels are exactly 0
   and the next layer sees only the chosen width) is multiplied by `sum_i g_i * mask_i`.
+* **Pattern**: N:M masks, mixed like sparsity masks: `sum_j g_j * (w * mask_j)` with mask_j
+  keeping the N largest |w| of each group of M input-channel weights; applied before
+  sparsity, which then prunes among the kept weights.
 * **Sparsity**: magnitude masks. Rate r zeroes the `ceil(r * n)` smallest |w| of the
   whole kernel; the kernel becomes `sum_j g_j * (w * mask_j)`. Gradients reach the
   surviving weights (the threshold is not differentiated). In hard mode the rule is the
@@ -49,7 +53,7 @@ choices are made differentiable (the pick, and why):
   mixture only where the distribution has concentrated: with other seeds it sat 2 to 19
   points below it after one search epoch (benchmarks/fashion_mnist/seeds.md).
 * **child mode** (`udc.space.children`): like hard mode, but the option indices
-  come from the non-trainable `width_index`, `sparsity_index` and `bits_index`, so one
+  come from the non-trainable `width_index`, `pattern_index`, `sparsity_index` and `bits_index`, so one
   training step can run the largest, the smallest and sampled sub-networks in turn (the
   sandwich rule).
 * An exact pass (hard or child mode) runs each layer at its **own widths**: the chosen
@@ -85,6 +89,7 @@ import contextlib
 import numpy as np
 
 from udc.compat import keras, tf
+from udc.errors import ConfigError
 from udc.space import options as opts
 from udc.space.dimensions import DIMENSIONS, KERNEL_DIMENSIONS, WIDTH, pruned_count
 
@@ -207,11 +212,11 @@ class SearchableLayer(keras.layers.Layer):
     """Shared choice machinery; subclasses define the kernel and the operation."""
 
     channel_axis = -1  # grid scale axis of the kernel (None: per tensor)
-    _in_axis = -2  # input-channel axis of the kernel
+    in_axis = -2  # input-channel axis of the kernel
     has_width_choice = True
 
     def __init__(self, widths=None, sparsities=opts.DEFAULT_SPARSITIES, bits=opts.DEFAULT_BITS,
-                 alignment=opts.DEFAULT_ALIGNMENT, batch_norm=False, activation=None, use_bias=None,
+                 patterns=opts.DEFAULT_PATTERNS, alignment=opts.DEFAULT_ALIGNMENT, batch_norm=False, activation=None, use_bias=None,
                  bn_momentum=0.9, temperature=DEFAULT_START_TEMPERATURE, input_from=None,
                  kernel_initializer="glorot_uniform", **kwargs):
         super().__init__(**kwargs)
@@ -219,6 +224,7 @@ class SearchableLayer(keras.layers.Layer):
         self._widths_arg = None if widths is None else tuple(widths)
         self.sparsities = opts.sparsity_options(sparsities)
         self.bits = opts.bit_options(bits)
+        self.patterns = opts.pattern_options(patterns)
         self.batch_norm = batch_norm
         self.activation = keras.activations.get(activation)
         self.use_bias = (not batch_norm) if use_bias is None else use_bias
@@ -247,7 +253,7 @@ class SearchableLayer(keras.layers.Layer):
     @property
     def max_input_width(self) -> int:
         """The kernel's full input depth (the input width when no layer sets it)."""
-        return int(self.kernel.shape[self._in_axis])
+        return int(self.kernel.shape[self.in_axis])
 
     @property
     def max_width(self) -> int:
@@ -268,24 +274,26 @@ class SearchableLayer(keras.layers.Layer):
             out_shape = input_shape[:-1].concatenate([self.max_width])
             self.bn.build(out_shape)
         zeros = keras.initializers.Zeros()
-        for dim in DIMENSIONS:  # width_logits, sparsity_logits, bits_logits
+        for dim in DIMENSIONS:  # width_logits, pattern_logits, sparsity_logits, bits_logits
             setattr(self, f"{dim.name}_logits", self.add_weight(f"{dim.name}_logits", shape=(len(dim.options(self)),),
-                                                                initializer=zeros))
+                                                                initializer=zeros)
+                    if dim.stored(self) else tf.zeros([1]))
         self.temperature = self.add_weight(
             "temperature", shape=(), trainable=False,
             initializer=keras.initializers.Constant(self.initial_temperature))
         self.hard = self.add_weight("hard", shape=(), trainable=False, initializer=zeros)
         self.child = self.add_weight("child", shape=(), trainable=False, initializer=zeros)
-        for dim in DIMENSIONS:  # width_index, sparsity_index, bits_index
+        for dim in DIMENSIONS:  # width_index, pattern_index, sparsity_index, bits_index
             setattr(self, f"{dim.name}_index", self.add_weight(f"{dim.name}_index", shape=(), dtype=tf.int32,
-                                                               trainable=False, initializer=zeros))
+                                                               trainable=False, initializer=zeros)
+                    if dim.stored(self) else tf.constant(0, tf.int32))
         masks = np.array([[1.0 if c < w else 0.0 for c in range(self.max_width)] for w in self.widths], np.float32)
         self._width_masks = tf.constant(masks)
         super().build(input_shape)
 
     # --- choices ---------------------------------------------------------------
     def architecture_variables(self):
-        return [dim.logits(self) for dim in DIMENSIONS]
+        return [dim.logits(self) for dim in DIMENSIONS if dim.stored(self)]
 
     def _exact(self):
         """1.0 when the forward pass computes one sub-network exactly (hard or child mode)."""
@@ -318,10 +326,10 @@ class SearchableLayer(keras.layers.Layer):
     def _exact_slice(self):
         """(input width, output width, prune count per sparsity rate) of the exact sub-network."""
         source = width_source(self)
-        in_options = (int(self.kernel.shape[self._in_axis]),) if source is None else source.widths
+        in_options = (int(self.kernel.shape[self.in_axis]),) if source is None else source.widths
         out_options = self.widths if self.has_width_choice else (1,)
         if getattr(self, "_prune_counts", None) is None:  # numpy: usable in any graph
-            area = int(np.prod(self.kernel.shape)) // (int(self.kernel.shape[self._in_axis]) *
+            area = int(np.prod(self.kernel.shape)) // (int(self.kernel.shape[self.in_axis]) *
                                                         (self.max_width if self.has_width_choice else 1))
             self._prune_counts = np.array(
                 [[[pruned_count(r, area * i * o) for r in self.sparsities] for o in out_options]
@@ -335,7 +343,7 @@ class SearchableLayer(keras.layers.Layer):
         return in_width, out_width, counts
 
     def _soft_kernel(self, training):
-        """The full kernel under the relaxed kernel choices (sparsity, then bits)."""
+        """The full kernel under the relaxed kernel choices (pattern, sparsity, then bits)."""
         kernel = self.kernel
         for dim in KERNEL_DIMENSIONS:
             kernel = dim.relaxed(self, kernel, self._weights_for(dim, training))
@@ -352,7 +360,7 @@ class SearchableLayer(keras.layers.Layer):
         in_width, out_width, counts = self._exact_slice()
         rank = len(self.kernel.shape)
         size = [-1] * rank
-        size[self._in_axis % rank] = in_width
+        size[self.in_axis % rank] = in_width
         if self.has_width_choice:
             size[-1] = out_width
         kernel = tf.slice(self.kernel, [0] * rank, tf.stack(size))
@@ -412,7 +420,8 @@ class SearchableLayer(keras.layers.Layer):
         config = super().get_config()
         config.update({
             "widths": list(self.widths) if self.built else self._widths_arg,
-            "sparsities": list(self.sparsities), "bits": list(self.bits), "alignment": self.alignment,
+            "sparsities": list(self.sparsities), "bits": list(self.bits), "patterns": list(self.patterns),
+            "alignment": self.alignment,
             "batch_norm": self.batch_norm, "activation": keras.activations.serialize(self.activation),
             "use_bias": self.use_bias, "bn_momentum": self.bn_momentum,
             "temperature": self.initial_temperature,
@@ -421,7 +430,7 @@ class SearchableLayer(keras.layers.Layer):
 
 
 class SearchableConv2D(SearchableLayer):
-    """Conv2D (HWIO kernel) with width, sparsity and bit choices; per-channel grid."""
+    """Conv2D (HWIO kernel) with width, pattern, sparsity and bit choices; per-channel grid."""
 
     def __init__(self, filters, kernel_size, strides=1, padding="same", **kwargs):
         super().__init__(**kwargs)
@@ -448,18 +457,22 @@ class SearchableConv2D(SearchableLayer):
 
 
 class SearchableDepthwiseConv2D(SearchableLayer):
-    """DepthwiseConv2D (depth multiplier 1): sparsity and bit choices; width follows its input.
+    """DepthwiseConv2D (depth multiplier 1): sparsity and bit choices, dense only; width follows its input.
 
     Give `input_from=` the searchable layer that produces its input, so that its output
     keeps exactly that layer's channels and the size model sees its input width.
     """
 
     channel_axis = 2  # kernel HWC1: one grid scale per channel
-    _in_axis = 2
+    in_axis = 2
     has_width_choice = False
 
     def __init__(self, kernel_size, strides=1, padding="same", **kwargs):
         super().__init__(**kwargs)
+        if self.patterns != (opts.DENSE,):
+            raise ConfigError(f"depthwise layer {self.name} cannot take the weight patterns {list(self.patterns)}: "
+                              "each filter has one input channel, and N:M groups run along input channels; "
+                              "give it patterns=('dense',)")
         self.kernel_size = (kernel_size, kernel_size) if isinstance(kernel_size, int) else tuple(kernel_size)
         self.strides = (strides, strides) if isinstance(strides, int) else tuple(strides)
         self.padding = padding.upper()
@@ -492,7 +505,7 @@ class SearchableDepthwiseConv2D(SearchableLayer):
 
 
 class SearchableDense(SearchableLayer):
-    """Dense with width (units), sparsity and bit choices; one grid scale per tensor.
+    """Dense with width (units), pattern, sparsity and bit choices; one grid scale per tensor.
 
     A classifier keeps its units: `widths=[units]`.
     """

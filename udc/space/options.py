@@ -1,14 +1,18 @@
-"""The choice lists of the search: widths, sparsity rates and weight bit-widths.
+"""The choice lists of the search: widths, N:M weight patterns, sparsity rates and weight bit-widths.
 
 Each list is validated once, here, and raises `ConfigError` with a one-line message
-that names the override to fix (`--config.search.widths`, `.sparsities`, `.bits`):
+that names the override to fix (`--config.search.widths`, `.patterns`, `.sparsities`, `.bits`):
 empty lists, entries that are not numbers (an override such as `bits=abc` arrives as
 the string tuple `('abc',)`), lists that are not strictly increasing, widths that are
 not a multiple of the target's channel alignment or exceed the backbone's width,
-sparsity rates outside [0, 1), bit-widths outside 2..8.
+sparsity rates outside [0, 1), bit-widths outside 2..8, patterns other than "dense" and
+"N:M" or without "dense" first.
 
 Widths are multiples of the target's channel alignment (`Target.channel_alignment`,
-`SearchOptions.for_target`): a count in between pays for the next multiple.
+`SearchOptions.for_target`): a count in between pays for the next multiple. Patterns go
+only to the layer kinds the target runs them on (`Target.unsupported`; the Ethos-U85 runs
+2:4 on convolutions and Dense layers, never on depthwise ones): the others stay dense.
+
 """
 
 import dataclasses
@@ -16,11 +20,14 @@ import math
 import numbers
 
 from udc.errors import ConfigError
+from udc.space.patterns import DENSE, parse_pattern
 from udc.space.quantizers import MAX_BITS, MIN_BITS
 
 DEFAULT_SPARSITIES = (0.0, 0.25, 0.5, 0.75, 0.9)
 DEFAULT_BITS = (2, 3, 4, 5, 6, 8)
+DEFAULT_PATTERNS = (DENSE,)
 DEFAULT_ALIGNMENT = 8
+LAYER_KINDS = ("conv", "depthwise", "dense")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,6 +99,17 @@ def _check_aligned(width: int, alignment: int) -> None:
                           f"use multiples of {alignment} in {_WIDTHS.flag}")
 
 
+def pattern_options(patterns=DEFAULT_PATTERNS) -> tuple:
+    """Weight patterns, "dense" first (the larger network), then N:M ones (`udc.space.patterns`)."""
+    patterns = tuple(patterns) if patterns is not None else ()
+    for pattern in patterns:
+        parse_pattern(pattern)
+    if not patterns or patterns[0] != DENSE or len(set(patterns)) != len(patterns):
+        raise ConfigError(f"the pattern list {list(patterns)} must start with 'dense' and hold each pattern once, "
+                          "e.g. --config.search.patterns='(\"dense\",\"2:4\")'")
+    return tuple(str(p) for p in patterns)
+
+
 def sparsity_options(sparsities=DEFAULT_SPARSITIES) -> tuple:
     sparsities = _check_list(sparsities, _SPARSITIES, lambda s: _is_number(s) and 0.0 <= s < 1.0)
     return tuple(float(s) for s in sparsities)
@@ -116,8 +134,12 @@ class SearchOptions:
     bits: tuple = DEFAULT_BITS
     widths: tuple | None = None
     alignment: int = DEFAULT_ALIGNMENT
+    patterns: tuple = DEFAULT_PATTERNS
+    # The layer kinds that stay dense whatever `patterns` holds (the target does not run a pattern on them).
+    dense_kinds: tuple = ("depthwise",)
 
     def __post_init__(self):
+        object.__setattr__(self, "patterns", pattern_options(self.patterns))
         object.__setattr__(self, "sparsities", sparsity_options(self.sparsities))
         object.__setattr__(self, "bits", bit_options(self.bits))
         if self.widths is not None:  # entries checked before max() compares them
@@ -129,8 +151,16 @@ class SearchOptions:
     @classmethod
     def for_target(cls, target, **kwargs) -> "SearchOptions":
         """Options whose widths follow `target`'s channel alignment (a udc.targets.Target; the
-        alignment of convolutions, whose widths the search chooses)."""
-        return cls(alignment=target.channel_alignment("conv"), **kwargs)
+        alignment of convolutions, whose widths the search chooses) and whose patterns go to the layer
+        kinds it runs them on."""
+        patterns = pattern_options(kwargs.get("patterns", DEFAULT_PATTERNS))
+        dense_kinds = tuple(kind for kind in LAYER_KINDS
+                            if any(target.unsupported(kind, "pattern", p) for p in patterns[1:]))
+        return cls(alignment=target.channel_alignment("conv"), dense_kinds=dense_kinds, **kwargs)
+
+    def patterns_for(self, kind: str) -> tuple:
+        """The patterns a layer of `kind` ('conv', 'depthwise', 'dense') chooses from."""
+        return DEFAULT_PATTERNS if kind in self.dense_kinds else self.patterns
 
     def widths_for(self, max_width: int) -> tuple:
         if self.widths is None:

@@ -2,7 +2,8 @@
 
 `fmnist_supernet` mirrors `fmnist_cnn` (five 3x3 convolutions with BatchNorm and ReLU
 inside, global average pool, Dense classifier). Every convolution chooses its width,
-sparsity and bits; the classifier keeps its classes and chooses sparsity and bits.
+weight pattern, sparsity and bits; the classifier keeps its classes and chooses its pattern, sparsity
+and bits (the patterns each kind takes: `SearchOptions.patterns_for`).
 Each layer's `input_from` is the previous searchable layer, so the size model and the
 hard sub-kernel follow the previous layer's width.
 """
@@ -24,12 +25,13 @@ def fmnist_supernet(input_shape, num_classes: int, options: SearchOptions, width
         layer_widths = None if options.widths is None else options.widths_for(int(width))
         previous = SearchableConv2D(
             int(width), 3, strides=stride, padding="same", widths=layer_widths, sparsities=options.sparsities,
-            bits=options.bits, alignment=options.alignment, batch_norm=True, activation="relu",
+            bits=options.bits, patterns=options.patterns_for("conv"), alignment=options.alignment, batch_norm=True, activation="relu",
             bn_momentum=BN_MOMENTUM, input_from=previous, name=f"conv{i}")
         x = previous(x)
     x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
     outputs = SearchableDense(num_classes, widths=[num_classes], sparsities=options.sparsities, bits=options.bits,
-                              alignment=options.alignment, input_from=previous, name="logits")(x)
+                              patterns=options.patterns_for("dense"), alignment=options.alignment,
+                              input_from=previous, name="logits")(x)
     return keras.Model(inputs, outputs, name=name)
 
 

@@ -34,8 +34,8 @@ class Target(abc.ABC):
         1HWC depthwise, (out, in) dense); `traversal` one of `weight_traversals(kind)`."""
 
     def unsupported(self, kind: str, dimension: str, option) -> str | None:
-        """Why this target cannot run `option` of the search dimension `dimension` ('sparsity', 'bits')
-        on a layer of `kind`; None where it can. The default runs every option."""
+        """Why this target cannot run `option` of the search dimension `dimension` ('pattern', 'sparsity',
+        'bits') on a layer of `kind`; None where it can. The default runs every option."""
         return None
 
     def weight_traversals(self, kind: str) -> tuple:

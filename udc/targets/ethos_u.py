@@ -108,6 +108,19 @@ class EthosU(Target):
     def channel_alignment(self, kind: str) -> int:
         return _ALIGNMENT[self.accelerator][_KINDS.index(kind)]
 
+    def unsupported(self, kind: str, dimension: str, option) -> str | None:
+        # The weight patterns of the search ("dense", "N:M"): Vela 5.2 has a sparse weight format for
+        # 2:4 only, on the Ethos-U85 only, and not for depthwise layers (see `two_four_problems`).
+        if dimension != "pattern" or option == "dense":
+            return None
+        if self.family != "ethos-u85":
+            return "only the Ethos-U85 runs N:M-sparse weights faster (Vela 5.2), the U55 and U65 run them dense"
+        if option != "2:4":
+            return "Vela 5.2's sparse weight format is 2:4"
+        if kind == "depthwise":
+            return "Vela runs depthwise weights dense only"
+        return None
+
     def weight_traversals(self, kind: str) -> tuple:
         # Vela picks a convolution's traversal from its input depth (a 24-channel input is traversed
         # part-kernel-first and pads 3x3 kernels to 12 taps, a 32-channel one not).

@@ -13,6 +13,7 @@ size limit, so a control differs from the searched point only in how its child w
   strongest uniform choice, picked the way the search picks.
 """
 
+import itertools
 import time
 
 import numpy as np
@@ -21,6 +22,7 @@ from udc.deploy.ship import ship_child
 from udc.search.loop import SupernetSearch
 from udc.search.selection import format_choices
 from udc.space.dimensions import DIMENSIONS
+from udc.space.patterns import DENSE
 from udc.workdir_lock import workdir_lock
 
 def random_children(search, count: int, seed: int, limit: int) -> list:
@@ -28,7 +30,8 @@ def random_children(search, count: int, seed: int, limit: int) -> list:
     rng = np.random.default_rng([seed, 7])  # not the search's candidate stream (seed alone)
     drawn = []
     for _ in range(count):
-        choices = {layer.name: {dim.name: dim.options(layer)[int(rng.integers(len(dim.options(layer))))]
+        choices = {layer.name: {dim.name: dim.options(layer)[int(rng.integers(len(dim.options(layer))))
+                                                             if dim.stored(layer) else 0]  # draws as before patterns
                                 for dim in DIMENSIONS}
                    for layer in search.layers}
         drawn.append(search.fit_to_limit(choices, limit))
@@ -42,26 +45,28 @@ def _width_at(options, share: float):
 
 
 def uniform_children(search, limit: int) -> list:
-    """Per (sparsity, bits) pair, the uniform child with the largest width share that fits `limit`."""
+    """Per (pattern, sparsity, bits), the uniform child with the largest width share that fits `limit` (the
+    pattern on the layers that take it, the others dense)."""
     shares = sorted({w / max(layer.widths) for layer in search.layers for w in layer.widths})
     found = []
-    for sparsity in search.options.sparsities:
-        for bits in search.options.bits:
-            def child(share):
-                return {layer.name: {"width": int(_width_at(layer.widths, share)), "sparsity": sparsity,
-                                     "bits": bits} for layer in search.layers}
+    for pattern, sparsity, bits in itertools.product(search.options.patterns, search.options.sparsities,
+                                                     search.options.bits):
+        def child(share):
+            return {layer.name: {"width": int(_width_at(layer.widths, share)),
+                                 "pattern": pattern if pattern in layer.patterns else DENSE,
+                                 "sparsity": sparsity, "bits": bits} for layer in search.layers}
 
-            low, high = 0, len(shares) - 1  # binary search for the largest share that fits
-            if search.sizes.exact(child(shares[low])) > limit:
-                continue
-            while low < high:
-                middle = (low + high + 1) // 2
-                if search.sizes.exact(child(shares[middle])) <= limit:
-                    low = middle
-                else:
-                    high = middle - 1
-            if child(shares[low]) not in found:
-                found.append(child(shares[low]))
+        low, high = 0, len(shares) - 1  # binary search for the largest share that fits
+        if search.sizes.exact(child(shares[low])) > limit:
+            continue
+        while low < high:
+            middle = (low + high + 1) // 2
+            if search.sizes.exact(child(shares[middle])) <= limit:
+                low = middle
+            else:
+                high = middle - 1
+        if child(shares[low]) not in found:
+            found.append(child(shares[low]))
     return found
 
 

@@ -10,6 +10,11 @@ controls are left out), and writes a table (.md, .json) and a chart (.png) of in
 accuracy against Vela's cycles for the target, with the front in cycles. With `--target` (for
 latency searches on another target than the Pareto run's) each point's kept model.tflite is
 compiled for that target.
+
+MSPS searches (`--config.search.patterns='("dense","2:4")'` on an Ethos-U85) are told apart by their
+workdir's name, `msps_*`; the table lists the layers each search put in the 2:4 pattern. With
+`--reference=NAME` (e.g. pqat_2_4, the uniform 2:4 int8 baseline) the file also says, for each search
+within 0.3 points of that point's accuracy or above it, what share of its cycles the search needs.
 """
 
 import argparse
@@ -35,7 +40,9 @@ def latency_point(workdir: Path) -> dict:
             "budget_cycles": search["budget_cycles"], "budget_bytes": search["budget_bytes"],
             "within_cycle_budget": search["within_cycle_budget"],
             "cycle_estimate_error": search["selection_cycles_error"],
-            "export_attempts": search["export_attempts"], "wall_seconds": search["total_seconds"]}
+            "export_attempts": search["export_attempts"], "wall_seconds": search["total_seconds"],
+            "two_four_layers": [layer["name"] for layer in search["arch_spec"]["layers"]
+                                if layer.get("pattern", "dense") == "2:4"]}
 
 
 def pareto_run_points(folder: Path, target=None) -> tuple[list[dict], list[str]]:
@@ -79,11 +86,12 @@ def markdown(result) -> str:
              "Latency-budget searches (byte budget as stated; the cycle estimate is the cycle model's at selection "
              "against Vela's cycles of the export):", "",
              "| search | cycle budget | Vela cycles | within | estimate vs Vela | int8 test accuracy | Vela bytes "
-             "| exports | wall |", "|---|---|---|---|---|---|---|---|---|"]
+             "| 2:4 layers | exports | wall |", "|---|---|---|---|---|---|---|---|---|---|"]
     for p in result["latency_points"]:
         lines.append(f"| {p['name']} | {p['budget_cycles']:,} | {p['cycles']:,} | "
                      f"{'yes' if p['within_cycle_budget'] else 'NO'} | {p['cycle_estimate_error']:+.2%} | "
-                     f"{100 * p['accuracy']:.2f} % | {p['encoded_bytes']:,} | {p['export_attempts']} | "
+                     f"{100 * p['accuracy']:.2f} % | {p['encoded_bytes']:,} | "
+                     f"{', '.join(p.get('two_four_layers', [])) or '–'} | {p['export_attempts']} | "
                      f"{p['wall_seconds'] / 60:.1f} min |")
     if result.get("missing"):
         lines += ["", f"Left out: {', '.join(result['missing'])} (the Pareto run kept no .tflite of these to compile for "
@@ -95,7 +103,30 @@ def markdown(result) -> str:
         lines.append(f"| {p['name']}{' *' if p['name'] in front else ''} | {p['kind']} | {p['cycles']:,} | "
                      f"{100 * p['accuracy']:.2f} % | {p['encoded_bytes']:,} |")
     lines += filter_pruning_section(result["points"])
+    lines += reference_section(result)
     return "\n".join(lines) + "\n"
+
+
+ISO_ACCURACY_POINTS = 0.3  # "at iso-accuracy": within this many points of the reference
+
+
+def reference_section(result) -> list:
+    """Each latency search's cycles as a share of the reference point's, where its accuracy is within
+    `ISO_ACCURACY_POINTS` of the reference's or above; empty without `--reference`."""
+    name = result.get("reference")
+    if not name:
+        return []
+    reference = next(p for p in result["points"] if p["name"] == name)
+    lines = ["", f"Against {name} ({100 * reference['accuracy']:.2f} %, {reference['cycles']:,} cycles, "
+             f"{reference['encoded_bytes']:,} B), searches within {ISO_ACCURACY_POINTS} points of its accuracy or "
+             "above it:", ""]
+    close = [p for p in result["latency_points"] if p["accuracy"] >= reference["accuracy"] - ISO_ACCURACY_POINTS / 100]
+    for p in sorted(close, key=lambda p: p["cycles"]):
+        lines.append(f"- {p['name']}: {100 * p['accuracy']:.2f} % ({100 * (p['accuracy'] - reference['accuracy']):+.2f} "
+                     f"points) at {p['cycles']:,} cycles, {p['cycles'] / reference['cycles']:.0%} of {name}'s.")
+    if not close:
+        lines.append("- none.")
+    return lines
 
 
 def filter_pruning_section(points) -> list:
@@ -148,6 +179,8 @@ def cycles_at_accuracy(front, accuracy):
 def _style_group(p) -> str:
     if p["name"].startswith("filters_"):
         return "filters_aligned" if p["name"].endswith("_aligned") else "filters_unaligned"
+    if p["name"].startswith("msps_"):
+        return "msps"
     return p["kind"]
 
 
@@ -157,27 +190,33 @@ def plot(points, path, title) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(8, 5))
     styles = {"baseline": ("s", "tab:gray", "baselines (tfmot recipes, uniform grid)"),
               "filters_aligned": ("^", "tab:green", "filter pruning, aligned widths"),
               "filters_unaligned": ("v", "tab:orange", "filter pruning, unaligned widths"),
-              "udc": ("o", "tab:red", "UDC, byte budgets"), "udc_cycles": ("D", "tab:purple", "UDC, cycle budgets")}
-    for group, (marker, color, label) in styles.items():
-        chosen = [p for p in points if _style_group(p) == group]
-        if not chosen:
-            continue
-        ax.scatter([p["cycles"] / 1000 for p in chosen], [100 * p["accuracy"] for p in chosen], marker=marker,
-                   color=color, label=label, zorder=3)
-        for p in chosen:
-            ax.annotate(p["name"], (p["cycles"] / 1000, 100 * p["accuracy"]), fontsize=7, xytext=(4, -9),
-                        textcoords="offset points")
-    for p in points:
-        if p["kind"] == "udc_cycles":
-            ax.axvline(p["budget_cycles"] / 1000, color="tab:purple", alpha=0.25, linestyle=":")
-    front = cycle_front(points)
-    ax.step([p["cycles"] / 1000 for p in front], [100 * p["accuracy"] for p in front], where="post",
-            color="tab:blue", alpha=0.6, label="front in cycles", zorder=2)
-    save_accuracy_chart(fig, ax, path, "Vela NPU cycles per inference (thousands; dotted: the cycle budgets)", title)
+              "udc": ("o", "tab:red", "UDC, byte budgets"), "udc_cycles": ("D", "tab:purple", "UDC, cycle budgets"),
+              "msps": ("*", "tab:brown", "MSPS: UDC with dense/2:4 per layer, cycle budgets")}
+    panels = [("cycles", 1000, "Vela NPU cycles per inference (thousands; dotted: the cycle budgets)", path)]
+    if any(_style_group(p) == "msps" for p in points):  # MSPS is also about the bytes 2:4 costs
+        panels.append(("encoded_bytes", 1024, "Vela encoded weight KiB", str(path).replace(".png", "_bytes.png")))
+    for key, unit, xlabel, panel_path in panels:
+        fig, ax = plt.subplots(figsize=(8, 5))
+        for group, (marker, color, label) in styles.items():
+            chosen = [p for p in points if _style_group(p) == group]
+            if not chosen:
+                continue
+            ax.scatter([p[key] / unit for p in chosen], [100 * p["accuracy"] for p in chosen], marker=marker,
+                       color=color, label=label, zorder=3)
+            for p in chosen:
+                ax.annotate(p["name"], (p[key] / unit, 100 * p["accuracy"]), fontsize=7, xytext=(4, -9),
+                            textcoords="offset points")
+        if key == "cycles":
+            for p in points:
+                if p["kind"] == "udc_cycles":
+                    ax.axvline(p["budget_cycles"] / 1000, color="tab:purple", alpha=0.25, linestyle=":")
+            front = cycle_front(points)
+            ax.step([p["cycles"] / 1000 for p in front], [100 * p["accuracy"] for p in front], where="post",
+                    color="tab:blue", alpha=0.6, label="front in cycles", zorder=2)
+        save_accuracy_chart(fig, ax, panel_path, xlabel, title)
 
 
 def main():
@@ -189,6 +228,8 @@ def main():
                         "take their cycles as the run measured them)")
     parser.add_argument("--title", default="Fashion-MNIST, fmnist_cnn, ethos-u55-128")
     parser.add_argument("--output", required=True, help="path without extension: writes .json, .md and .png")
+    parser.add_argument("--reference", default="", help="a point to compare the searches with at iso-accuracy "
+                        "(e.g. pqat_2_4)")
     args = parser.parse_args()
     before = " ".join(f"{x:.2f}" for x in os.getloadavg())
     latency = [latency_point(Path(w)) for w in args.searches]
@@ -203,7 +244,7 @@ def main():
     result = {"command": "python " + " ".join([f"tools/{Path(__file__).name}"] + sys.argv[1:]),
               "searches": [c for c in commands if c.strip()], "load_before": before,
               "load_after": " ".join(f"{x:.2f}" for x in os.getloadavg()),
-              "target": args.target or "the Pareto run's", "missing": missing,
+              "target": args.target or "the Pareto run's", "missing": missing, "reference": args.reference,
               "latency_points": latency, "points": points}
     write_json_atomic(Path(args.output + ".json"), result)
     write_text_atomic(Path(args.output + ".md"), markdown(result))

@@ -1,5 +1,6 @@
 """Shared fixtures. Keras 2 must be chosen before TensorFlow is imported (see udc.compat)."""
 
+import fcntl
 import os
 
 os.environ["TF_USE_LEGACY_KERAS"] = "1"
@@ -40,11 +41,32 @@ def digits_int8(trained_digits_model, digits_splits):
     return convert_to_int8(trained_digits_model, digits_splits.train.x[:128])
 
 
+@pytest.fixture(scope="session")
+def digits_supernet(tmp_path_factory):
+    """The digits supernet the search test files search on (search_helpers.train_digits_supernet; copy it
+    with copy_trained): trained once per run. pytest-xdist's workers each compute session fixtures,
+    so it lives in the folder the workers' temporary folders share; the first worker to need it trains
+    it while holding a lock, and the others wait for it (a training is about 40 s)."""
+    from search_helpers import is_trained, train_digits_supernet
+
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent  # this run's, shared by its workers (without xdist, the parent is every run's)
+    folder = base / "digits_supernet"
+    with open(base / "digits_supernet.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not is_trained(folder):  # a worker whose training failed leaves it to the next
+            train_digits_supernet(folder)
+    return folder
+
+
 # The slowest test files first (measured with --durations; seconds per file on a 2-core machine).
 # pytest-xdist gives each worker a whole file at a time (--dist loadfile), in collection order
 # (pyproject.toml turns off xdist's own reordering, by number of tests per file, which put the
 # few-test but long search files last, so one worker ran them while the other had nothing left).
 # Longest first keeps the short files for the end, where they fill in whichever worker is free.
+# test_bad_input_search, the first to need the shared digits supernet (digits_supernet), trains it while
+# the other worker runs test_search_resume: the later files that need it find it trained.
 SLOWEST_FIRST = (
     "test_search_resume.py", "test_bad_input_search.py", "test_baselines.py", "test_search_training.py",
     "test_bad_input_tflite.py", "test_bad_input_data.py", "test_cli.py", "test_search.py",

@@ -33,18 +33,20 @@ import shutil
 import pytest
 
 from cli_helpers import assert_user_error, half_written, udc
-from search_helpers import digits_config, digits_flags
+from search_helpers import TRAINED, copy_trained, digits_config, digits_flags
 from udc.compat import tf
 from udc.workdir_lock import workdir_lock
 from udc.workflows.pipeline import search_and_export
 
-FAST = {"steps_per_epoch": 12}
+FAST = TRAINED  # the shared supernet's config, which the binary's flags must give too
 
 
 @pytest.fixture(scope="module")
-def interrupted(tmp_path_factory):
-    """A digits search stopped after its first fine-tune epoch: search and fine-tune checkpoints on disk."""
+def interrupted(tmp_path_factory, digits_supernet):
+    """A digits search (on a copy of the shared trained supernet) stopped after its first fine-tune epoch:
+    search and fine-tune checkpoints on disk."""
     workdir = tmp_path_factory.mktemp("interrupted")
+    copy_trained(digits_supernet, workdir)
     assert search_and_export(digits_config(**FAST), workdir, log=lambda _: None, stop_after_finetune_epochs=1) is None
     return workdir
 

@@ -2,20 +2,21 @@
 
 import pytest
 
-from search_helpers import digits_config
+from search_helpers import TRAINED, copy_trained, digits_config
 from udc.errors import ConfigError
 from udc.search.state import STATE_FILE, SUPERNET_STATE_FILE, read_state
 from udc.workflows.pipeline import search_and_export
 
-SHORT = {"supernet_epochs": 2, "search_epochs": 3, "steps_per_epoch": 20}
+SHORT = TRAINED | {"search_epochs": 3}  # 2 supernet epochs of 20 steps
 
 
 @pytest.fixture(scope="module")
-def shared(tmp_path_factory):
-    """A 3 KiB search that trains the supernet in its own folder (as udc-benchmark does)."""
+def shared(tmp_path_factory, digits_supernet):
+    """A 3 KiB search whose supernet trained in its own folder (as udc-benchmark does): a copy of the
+    shared one and of the workdir it trained from. The log lines are the training's, then the search's."""
     root = tmp_path_factory.mktemp("shared")
+    lines = copy_trained(digits_supernet, root / "udc_3kb", supernet=root / "supernet")
     config = digits_config(**SHORT, supernet=str(root / "supernet"))
-    lines = []
     spec = search_and_export(config, root / "udc_3kb", log=lines.append, export=False)
     return root, spec, lines
 

@@ -85,3 +85,35 @@ def test_a_state_saved_before_the_cycle_budget_existed_resumes_without_one():
     assert config_differences(saved, {**saved, "budget_cycles": 0, "search.budget_cycles": 0}) == []
     assert config_differences(saved, {**saved, "budget_cycles": 90000, "search.budget_cycles": 90000}) == [
         "budget_cycles: 0 -> 90000", "search.budget_cycles: 0 -> 90000"]
+
+
+def test_a_cycle_budget_missed_by_vela_selects_again_aiming_lower_by_the_miss():
+    """udc.workflows.pipeline.ship_reselecting on a stand-in search: the first export is 20 % over its
+    estimate, so the cycle target falls by that share and the child selected under it ships; a miss
+    every time is given up after MAX_CYCLE_RESELECTIONS with the miss's own one-line error."""
+    import types
+
+    from udc.deploy.ship import CycleBudgetMissed
+    from udc.workflows.pipeline import MAX_CYCLE_RESELECTIONS, ship_reselecting
+
+    search = types.SimpleNamespace(target_cycles=1000.0)
+    search.select = lambda: {"limit": search.target_cycles}
+    shipped, lines = [], []
+
+    def ship(choices, reselections):
+        shipped.append(choices["limit"])
+        if len(shipped) == 1:
+            raise CycleBudgetMissed("over", vela_cycles=1200, estimated_cycles=1000)
+        return {"reselections": list(reselections)}
+
+    report = ship_reselecting(search, ship, log=lines.append)
+    assert shipped == [1000.0, pytest.approx(1000.0 / 1.2)]
+    assert report["reselections"] == [{"vela_cycles": 1200, "estimated_cycles": 1000, "new_limit_cycles": 833}]
+    assert lines == ["Vela measures 1,200 cycles, the estimate was 1,000: selecting again under 833 estimated cycles"]
+
+    def always_over(choices, reselections):
+        raise CycleBudgetMissed("Vela measures 1,200 cycles > budget_cycles", 1200, 1000)
+
+    with pytest.raises(CycleBudgetMissed, match="Vela measures 1,200 cycles > budget_cycles"):
+        ship_reselecting(types.SimpleNamespace(target_cycles=1000.0, select=lambda: {}), always_over, log=lines.append)
+    assert len(lines) == 1 + MAX_CYCLE_RESELECTIONS

@@ -21,6 +21,14 @@ REPAIR_SLACK = 0.005  # a repair prunes the excess plus this share of the budget
 RECOVERY_RATE_SHARE = 0.1
 
 
+class CycleBudgetMissed(UdcError):
+    """Vela measures the export over the cycle budget: the child's cycle estimate at selection was low."""
+
+    def __init__(self, message, vela_cycles: int, estimated_cycles: int):
+        super().__init__(message)
+        self.vela_cycles, self.estimated_cycles = vela_cycles, estimated_cycles
+
+
 def finetune_recipe(config, teacher):
     """The fine-tune's `udc.deploy.finetune.Recipe` from the config's search.finetune_* keys and `augment`."""
     from udc.deploy.finetune import Recipe
@@ -117,10 +125,11 @@ def ship_child(config, splits, search, choices, workdir, target, *, selection, t
     write_text_atomic(workdir / "report.md", markdown)  # replaces the plain report with the searched one
     log(markdown)
     if search.budget_cycles and not cycle_fields["within_cycle_budget"]:
-        raise UdcError(f"Vela measures {cycle_fields['vela_cycles']:,} cycles > budget_cycles "
-                       f"{search.budget_cycles:,} (estimated {spec.estimated_cycles:,} at selection); the model "
-                       f"and its report are in {workdir}; raise --config.search.cycle_margin (the search aims "
-                       "lower) or --config.budget_cycles")
+        raise CycleBudgetMissed(f"Vela measures {cycle_fields['vela_cycles']:,} cycles > budget_cycles "
+                                f"{search.budget_cycles:,} (estimated {spec.estimated_cycles:,} at selection); the "
+                                f"model and its report are in {workdir}; raise --config.search.cycle_margin (the "
+                                "search aims lower) or --config.budget_cycles",
+                                cycle_fields["vela_cycles"], spec.estimated_cycles)
     return report
 
 
@@ -155,7 +164,10 @@ def search_markdown(search) -> str:
              + (f" Cycle budget {search['budget_cycles']:,}; Vela {search['vela_cycles']:,} cycles "
                 f"({'within' if search['within_cycle_budget'] else 'OVER'} budget), estimated "
                 f"{search['selection_cycles_estimate']:,} at selection ({search['selection_cycles_error']:+.2%})."
-                if "budget_cycles" in search else ""), "",
+                if "budget_cycles" in search else "")
+             + "".join(f" Selected again after Vela measured {r['vela_cycles']:,} cycles (estimated "
+                       f"{r['estimated_cycles']:,}), under {r['new_limit_cycles']:,} estimated cycles."
+                       for r in search.get("cycle_reselections", [])), "",
              "Size model against Vela's encoded weight bytes:", "",
              "| figure | bytes | vs Vela |", "|---|---|---|",
              f"| estimate at selection (supernet weights) | {search['selection_estimate_bytes']:,.0f} | "

@@ -11,6 +11,9 @@ from udc.errors import ConfigError
 from udc.targets import target_of
 from udc.training.backbone import train_float_model
 from udc.workdir_lock import workdir_lock
+
+# Times a child is selected again, aiming lower, after Vela measured its export over the cycle budget.
+MAX_CYCLE_RESELECTIONS = 2
 from udc.workflows.config_counts import check_counts
 
 
@@ -163,9 +166,38 @@ def _search_and_export_locked(config, splits, workdir, log, stop_after_epochs, e
     fields = {"smallest_network_bytes": smallest, "search_seconds": search_seconds,
               "supernet_step_seconds": median_step_seconds(history, "supernet"),
               "search_step_seconds": median_step_seconds(history, "search"), "history": history}
-    return ship_child(config, splits, search, search.select(), workdir, target, selection=search.selection,
-                      teacher=lambda: trained_float()[0], fields=fields, started=started, export=export,
-                      stop_after_finetune_epochs=stop_after_finetune_epochs, log=log)
+
+    def ship(choices, reselections):
+        return ship_child(config, splits, search, choices, workdir, target, selection=search.selection,
+                          teacher=lambda: trained_float()[0], fields={**fields, "cycle_reselections": reselections},
+                          started=started, export=export, stop_after_finetune_epochs=stop_after_finetune_epochs,
+                          log=log)
+
+    return ship_reselecting(search, ship, log)
+
+
+def ship_reselecting(search, ship, log=print):
+    """`ship(search.select(), reselections)`; where Vela measures the export over the cycle budget
+    (`udc.deploy.ship.CycleBudgetMissed`), up to `MAX_CYCLE_RESELECTIONS` times: the search's cycle target
+    lowered by the share the estimate missed, a child selected for it and shipped instead.
+
+    Why: the cycle tables measure each layer in probes of other widths, and in a network of other
+    neighbours a layer can take more (measured: a 2:4 convolution 6,101 cycles in its probe, 9,123 in
+    the exported child, where its weights' fetch was no longer hidden behind the layer before)."""
+    from udc.deploy.ship import CycleBudgetMissed
+
+    reselections = []
+    while True:
+        try:
+            return ship(search.select(), reselections)
+        except CycleBudgetMissed as missed:
+            if len(reselections) == MAX_CYCLE_RESELECTIONS:
+                raise
+            search.target_cycles *= missed.estimated_cycles / missed.vela_cycles
+            reselections.append({"vela_cycles": missed.vela_cycles, "estimated_cycles": missed.estimated_cycles,
+                                 "new_limit_cycles": int(search.target_cycles)})
+            log(f"Vela measures {missed.vela_cycles:,} cycles, the estimate was {missed.estimated_cycles:,}: "
+                f"selecting again under {search.target_cycles:,.0f} estimated cycles")
 
 
 def median_step_seconds(history, stage):
@@ -178,7 +210,8 @@ def finished_report(config, workdir):
     """The report of a search, fine-tune and export that finished in WORKDIR with this very config, else None.
 
     Finished: report.json has its "search" section and describes the model.tflite beside
-    it (same sha256); the config is the one the .tflite's metadata records.
+    it (same sha256); the config is the one the .tflite's metadata records; Vela measured it within
+    the cycle budget (an export that missed it is selected again, `ship_reselecting`).
     """
     from udc import tflite_file
     from udc.report.model_report import sha256
@@ -188,7 +221,7 @@ def finished_report(config, workdir):
     if not model.is_file():
         return None
     report = read_json(path, workdir, keys=("tflite",))
-    if report is None or "search" not in report:
+    if report is None or "search" not in report or not report["search"].get("within_cycle_budget", True):
         return None
     if not isinstance(report["tflite"], dict) or "sha256" not in report["tflite"]:
         raise corrupt(path, "no tflite.sha256", workdir)

@@ -179,3 +179,44 @@ def test_a_combination_needs_known_names_and_fitting_weights():
         combination.check_stage_weights([[1.0], [1.0, 1.0]], 3)
     with pytest.raises(UdcError, match="stage 2 needs 2 finite non-negative combination weights, not all zero"):
         combination.check_stage_weights([[1.0], [0.0, 0.0]], 2)
+
+
+def _confident_when_right(labels, accuracy, rng, classes=10):
+    """Probabilities right on an `accuracy` share of rows with confidence 0.9, wrong elsewhere with 0.4: a
+    member whose confidence says when to trust it, as an early exit needs."""
+    n = len(labels)
+    right = rng.random(n) < accuracy
+    picked = np.where(right, labels, (labels + rng.integers(1, classes, n)) % classes)
+    confidence = np.where(right, 0.9, 0.4)[:, None]
+    probs = np.broadcast_to((1 - confidence) / (classes - 1), (n, classes)).copy()
+    probs[np.arange(n), picked] = confidence[:, 0]
+    return probs
+
+
+def test_the_front_area_is_the_mean_best_accuracy_over_the_cost_range():
+    from udc.ensemble.selection import front_area
+
+    points = [calibration.OperatingPoint((), 0.5, 2.0, ()), calibration.OperatingPoint((), 0.8, 6.0, ()),
+              calibration.OperatingPoint((), 0.7, 7.0, ())]  # the last is beaten: off the front
+    assert front_area(points, 10.0) == pytest.approx((0.5 * 4 + 0.8 * 4) / 10)
+    assert front_area(points, 4.0) == pytest.approx(0.5 * 2 / 4)
+
+
+def test_member_selection_leaves_out_a_model_that_adds_nothing():
+    """A pool of a cheap, a middle, a copy of the middle one and a strong model: the copy errs where its
+    original does, so a cascade gains no accuracy from it and selection never takes both."""
+    from udc.ensemble.selection import select_members
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 10, 2000)
+    cheap, middle, strong = (_confident_when_right(labels, a, rng) for a in (0.6, 0.8, 0.9))
+    pool, costs = [cheap, middle, middle.copy(), strong], [1.0, 3.0, 3.1, 10.0]
+    lines = []
+    chosen, record = select_members(pool, labels, costs, "max_prob", "log_linear", 3, log=lines.append)
+    assert not {1, 2} <= set(chosen) and 3 in chosen, chosen
+    assert chosen == sorted(chosen, key=lambda i: costs[i])  # cascade order: cheapest first
+    assert all(step["gain"] > record["min_gain"] for step in record["steps"]) and record["cost_range"] == 10.0
+    assert [step["area"] for step in record["steps"]] == sorted(step["area"] for step in record["steps"])
+    assert len(lines) == len(record["steps"]) + (len(chosen) < 3) and "member selection" in lines[0]
+    with pytest.raises(UdcError, match="--max_members must be at least 1"):
+        select_members(pool, labels, costs, "max_prob", "log_linear", 0)

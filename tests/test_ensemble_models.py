@@ -229,3 +229,24 @@ def test_cli_cascade_from_udc_searches(tmp_path, monkeypatch):
     assert [Path(p).stat().st_mtime_ns for p in searched] == stamps
     with pytest.raises(ConfigError, match="different config"):
         search_members(digits_config(**fast, arch_learning_rate=0.1), [2, 3], tmp_path)
+
+
+def test_a_member_trained_on_another_split_is_refused(digits_int8):
+    """A udc export names its dataset, split seed and validation share: a member trained with another seed
+    may have trained on the images the cascade is calibrated on, and is refused in one line."""
+    import types
+
+    from udc import tflite_file
+    from udc.ensemble import check_held_out
+
+    def member(name, **config):
+        data = tflite_file.with_metadata(digits_int8, {"config": config}) if config else digits_int8
+        return types.SimpleNamespace(name=name, data=data)
+
+    same = member("same", dataset="digits", seed=0, val_fraction=0.1, max_train_examples=500)  # a cut: held out too
+    check_held_out([same, member("foreign")], "digits", 0, 0.1)
+    with pytest.raises(IncompatibleMembersError, match=r"member other was trained on digits with split seed 1 and "
+                                                       r"val_fraction 0.1, the cascade is calibrated on digits with "
+                                                       r"seed 0") as info:
+        check_held_out([same, member("other", dataset="digits", seed=1, val_fraction=0.1)], "digits", 0, 0.1)
+    assert "\n" not in str(info.value)

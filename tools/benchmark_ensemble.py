@@ -2,13 +2,16 @@
 
   python tools/benchmark_ensemble.py
   python tools/benchmark_ensemble.py --udc_budgets_kb=6,12,24,48   # -> ensemble_udc.{json,md,png}
+  python tools/benchmark_ensemble.py --pool=runs/a/udc_8kb/model.tflite,... --max_members=4   # -> ensemble_udc
 
 1. The members: by default fmnist_cnn trained (--members: width multiplier and seed
    of each) on the first --max_train images of the training split and exported as
    int8 .tflite (kept in --work_dir; reused when they exist with the same settings).
    With --udc_budgets_kb, the UDC models searched at those budgets in
    --udc_workdir/udc_<K>kb (as udc-benchmark leaves them; a finished search of the same
-   --config is reused, a missing one is searched).
+   --config is reused, a missing one is searched). With --pool, the given udc-search exports
+   (each WORKDIR/model.tflite beside its report.json) are a pool from which --max_members are
+   chosen on validation (udc.ensemble.selection).
 2. Runs the cascade calibration exactly as `udc-ensemble` does: members ordered by
    Vela cycles on --accelerator, thresholds swept on the config's held-out validation
    split (never seen in training), the goal --max_drop, reported on the test split.
@@ -38,6 +41,9 @@ flags.DEFINE_list("members", ["0.25:0", "0.5:1", "1:1", "1:2"],
 flags.DEFINE_list("udc_budgets_kb", [], "Instead of width members: the UDC models of --config searched at "
                   "these budgets (KiB) in --udc_workdir; the report is ensemble_udc.{json,md,png}.")
 flags.DEFINE_string("udc_workdir", "runs/benchmark", "Where the searches live, as udc_<K>kb (udc-benchmark's).")
+flags.DEFINE_list("pool", [], "Instead: udc-search exports (WORKDIR/model.tflite) to choose the members from; the "
+                  "report is ensemble_udc.{json,md,png}.")
+flags.DEFINE_integer("max_members", 0, "With --pool: members chosen from it (0: every one).")
 flags.DEFINE_integer("epochs", 3, "Training epochs per member.")
 flags.DEFINE_integer("max_train", 27000, "Training images per member (keeps the run short on 2 cores).")
 flags.DEFINE_string("accelerator", None, "Ethos-U configuration for Vela cycles (default: the config's; "
@@ -88,7 +94,11 @@ def _udc_members(config, budgets) -> dict:
     """The searched model.tflite per budget, with what its search measured."""
     from udc.workflows.ensemble_members import search_members
 
-    paths = search_members(config, budgets, FLAGS.udc_workdir)
+    return _search_origins(search_members(config, budgets, FLAGS.udc_workdir))
+
+
+def _search_origins(paths) -> dict:
+    """{model.tflite: what its search measured (its report.json beside it)}."""
     origin = {}
     for p in paths:
         report = json.loads((Path(p).parent / "report.json").read_text())
@@ -119,7 +129,7 @@ def goal_checks(r: dict) -> dict:
 def main(argv):
     del argv
     from udc.data import load_splits
-    from udc.ensemble import calibrate, load_members, report
+    from udc.ensemble import calibrate, check_held_out, load_members, report
     from udc.fileio import write_text_atomic
     from udc.targets import target_of
 
@@ -130,9 +140,13 @@ def main(argv):
         config.export.accelerator = FLAGS.accelerator
     target = target_of(config)
     work_dir = Path(FLAGS.work_dir)
-    udc_members = bool(FLAGS.udc_budgets_kb)
+    udc_members = bool(FLAGS.udc_budgets_kb or FLAGS.pool)
     suffix = "_udc" if udc_members else ""
-    if udc_members:
+    if FLAGS.pool:
+        origin = _search_origins(FLAGS.pool)
+        equivalent = (f"udc-ensemble --members {','.join(origin)} --max_members {FLAGS.max_members} --dataset "
+                      f"{config.dataset} --val_fraction {config.val_fraction:g} --seed {config.seed}")
+    elif udc_members:
         origin = _udc_members(config, budgets_kb(FLAGS["udc_budgets_kb"]))
         overrides = [a for a in sys.argv[1:] if a.startswith("--config.")]
         equivalent = " ".join([f"udc-ensemble --config={config_filename}", *overrides,
@@ -145,8 +159,9 @@ def main(argv):
     # The held-out validation split: members were trained on train images only, so all of it is unseen.
     splits = load_splits(config)
     members = load_members(paths, target=target, latency_repeats=200)
+    check_held_out(members, config.dataset, config.seed, config.val_fraction)
     result = calibrate(members, splits, rule=FLAGS.rule, cost_metric="vela_cycles", max_drop=FLAGS.max_drop,
-                       combination=FLAGS.combination)
+                       combination=FLAGS.combination, max_members=FLAGS.max_members)
     r = result.report
     r["accelerator"] = target.name
     r["command"] = command
@@ -170,7 +185,8 @@ def main(argv):
             "weaker members costs accuracy on the inputs that reach the strong ones; the best point of "
             f"the cascade curve reaches {100 * max(c['test_accuracy'] for c in r['curve']):.2f} % on test")
     r["goals"] = goals
-    members_text = (f"UDC searches of {config_filename} at {', '.join(FLAGS.udc_budgets_kb)} KiB "
+    members_text = (f"chosen from a pool of {len(FLAGS.pool)} UDC searches" if FLAGS.pool else
+                    f"UDC searches of {config_filename} at {', '.join(FLAGS.udc_budgets_kb)} KiB "
                     f"in {FLAGS.udc_workdir}" if udc_members else
                     f"fmnist_cnn members trained {FLAGS.epochs} epochs on the first {FLAGS.max_train} training images")
     r["notes"] = (f"Members: {members_text} (split seed {config.seed}); calibrated on the {len(splits.val):,} "

@@ -61,6 +61,8 @@ def define_flags():
                       "multipliers (e.g. 0.25,0.5,1) on the training split, then calibrate.")
     flags.DEFINE_integer("epochs", 3, "Epochs per trained member (--train_widths).")
     flags.DEFINE_integer("latency_repeats", 50, "Batch-1 invocations timed per member for host latency.")
+    flags.DEFINE_integer("max_members", 0, "Treat the members as a pool and cascade the at most this many that "
+                         "best serve the cost range on validation (udc.ensemble.selection); 0: every member.")
 
 
 def _member_source() -> str:
@@ -105,7 +107,8 @@ def _check_numbers() -> None:
     for name, least, meaning in (("latency_repeats", 1, "timed invocations per member"),
                                  ("epochs", 1, "epochs per trained member"),
                                  ("max_train", 0, "training images kept (0 = all)"),
-                                 ("max_test", 0, "test images kept (0 = all)")):
+                                 ("max_test", 0, "test images kept (0 = all)"),
+                                 ("max_members", 0, "members chosen from the pool (0 = every member)")):
         if FLAGS[name].value < least:
             raise UdcError(f"--{name} is the number of {meaning} and must be at least {least}, "
                            f"got {FLAGS[name].value}")
@@ -128,7 +131,7 @@ def main(argv):
     from pathlib import Path
 
     from udc.data import load_splits
-    from udc.ensemble import calibrate, load_members, report
+    from udc.ensemble import calibrate, check_held_out, load_members, report
     from udc.fileio import ensure_writable_dir
     from udc.targets import get_target, target_of
     from udc.workflows.ensemble_members import search_members, train_width_members
@@ -148,6 +151,8 @@ def main(argv):
 
     # Given members are checked (full-integer int8, readable, compatible) before anything is written.
     members = loaded(FLAGS.members) if source == "--members" else None
+    if members is not None:  # made elsewhere: they must not have trained on this calibration's validation images
+        check_held_out(members, config.dataset, config.seed, config.val_fraction)
     output_dir = ensure_writable_dir(FLAGS.output_dir or (FLAGS.workdir if source == "--config" else "ensemble_out"))
     splits = load_splits(config)
     if source == "--config":
@@ -156,7 +161,7 @@ def main(argv):
         members = loaded(train_width_members(splits, _train_widths(), Path(output_dir) / "members",
                                              epochs=FLAGS.epochs, seed=FLAGS.seed))
     result = calibrate(members, splits, rule=FLAGS.rule, cost_metric=FLAGS.cost, combination=FLAGS.combination,
-                       max_drop=FLAGS.max_drop, max_cost=FLAGS.max_cost)
+                       max_drop=FLAGS.max_drop, max_cost=FLAGS.max_cost, max_members=FLAGS.max_members)
     result.report["accelerator"] = target.name
     result.report["command"] = " ".join([PROG] + [shlex.quote(a) for a in sys.argv[1:]])
     descriptor = result.cascade.save(Path(output_dir) / "cascade.json")

@@ -1,7 +1,8 @@
 """Flexible ensembles with early exit over exported .tflite classifiers.
 
-Members run cheapest first; each stage averages the members seen so far and exits
-when it is confident enough, trading quality of result against average cost.
+Members run cheapest first; each stage combines the members seen so far and exits
+when it is confident enough, trading quality of result against average cost. From a pool
+of models, `select_members` picks the subset whose cascade serves the cost range best.
 
     from udc.ensemble import Cascade
     cascade = Cascade.load("ensemble_out/cascade.json")
@@ -18,7 +19,8 @@ _EXPORTS = {
     "OperatingPoint": "calibration", "pareto_front": "calibration", "select": "calibration",
     "sweep": "calibration",
     "Cascade": "descriptor",
-    "Member": "members", "load_members": "members",
+    "Member": "members", "check_held_out": "members", "load_members": "members",
+    "select_members": "selection",
     "COST_METRICS": "pipeline", "calibrate": "pipeline",
     "report": None,
 }

@@ -118,6 +118,26 @@ def check_compatible(members: list[Member]) -> None:
         )
 
 
+def check_held_out(members: list[Member], dataset: str, seed: int, val_fraction: float) -> None:
+    """IncompatibleMembersError for a member udc trained on another split of the data than the one the
+    cascade is calibrated on (its .tflite metadata names the dataset, split seed and validation share): its
+    training images may include the validation images the thresholds and weights are chosen on, which makes
+    it look better there than it is. The same seed and share hold out the same validation images whatever
+    `max_train` cut (`udc.data.splits.make_splits`); a .tflite without udc's metadata is not checked."""
+    for m in members:
+        config = (tflite_file.read_metadata(m.data) or {}).get("config") or {}
+        trained = {"dataset": config.get("dataset"), "seed": config.get("seed"), "val_fraction": config.get("val_fraction")}
+        if None in trained.values():
+            continue
+        if (trained["dataset"], int(trained["seed"]), float(trained["val_fraction"])) != (dataset, int(seed),
+                                                                                           float(val_fraction)):
+            raise IncompatibleMembersError(
+                f"member {m.name} was trained on {trained['dataset']} with split seed {trained['seed']} and "
+                f"val_fraction {trained['val_fraction']:g}, the cascade is calibrated on {dataset} with seed {seed} "
+                f"and val_fraction {val_fraction:g}, whose validation images it may have trained on; calibrate on "
+                "the members' split (--seed, --val_fraction, or the config they were searched with) or leave it out")
+
+
 def measure_host_latency_ms(data: bytes, input_shape, repeats: int = 50, warmup: int = 5) -> float:
     """Median time (ms) of one batch-1 invocation on this host, with one interpreter thread."""
     from ai_edge_litert.interpreter import Interpreter

@@ -15,6 +15,7 @@ from udc.ensemble.combination import check_combination, fit_stage_weights
 from udc.ensemble.descriptor import Cascade
 from udc.ensemble.inputs import InputSpec
 from udc.ensemble.members import Member
+from udc.ensemble.selection import select_members
 from udc.errors import UdcError
 
 COST_METRICS = ("vela_cycles", "host_latency")
@@ -42,9 +43,10 @@ def _average_costs(exits: np.ndarray, members, metrics) -> dict:
 
 def calibrate(members: list[Member], splits, rule: str = "max_prob", cost_metric: str = "vela_cycles",
               max_drop: float | None = None, max_cost: float | None = None,
-              combination: str = "log_linear") -> CalibratedCascade:
+              combination: str = "log_linear", max_members: int = 0, log=print) -> CalibratedCascade:
     """Orders the members cheapest first, fits how each stage combines them (`combination`) and sweeps
-    thresholds on splits.val, reports on splits.test."""
+    thresholds on splits.val, reports on splits.test. With `max_members` (below the number given) the
+    given members are a pool, and the cascade is the subset `udc.ensemble.selection` picks on splits.val."""
     logic.check_rule(rule)
     check_combination(combination)
     if cost_metric not in COST_METRICS:
@@ -68,6 +70,13 @@ def calibrate(members: list[Member], splits, rule: str = "max_prob", cost_metric
 
     val_probs = [m.probabilities(splits.val.x) for m in members]
     test_probs = [m.probabilities(splits.test.x) for m in members]
+    selection = None
+    if max_members and max_members < len(members):
+        chosen, record = select_members(val_probs, splits.val.y, costs, rule, combination, max_members, log)
+        selection = {"pool": [m.name for m in members], "chosen": [members[i].name for i in chosen],
+                     **record, "steps": [{**step, "added": members[step["added"]].name} for step in record["steps"]]}
+        members, costs = [members[i] for i in chosen], costs[chosen]
+        val_probs, test_probs = [val_probs[i] for i in chosen], [test_probs[i] for i in chosen]
 
     singles = []
     for m, pv, pt in zip(members, val_probs, test_probs):
@@ -151,6 +160,7 @@ def calibrate(members: list[Member], splits, rule: str = "max_prob", cost_metric
             "beats_best_single_member_at_or_below_cost": chosen_test["test_accuracy"] > best_affordable["test_accuracy"],
         },
         "versus_single_members": versus_singles,
+        **({"member_selection": selection} if selection else {}),
         "curve": curve,
         "sweep": {"points": len(points), "pareto_points": len(front)},
     }

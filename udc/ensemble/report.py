@@ -38,7 +38,15 @@ def markdown(report: dict, title: str = "Flexible ensemble with early exit") -> 
     goal_text = " and ".join(t for t in (
         goal["max_drop_points"] is not None and f"accuracy drop from the full ensemble <= {goal['max_drop_points']} points (validation)",
         goal["max_cost"] is not None and f"average cost <= {goal['max_cost']}") if t)
-    lines += [f"Goal: {goal_text}.", "", "## Members (cheapest first)", "",
+    lines += [f"Goal: {goal_text}.", ""]
+    selection = report.get("member_selection")
+    if selection:
+        lines += [f"Members chosen from a pool of {len(selection['pool'])} ({', '.join(selection['pool'])}) by greedy "
+                  "forward selection on validation: each step adds the model that most raises the area under the "
+                  f"cascade's accuracy-cost front over average costs 0..{selection['cost_range']:,.0f} "
+                  f"(udc.ensemble.selection): " + ", ".join(
+                      f"{step['added']} (area {step['area']:.4f})" for step in selection["steps"]) + ".", ""]
+    lines += ["## Members (cheapest first)", "",
               "| stage | member | " + " | ".join(f"cost ({report['cost_units'][k]})" for k in metrics)
               + " | val acc | test acc |",
               "|---|---|" + "---|" * len(metrics) + "---|---|"]

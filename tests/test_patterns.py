@@ -114,7 +114,9 @@ def _choices(layers, pattern, rng):
             for layer in layers}
 
 
-def test_a_2_4_child_strips_to_the_hard_supernet_and_runs_sparse_on_the_u85(small85):
+def test_a_2_4_child_strips_to_the_hard_supernet_keeps_the_pattern_through_qat_and_runs_sparse(small85, digits_splits):
+    from udc.deploy.finetune import finetune
+
     supernet, images, _ = small85
     layers = L.searchable_layers(supernet)
     choices = _choices(layers, "2:4", np.random.default_rng(3))
@@ -128,7 +130,10 @@ def test_a_2_4_child_strips_to_the_hard_supernet_and_runs_sparse_on_the_u85(smal
     np.testing.assert_allclose(plain(images, training=False).numpy(), hard, rtol=1e-4, atol=1e-4)
     for layer in layers:  # the masks the fine-tune keeps hold the pattern
         assert _groups(masks[layer.name], -2).max() <= 2, layer.name
-    data = convert_to_int8(plain, images)
+    # The fine-tune (QAT at each layer's bits, the masks kept) and the int8 export keep the pattern.
+    qat = finetune(plain, {name: c["bits"] for name, c in choices.items()}, masks, digits_splits, epochs=1,
+                   learning_rate=1e-3, batch_size=64, steps_per_epoch=4, log=lambda _: None)
+    data = convert_to_int8(qat, digits_splits.train.x[:64])
     tensors = [w for w in tflite_file.weight_tensors(tflite_file.parse(data)) if w.op in tflite_file.OP_KINDS]
     assert all(not ethos_u.two_four_problems(w.values, tflite_file.OP_KINDS[w.op]) for w in tensors)
     formats = U85.weight_formats(data)

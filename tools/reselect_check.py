@@ -23,7 +23,7 @@ from remeasure_search_end import saved_config  # noqa: E402  (this folder: the s
 from udc.arch import ArchSpec  # noqa: E402
 from udc.fileio import write_text_atomic  # noqa: E402
 
-KEYS = ("name", "width", "input_width", "sparsity", "bits", "codec_bytes")
+KEYS = ("name", "width", "input_width", "pattern", "sparsity", "bits", "codec_bytes")
 
 
 def reselect(base_config, point: Path) -> dict:
@@ -54,7 +54,7 @@ def main():
     after = " ".join(f"{x:.2f}" for x in os.getloadavg())
     command = "python " + " ".join([f"tools/{Path(__file__).name}"] + sys.argv[1:])
     lines = ["# Selection again with the current code", "", f"Made with `{command}`; load average before {before}, "
-             f"after {after}.", "", "| search | same layers (widths, sparsity, bits, codec bytes) | codec bytes "
+             f"after {after}.", "", "| search | same layers (widths, pattern, sparsity, bits, codec bytes) | codec bytes "
              "(shipped / now) | selected child's validation accuracy (shipped / now) |", "|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['point']} | {'yes' if r['same_layers'] else 'NO'} | {r['codec_bytes'][0]:,} / "

@@ -5,8 +5,9 @@ import json
 import numpy as np
 import pytest
 
+from cycle_helpers import assert_expected_cycles_are_exact_at_hard_choices
 from udc import tflite_file
-from udc.compat import keras, tf
+from udc.compat import keras
 from udc.costs import cycle_model as cm
 from udc.costs import narrowing
 from udc.costs import size_model as sm
@@ -105,30 +106,9 @@ def test_the_tables_estimate_vela_cycles_of_an_exported_child(small):
 def test_expected_cycles_are_the_exact_ones_at_hard_choices_and_have_gradients(small):
     supernet, _, tables, _ = small
     layers = searchable_layers(supernet)
-    codec = sm.CodecTables(layers, TARGET).calibrate()
-    rng = np.random.default_rng(2)
-    for layer in layers:
-        for v in layer.architecture_variables():
-            v.assign(rng.normal(size=v.shape).astype(np.float32))
-    with tf.GradientTape() as tape:
-        expected = tables.network_expected_cycles(layers, codec)
-    grads = tape.gradient(expected, [layer.width_logits for layer in layers if len(layer.widths) > 1])
-    assert all(g is not None and np.abs(g.numpy()).sum() > 0 for g in grads)
-    choices = {layer.name: layer.hard_choice() for layer in layers}
-    for layer in layers:
-        layer.hard.assign(1.0)
-    try:
-        hard = float(tables.network_expected_cycles(layers, codec))
-        at_expected_bytes = {}
-        for layer in layers:
-            input_width, width = cm.cell_of(layer, choices)
-            out = 1 if sm.layer_kind(layer) == "depthwise" else width
-            pattern = layer.patterns.index(choices[layer.name]["pattern"])
-            at_expected_bytes[layer.name] = float(sm.expected_bytes_grid(layer, [input_width], [out], codec)[pattern, 0, 0])
-    finally:
-        for layer in layers:
-            layer.hard.assign(0.0)
-    assert hard == pytest.approx(tables.network_cycles(layers, choices, at_expected_bytes), rel=1e-5)
+    assert_expected_cycles_are_exact_at_hard_choices(
+        tables, layers, sm.CodecTables(layers, TARGET).calibrate(),
+        lambda layers: [layer.width_logits for layer in layers if len(layer.widths) > 1])
 
 
 def test_cached_tables_of_an_older_format_are_measured_again(small, tmp_path):

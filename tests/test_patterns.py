@@ -4,6 +4,7 @@ the cycle tables per pattern on the Ethos-U85, and the bad-input lines."""
 import numpy as np
 import pytest
 
+from cycle_helpers import assert_expected_cycles_are_exact_at_hard_choices
 from udc import tflite_file
 from udc.arch import ArchSpec, ArchSpecError
 from udc.compat import keras, tf
@@ -166,26 +167,6 @@ def test_expected_cycles_and_bytes_follow_the_pattern_probabilities(small85):
     supernet, _, tables = small85
     layers = L.searchable_layers(supernet)
     codec = sm.CodecTables(layers, U85).calibrate()
-    rng = np.random.default_rng(2)
-    for layer in layers:
-        for v in layer.architecture_variables():
-            v.assign(rng.normal(size=v.shape).astype(np.float32))
-    with tf.GradientTape() as tape:
-        expected = tables.network_expected_cycles(layers, codec) + sm.network_expected_bytes(layers, codec)
-    grads = tape.gradient(expected, [layer.pattern_logits for layer in layers])
-    assert all(g is not None and np.abs(g.numpy()).sum() > 0 for g in grads)
-    choices = {layer.name: layer.hard_choice() for layer in layers}
-    for layer in layers:
-        layer.hard.assign(1.0)
-    try:
-        hard = float(tables.network_expected_cycles(layers, codec))
-        at_expected_bytes = {}
-        for layer in layers:
-            input_width, width = cm.cell_of(layer, choices)
-            pattern = layer.patterns.index(choices[layer.name]["pattern"])
-            grid = sm.expected_bytes_grid(layer, [input_width], [width], codec)
-            at_expected_bytes[layer.name] = float(grid[pattern, 0, 0])
-    finally:
-        for layer in layers:
-            layer.hard.assign(0.0)
-    assert hard == pytest.approx(tables.network_cycles(layers, choices, at_expected_bytes), rel=1e-5)
+    assert_expected_cycles_are_exact_at_hard_choices(
+        tables, layers, codec, lambda layers: [layer.pattern_logits for layer in layers],
+        extra=lambda: sm.network_expected_bytes(layers, codec))

@@ -66,13 +66,13 @@ def pattern_mask(w, pattern: str, axis: int = -2):
     if nm is None:
         return tf.ones_like(w)
     n, m = nm
-    rank_of_axis = len(w.shape)
-    axis %= rank_of_axis
-    perm = [i for i in range(rank_of_axis) if i != axis] + [axis]
+    ndim = len(w.shape)
+    axis %= ndim
+    perm = [i for i in range(ndim) if i != axis] + [axis]
     moved = tf.transpose(tf.stop_gradient(tf.abs(w)), perm)
     depth = tf.shape(moved)[-1]  # dynamic in an exact pass: the chosen input width
     padded = (depth + m - 1) // m * m
-    moved = tf.pad(moved, tf.concat([tf.zeros([rank_of_axis - 1, 2], tf.int32), [[0, padded - depth]]], 0))
+    moved = tf.pad(moved, tf.concat([tf.zeros([ndim - 1, 2], tf.int32), [[0, padded - depth]]], 0))
     groups = tf.reshape(moved, tf.concat([tf.shape(moved)[:-1], [padded // m, m]], 0))
     order = tf.argsort(-groups, axis=-1, stable=True)
     rank = tf.argsort(order, axis=-1, stable=True)

@@ -12,7 +12,6 @@ Widths are multiples of the target's channel alignment (`Target.channel_alignmen
 `SearchOptions.for_target`): a count in between pays for the next multiple. Patterns go
 only to the layer kinds the target runs them on (`Target.unsupported`; the Ethos-U85 runs
 2:4 on convolutions and Dense layers, never on depthwise ones): the others stay dense.
-
 """
 
 import dataclasses

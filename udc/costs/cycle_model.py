@@ -143,7 +143,8 @@ class CycleTables:
                  for pattern in layer.patterns]
 
         def table(of_points):
-            return tf.constant([[[of_points(points) for points in row] for row in grid] for grid in cells], tf.float32)
+            return tf.constant([[[of_points(points) for points in row] for row in grid] for grid in cells],
+                               tf.float32)
 
         floor = table(lambda points: min(c for _, c in points))
         x2, y2 = table(lambda points: points[-1][0]), table(lambda points: points[-1][1])

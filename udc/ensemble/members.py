@@ -126,7 +126,7 @@ def check_held_out(members: list[Member], dataset: str, seed: int, val_fraction:
     `max_train` cut (`udc.data.splits.make_splits`); a .tflite without udc's metadata is not checked."""
     for m in members:
         config = (tflite_file.read_metadata(m.data) or {}).get("config") or {}
-        trained = {"dataset": config.get("dataset"), "seed": config.get("seed"), "val_fraction": config.get("val_fraction")}
+        trained = {key: config.get(key) for key in ("dataset", "seed", "val_fraction")}
         if None in trained.values():
             continue
         if (trained["dataset"], int(trained["seed"]), float(trained["val_fraction"])) != (dataset, int(seed),

@@ -216,8 +216,8 @@ class SearchableLayer(keras.layers.Layer):
     has_width_choice = True
 
     def __init__(self, widths=None, sparsities=opts.DEFAULT_SPARSITIES, bits=opts.DEFAULT_BITS,
-                 patterns=opts.DEFAULT_PATTERNS, alignment=opts.DEFAULT_ALIGNMENT, batch_norm=False, activation=None, use_bias=None,
-                 bn_momentum=0.9, temperature=DEFAULT_START_TEMPERATURE, input_from=None,
+                 patterns=opts.DEFAULT_PATTERNS, alignment=opts.DEFAULT_ALIGNMENT, batch_norm=False, activation=None,
+                 use_bias=None, bn_momentum=0.9, temperature=DEFAULT_START_TEMPERATURE, input_from=None,
                  kernel_initializer="glorot_uniform", **kwargs):
         super().__init__(**kwargs)
         self.alignment = alignment

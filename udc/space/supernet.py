@@ -25,8 +25,8 @@ def fmnist_supernet(input_shape, num_classes: int, options: SearchOptions, width
         layer_widths = None if options.widths is None else options.widths_for(int(width))
         previous = SearchableConv2D(
             int(width), 3, strides=stride, padding="same", widths=layer_widths, sparsities=options.sparsities,
-            bits=options.bits, patterns=options.patterns_for("conv"), alignment=options.alignment, batch_norm=True, activation="relu",
-            bn_momentum=BN_MOMENTUM, input_from=previous, name=f"conv{i}")
+            bits=options.bits, patterns=options.patterns_for("conv"), alignment=options.alignment, batch_norm=True,
+            activation="relu", bn_momentum=BN_MOMENTUM, input_from=previous, name=f"conv{i}")
         x = previous(x)
     x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
     outputs = SearchableDense(num_classes, widths=[num_classes], sparsities=options.sparsities, bits=options.bits,

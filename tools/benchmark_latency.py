@@ -122,7 +122,8 @@ def reference_section(result) -> list:
              "above it:", ""]
     close = [p for p in result["latency_points"] if p["accuracy"] >= reference["accuracy"] - ISO_ACCURACY_POINTS / 100]
     for p in sorted(close, key=lambda p: p["cycles"]):
-        lines.append(f"- {p['name']}: {100 * p['accuracy']:.2f} % ({100 * (p['accuracy'] - reference['accuracy']):+.2f} "
+        gap = 100 * (p["accuracy"] - reference["accuracy"])
+        lines.append(f"- {p['name']}: {100 * p['accuracy']:.2f} % ({gap:+.2f} "
                      f"points) at {p['cycles']:,} cycles, {p['cycles'] / reference['cycles']:.0%} of {name}'s.")
     if not close:
         lines.append("- none.")

@@ -54,8 +54,8 @@ def main():
     after = " ".join(f"{x:.2f}" for x in os.getloadavg())
     command = "python " + " ".join([f"tools/{Path(__file__).name}"] + sys.argv[1:])
     lines = ["# Selection again with the current code", "", f"Made with `{command}`; load average before {before}, "
-             f"after {after}.", "", "| search | same layers (widths, pattern, sparsity, bits, codec bytes) | codec bytes "
-             "(shipped / now) | selected child's validation accuracy (shipped / now) |", "|---|---|---|---|"]
+             f"after {after}.", "", "| search | same layers (widths, pattern, sparsity, bits, codec bytes) "
+             "| codec bytes (shipped / now) | selected child's validation accuracy (shipped / now) |", "|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['point']} | {'yes' if r['same_layers'] else 'NO'} | {r['codec_bytes'][0]:,} / "
                      f"{r['codec_bytes'][1]:,} | {100 * r['val_accuracy'][0]:.2f} / {100 * r['val_accuracy'][1]:.2f} % |")

@@ -2,9 +2,9 @@
 
 **Exact, for hard choices** (`layer_codes`, `layer_codec_bytes`, `network_codec_bytes`):
 the layer's kernel is cut to (input width, output width), cut to its N:M weight pattern
-(`udc.space.patterns`), magnitude-pruned to the sparsity rate, rounded to the b-bit grid and written as the int8 codes the exporter
-stores (`k * 127 // qmax`, same in every channel; a test checks they equal the
-.tflite's bytes), then measured in one of two ways:
+(`udc.space.patterns`), magnitude-pruned to the sparsity rate, rounded to the b-bit grid and
+written as the int8 codes the exporter stores (`k * 127 // qmax`, same in every channel; a test
+checks they equal the .tflite's bytes), then measured in one of two ways:
 
 * the target's own weight encoding (default, `udc.targets.Target.encoded_weight_bytes`):
   for an Ethos-U55/U65, Vela's brick order; for an Ethos-U85, Vela's count for the layer

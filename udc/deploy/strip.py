@@ -1,8 +1,9 @@
 """Strip: a supernet with chosen options -> a plain tf_keras model (its arch spec: `udc.arch`).
 
 For each searchable layer the kernel is cut to the chosen (input width, output width), cut to
-its N:M weight pattern (`udc.space.patterns`), magnitude-pruned *over that sub-kernel* to the chosen rate (the rule of the hard
-supernet and of `size_model.layer_codes`), rounded to its b-bit grid, and the layer's
+its N:M weight pattern (`udc.space.patterns`), magnitude-pruned *over that sub-kernel* to the
+chosen rate (the rule of the hard supernet and of `size_model.layer_codes`), rounded to its
+b-bit grid, and the layer's
 BatchNorm is folded in (a per-output-channel factor: zeros stay zeros and each channel's
 grid levels stay the same). The plain layer holds its activation inside (what tfmot
 needs, see docs/stack_facts.md). The result computes what the hard supernet computes in inference.

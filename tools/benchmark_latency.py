@@ -241,6 +241,9 @@ def main():
         target = get_target(args.target)
     run_points, missing = pareto_run_points(Path(args.points), target)
     points = run_points + latency
+    if args.reference and args.reference not in {p["name"] for p in points}:
+        raise SystemExit(f"--reference {args.reference} is not one of the points; name one of: "
+                         + ", ".join(sorted(p["name"] for p in points)))
     commands = Path(args.commands).read_text().splitlines() if args.commands else []
     result = {"command": "python " + " ".join([f"tools/{Path(__file__).name}"] + sys.argv[1:]),
               "searches": [c for c in commands if c.strip()], "load_before": before,

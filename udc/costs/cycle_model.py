@@ -135,8 +135,9 @@ class CycleTables:
     def _layer_expected_cycles(self, layer, codec_tables):
         p_in, widths_in = sm.input_width_distribution(layer)
         depthwise = sm.layer_kind(layer) == "depthwise"
-        p_out = tf.ones([1]) if depthwise else layer.choice_probabilities()["width"]
-        p_pattern = layer.choice_probabilities()["pattern"]
+        probs = layer.choice_probabilities()
+        p_out = tf.ones([1]) if depthwise else probs["width"]
+        p_pattern = probs["pattern"]
         # Per pattern and cell (input width i, output width j): the floor, and the line through the densest levels.
         cells = [[[self.layers[layer.name].cells[(w_in, w_in if depthwise else w_out, pattern)]
                    for w_out in ((None,) if depthwise else layer.widths)] for w_in in widths_in]

@@ -69,14 +69,14 @@ def calibrate(members: list[Member], splits, rule: str = "max_prob", cost_metric
     costs = _costs(members, cost_metric)
 
     val_probs = [m.probabilities(splits.val.x) for m in members]
-    test_probs = [m.probabilities(splits.test.x) for m in members]
     selection = None
     if max_members and max_members < len(members):
         chosen, record = select_members(val_probs, splits.val.y, costs, rule, combination, max_members, log)
         selection = {"pool": [m.name for m in members], "chosen": [members[i].name for i in chosen],
                      **record, "steps": [{**step, "added": members[step["added"]].name} for step in record["steps"]]}
         members, costs = [members[i] for i in chosen], costs[chosen]
-        val_probs, test_probs = [val_probs[i] for i in chosen], [test_probs[i] for i in chosen]
+        val_probs = [val_probs[i] for i in chosen]
+    test_probs = [m.probabilities(splits.test.x) for m in members]  # after selection: only the cascade's members
 
     singles = []
     for m, pv, pt in zip(members, val_probs, test_probs):

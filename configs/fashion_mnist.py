@@ -52,6 +52,9 @@ def get_config():
     # Weight patterns per layer: ("dense", "2:4") on an Ethos-U85 also searches 2:4 along the input channels,
     # which Vela runs in its faster sparse format (depthwise layers stay dense; other targets refuse 2:4).
     config.search.patterns = ("dense",)
+    # Kernel sizes per convolution, e.g. (3, 5): each holds the largest and chooses its centre; a size a layer's
+    # stride cannot take (1 at stride 2 on an even input) is left out for that layer. None: the backbone's own.
+    config.search.kernel_sizes = config_dict.placeholder(tuple)
     config.search.sparsities = (0.0, 0.25, 0.5, 0.75, 0.9)
     config.search.bits = (2, 3, 4, 5, 6, 8)
     config.search.max_widths = config_dict.placeholder(tuple)  # None: the backbone's own widths

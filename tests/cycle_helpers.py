@@ -11,7 +11,8 @@ from udc.costs import size_model as sm
 
 def assert_expected_cycles_are_exact_at_hard_choices(tables, layers, codec, logits_of, extra=lambda: 0.0):
     """With random logits, d(E[cycles] + extra()) reaches every variable of `logits_of(layers)`; in hard mode
-    E[cycles] equals the exact cycles of the decoded child at each layer's expected bytes (its pattern's)."""
+    E[cycles] equals the exact cycles of the decoded child at each layer's expected bytes (its kernel size's and
+    pattern's)."""
     rng = np.random.default_rng(2)
     for layer in layers:
         for v in layer.architecture_variables():
@@ -30,8 +31,9 @@ def assert_expected_cycles_are_exact_at_hard_choices(tables, layers, codec, logi
             input_width, width = cm.cell_of(layer, choices)
             out = 1 if sm.layer_kind(layer) == "depthwise" else width
             pattern = layer.patterns.index(choices[layer.name]["pattern"])
+            kernel_size = layer.kernel_sizes.index(choices[layer.name]["kernel_size"])
             grid = sm.expected_bytes_grid(layer, [input_width], [out], codec)
-            at_expected_bytes[layer.name] = float(grid[pattern, 0, 0])
+            at_expected_bytes[layer.name] = float(grid[kernel_size, pattern, 0, 0])
     finally:
         for layer in layers:
             layer.hard.assign(0.0)

@@ -6,12 +6,12 @@ from udc.space.layers import traced_pass
 from udc.space.supernet import fmnist_supernet
 
 CHOICES = {
-    "conv0": {"width": 8, "pattern": "dense", "sparsity": 0.5, "bits": 3},
-    "conv1": {"width": 16, "pattern": "dense", "sparsity": 0.9, "bits": 4},
-    "conv2": {"width": 24, "pattern": "dense", "sparsity": 0.0, "bits": 8},
-    "conv3": {"width": 8, "pattern": "dense", "sparsity": 0.75, "bits": 2},
-    "conv4": {"width": 16, "pattern": "dense", "sparsity": 0.25, "bits": 5},
-    "logits": {"width": 10, "pattern": "dense", "sparsity": 0.5, "bits": 6},
+    "conv0": {"width": 8, "kernel_size": 3, "pattern": "dense", "sparsity": 0.5, "bits": 3},
+    "conv1": {"width": 16, "kernel_size": 3, "pattern": "dense", "sparsity": 0.9, "bits": 4},
+    "conv2": {"width": 24, "kernel_size": 3, "pattern": "dense", "sparsity": 0.0, "bits": 8},
+    "conv3": {"width": 8, "kernel_size": 3, "pattern": "dense", "sparsity": 0.75, "bits": 2},
+    "conv4": {"width": 16, "kernel_size": 3, "pattern": "dense", "sparsity": 0.25, "bits": 5},
+    "logits": {"width": 10, "kernel_size": 1, "pattern": "dense", "sparsity": 0.5, "bits": 6},
 }
 
 

@@ -27,6 +27,18 @@ def test_a_spec_comes_back_from_its_file_as_it_was(tmp_path):
     assert again.choices()["logits"]["sparsity"] == 0.75 and spec.choices()["logits"]["sparsity"] == 0.5
 
 
+def test_a_kernel_size_is_part_of_the_choice_and_a_spec_without_one_leaves_it_to_the_layer(tmp_path):
+    spec = _spec()
+    spec.layers[0].kernel_size, spec.layers[1].kernel_size = 5, 1
+    again = ArchSpec.load(spec.save(tmp_path / "arch_spec.json"))
+    assert again == spec and again.choices()["conv0"]["kernel_size"] == 5
+    version_2 = spec.to_json()
+    for layer in version_2["layers"]:
+        del layer["kernel_size"]
+    old = ArchSpec.from_json({**version_2, "version": 2})
+    assert old.layers[0].kernel_size is None and "kernel_size" not in old.choices()["conv0"]
+
+
 def test_a_spec_written_before_the_type_reads_with_its_accelerator_as_target():
     old = {key: value for key, value in _spec().to_json().items() if key not in ("version", "target", "repairs",
                                                                                  "budget_cycles", "limit_cycles",
@@ -43,7 +55,9 @@ def test_a_spec_written_before_the_type_reads_with_its_accelerator_as_target():
     (lambda d: d["layers"][0].update(width="wide"),
      "x.json is malformed (layer conv0: width is 'wide', not a whole number); write it again"),
     (lambda d: d.pop("codec_bytes"), "x.json is malformed (it lacks codec_bytes); write it again"),
-], ids=["newer", "missing-layer-field", "wrong-type", "missing-field"])
+    (lambda d: d["layers"][0].update(kernel_size=4),
+     "x.json is malformed (layer conv0: kernel_size 4 is not an odd positive whole number); write it again"),
+], ids=["newer", "missing-layer-field", "wrong-type", "missing-field", "even-kernel"])
 def test_a_spec_udc_cannot_read_is_refused_in_one_line(change, message, tmp_path):
     data = _spec().to_json()
     change(data)

@@ -55,11 +55,11 @@ def test_the_byte_levels_cost_fewer_bytes_in_turn_and_the_last_is_dense(digits_i
 
 def test_a_cell_costs_its_floor_or_the_line_through_its_densest_levels():
     points = ((100.0, 1000.0), (500.0, 1100.0), (900.0, 1900.0))  # floor 1000; line of slope 2 above
-    table = cm.LayerCycles({(8, 16, "dense"): points})
-    assert table.cycles(8, 16, "dense", 50) == 1000.0
-    assert table.cycles(8, 16, "dense", 300) == 1000.0  # the line (700) is under the floor
-    assert table.cycles(8, 16, "dense", 700) == pytest.approx(1500.0)
-    assert table.cycles(8, 16, "dense", 1100) == pytest.approx(2300.0)
+    table = cm.LayerCycles({(8, 16, "dense", 3): points})
+    assert table.cycles(8, 16, "dense", 3, 50) == 1000.0
+    assert table.cycles(8, 16, "dense", 3, 300) == 1000.0  # the line (700) is under the floor
+    assert table.cycles(8, 16, "dense", 3, 700) == pytest.approx(1500.0)
+    assert table.cycles(8, 16, "dense", 3, 1100) == pytest.approx(2300.0)
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +80,7 @@ def test_the_probes_put_every_layer_in_every_cell(small):
     schedule = cm.probe_schedule(layers)
     wanted = cm.layer_cells(layers)
     assert {name: set(t.cells) for name, t in tables.layers.items()} == {
-        n: {cell + ("dense",) for cell in c} for n, c in wanted.items()}
+        n: {cell + ("dense", 1 if n == "logits" else 3) for cell in c} for n, c in wanted.items()}
     assert len(schedule) == max(len(c) for c in wanted.values())  # the widest pair of layers sets the count
     assert all(len(points) == len(cm.BYTE_LEVELS) for t in tables.layers.values() for points in t.cells.values())
     assert "compiled" in lines[-1]

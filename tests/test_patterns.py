@@ -149,8 +149,9 @@ def test_the_cycle_tables_hold_a_cheaper_2_4_table_and_estimate_vela(small85):
     supernet, images, tables = small85
     layers = L.searchable_layers(supernet)
     for layer in layers[1:]:  # 16 input channels: the 2:4 weights run faster at every byte level
-        dense, sparse = tables.layers[layer.name].cells[(16, 16 if layer.name != "logits" else 10, "dense")], \
-            tables.layers[layer.name].cells[(16, 16 if layer.name != "logits" else 10, "2:4")]
+        cell = (16, 16 if layer.name != "logits" else 10)
+        kernel_size = layer.kernel_sizes[-1]
+        dense, sparse = (tables.layers[layer.name].cells[cell + (pattern, kernel_size)] for pattern in ("dense", "2:4"))
         assert sparse[-1][1] < dense[-1][1] and sparse[0][1] <= dense[0][1], layer.name
     assert cm.CycleTables.from_json(tables.to_json()) == tables
     rng = np.random.default_rng(1)

@@ -167,7 +167,7 @@ def test_hard_mode_applies_the_decoded_choice():
     layer.sparsity_logits.assign([0, 0, 0, 5.0, 0])  # 75 %
     layer.bits_logits.assign([0, 0, 4.0, 0, 0, 0])   # 4 bits
     layer.hard.assign(1.0)
-    assert layer.hard_choice() == {"width": 8, "pattern": "dense", "sparsity": 0.75, "bits": 4}
+    assert layer.hard_choice() == {"width": 8, "kernel_size": 3, "pattern": "dense", "sparsity": 0.75, "bits": 4}
     x = RNG.normal(size=(2, 6, 6, 4)).astype(np.float32)
     y = layer(x, training=True).numpy()
     assert np.all(y[..., 8:] == 0) and np.any(y[..., :8] != 0)

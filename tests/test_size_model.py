@@ -120,19 +120,19 @@ def test_soft_estimate_is_the_expectation_over_all_choices_and_reaches_the_previ
         layer.hard.assign(0.0)
         for v in layer.architecture_variables():
             v.assign(rng.normal(size=v.shape).astype(np.float32))
-    # Brute force over every (c0 width) x (c1 width, pattern, sparsity, bits) with the tables.
+    # Brute force over every (c0 width) x (c1 width, kernel size, pattern, sparsity, bits) with the tables.
     p0 = c0.choice_probabilities()["width"].numpy()
     p1 = {k: v.numpy() for k, v in c1.choice_probabilities().items()}
     brute = 0.0
     tables = sm.CodecTables(layers, TARGET).calibrate()  # brick order: the tables differ per traversal
     table, stream = tables.per_weight[c1.name].numpy(), tables.per_stream[c1.name].numpy()
     assert not np.allclose(table[0], table[1])
-    for (i, w_in), (j, w_out), n, (b, _), (s, _) in itertools.product(
-            enumerate(c0.widths), enumerate(c1.widths), range(len(c1.patterns)), enumerate(c1.bits),
-            enumerate(c1.sparsities)):
-        t = TARGET.weight_traversal("conv", w_in, 9)
-        brute += p0[i] * p1["width"][j] * p1["pattern"][n] * p1["bits"][b] * p1["sparsity"][s] * (
-            table[t, n, b, s] * 9 * w_in * w_out + stream[t, n, b, s])
+    for (i, w_in), (j, w_out), (m, k), n, (b, _), (s, _) in itertools.product(
+            enumerate(c0.widths), enumerate(c1.widths), enumerate(c1.kernel_sizes), range(len(c1.patterns)),
+            enumerate(c1.bits), enumerate(c1.sparsities)):
+        t = TARGET.weight_traversal("conv", w_in, k * k)
+        p = p0[i] * p1["width"][j] * p1["kernel_size"][m] * p1["pattern"][n] * p1["bits"][b] * p1["sparsity"][s]
+        brute += p * (table[t, m, n, b, s] * k * k * w_in * w_out + stream[t, m, n, b, s])
     with tf.GradientTape() as tape:
         estimate = sm.layer_expected_bytes(c1, tables)
     assert float(estimate) == pytest.approx(brute, rel=1e-4)

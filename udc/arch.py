@@ -2,15 +2,16 @@
 
 `ArchSpec` is written by the search (`udc.deploy.ship`, WORKDIR/arch_spec.json) and read by the
 fine-tune (each layer's bits), the budget repair (which changes a layer's sparsity), the
-export and the report (embedded as JSON). Per layer (`LayerSpec`): width, input width,
+export and the report (embedded as JSON). Per layer (`LayerSpec`): width, input width, kernel size,
 N:M weight pattern, sparsity, bits, the size model's estimate (calibrated tables) and the codec-measured
 bytes (Vela's brick order where its API knows the target) of exactly the weights the
 stripped model holds. `measure_arch_spec` makes one from a supernet and a choice.
 
 The JSON form carries `version` (`ARCH_SPEC_VERSION`). Files without one come from udc
 before the spec had a type (they named the target `accelerator`) and read the same; version 1
-had no weight patterns (every layer dense); a file from a newer udc is refused with one line,
-as is one that lacks a field, has a wrong type, or a pattern its layer cannot take.
+had no weight patterns (every layer dense), versions 1 and 2 no kernel sizes (every layer its
+supernet's one kernel); a file from a newer udc is refused with one line, as is one that lacks a
+field, has a wrong type, a pattern its layer cannot take or a kernel size that is not odd.
 """
 
 import dataclasses
@@ -22,10 +23,10 @@ from udc.errors import ConfigError, UdcError
 from udc.fileio import write_json_atomic
 from udc.space import layers as search_layers
 from udc.space.children import choices_of, set_choices
-from udc.space.dimensions import DIMENSIONS
+from udc.space.dimensions import DIMENSIONS, KERNEL_SIZE
 from udc.space.patterns import DENSE, parse_pattern, pattern_of
 
-ARCH_SPEC_VERSION = 2  # 2: a weight pattern per layer
+ARCH_SPEC_VERSION = 3  # 3: a kernel size per layer; 2: a weight pattern per layer
 # Choices of one layer: the arch spec's keys that a child is made of, one per search-space dimension.
 CHOICE_KEYS = tuple(dim.name for dim in DIMENSIONS)
 
@@ -45,10 +46,12 @@ class LayerSpec:
     estimated_bytes: float
     codec_bytes: int
     pattern: str = DENSE
+    kernel_size: int | None = None  # None: a spec from before kernel sizes, the layer's one kernel
 
     def choice(self) -> dict:
-        """{width, pattern, sparsity, bits}: this layer's entry of a choice dict (`udc.deploy.strip`, the search)."""
-        return {key: getattr(self, key) for key in CHOICE_KEYS}
+        """{width, kernel_size, pattern, sparsity, bits}: this layer's entry of a choice dict (`udc.deploy.strip`,
+        the search); without a kernel size if the spec has none (`Dimension.chosen` reads the layer's own)."""
+        return {key: getattr(self, key) for key in CHOICE_KEYS if getattr(self, key) is not None}
 
 
 @dataclasses.dataclass
@@ -70,7 +73,7 @@ class ArchSpec:
     version: int = ARCH_SPEC_VERSION
 
     def choices(self) -> dict:
-        """{layer name: {width, pattern, sparsity, bits}}: the child this spec describes."""
+        """{layer name: {width, kernel_size, pattern, sparsity, bits}}: the child this spec describes."""
         return {layer.name: layer.choice() for layer in self.layers}
 
     def bits(self) -> dict:
@@ -149,7 +152,11 @@ def _layer_from_json(data) -> LayerSpec:
     if pattern != DENSE and values["kind"] == "depthwise":
         raise ValueError(f"layer {data['name']} is depthwise and cannot take the pattern {pattern} "
                          "(one input channel per filter); set its pattern to 'dense'")
-    return LayerSpec(**values, pattern=pattern)
+    kernel_size = data.get("kernel_size")  # versions 1 and 2 had none
+    if kernel_size is not None and not (isinstance(kernel_size, int) and not isinstance(kernel_size, bool)
+                                        and kernel_size > 0 and kernel_size % 2 == 1):
+        raise ValueError(f"layer {data['name']}: kernel_size {kernel_size!r} is not an odd positive whole number")
+    return LayerSpec(**values, pattern=pattern, kernel_size=kernel_size)
 
 
 def _reason(error) -> str:
@@ -177,6 +184,7 @@ def measure_arch_spec(supernet, choices, tables, extra_bytes=0, **fields) -> Arc
         LayerSpec(name=layer.name, kind=sm.layer_kind(layer), width=int(choices[layer.name]["width"]),
                   input_width=sm.input_width_of(layer, choices) or layer.max_input_width,
                   pattern=pattern_of(choices[layer.name]),
+                  kernel_size=int(KERNEL_SIZE.chosen(layer, choices[layer.name])),
                   sparsity=float(choices[layer.name]["sparsity"]), bits=int(choices[layer.name]["bits"]),
                   estimated_bytes=round(estimated[layer.name], 1), codec_bytes=int(codec[layer.name]))
         for layer in layers]

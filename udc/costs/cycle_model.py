@@ -35,14 +35,16 @@ convolution's and Dense layer's weights cut to the pattern at each byte level
 depend on them: a 2:4 convolution whose weight fetch a slow layer before it hid took 6,101 cycles
 in its probe and 9,123 beside a fast one (an MSPS child 8 % over its estimate); Vela's measure of
 the export decides, and `udc.workflows.pipeline.ship_reselecting` aims lower after a miss.
+A layer that chooses its kernel size (`udc.space.kernel_sizes`) has a table per kernel size too: the
+probes measured again with every convolution cut to the centre of that size (`narrowing.narrowed`).
 Operators without weights (a global pooling) are added to the cells of
 the weight operator before them, whose output width sets theirs.
 
-**Exact** (`CycleTables.network_cycles`): the table at the chosen widths and pattern, at the
-bytes of the chosen sub-kernels (the size model's codec bytes). **Expected**
-(`network_expected_cycles`): the sum over cells and patterns of p(in) p(out) p(pattern) times
-the cell's cycles at the expected bytes of that cell and pattern under the bits and sparsity
-distributions
+**Exact** (`CycleTables.network_cycles`): the table at the chosen widths, kernel size and pattern, at
+the bytes of the chosen sub-kernels (the size model's codec bytes). **Expected**
+(`network_expected_cycles`): the sum over cells, kernel sizes and patterns of p(in) p(out) p(kernel size)
+p(pattern) times the cell's cycles at the expected bytes of that cell, kernel size and pattern under the
+bits and sparsity distributions
 (differentiable in every choice probability). Tables are cached per target next to the
 supernet (`load_or_measure`).
 """
@@ -56,9 +58,11 @@ from udc.costs import narrowing
 from udc.costs import size_model as sm
 from udc.errors import UdcError
 from udc.space import layers as search_layers
+from udc.space.dimensions import KERNEL_SIZE
 from udc.space.patterns import DENSE, pattern_of
 
-FORMAT_VERSION = 4  # 4: a table per weight pattern; 3: the fewest-bytes level is every code 1, no longer zeros
+# 5: a table per kernel size; 4: per weight pattern; 3: the fewest-bytes level is every code 1, no longer zeros
+FORMAT_VERSION = 5
 # Weight byte levels of the probes: the template's 8-bit weights, a coarse grid with half of them
 # zero, every code 1 (see the module doc).
 BYTE_LEVELS = ("8 bits", "4 bits, half zero", "every code 1")
@@ -73,13 +77,13 @@ def byte_level(template: bytes, level: str, pattern: str = DENSE) -> bytes:
 
 @dataclasses.dataclass
 class LayerCycles:
-    """The measured cells of one searchable layer: (input width, output width, pattern) -> ((bytes, cycles),
-    ...) at each byte level, sorted by bytes."""
+    """The measured cells of one searchable layer: (input width, output width, pattern, kernel size) ->
+    ((bytes, cycles), ...) at each byte level, sorted by bytes."""
 
     cells: dict
 
-    def cycles(self, input_width, width, pattern, weight_bytes) -> float:
-        return float(cycles_at(self.cells[(input_width, width, pattern)], weight_bytes))
+    def cycles(self, input_width, width, pattern, kernel_size, weight_bytes) -> float:
+        return float(cycles_at(self.cells[(input_width, width, pattern, kernel_size)], weight_bytes))
 
 
 def cycles_at(points, x):
@@ -103,8 +107,8 @@ class CycleTables:
 
     def to_json(self) -> dict:
         return {"version": FORMAT_VERSION, "target": self.target,
-                "layers": {name: [[i, o, p, [list(point) for point in points]]
-                                  for (i, o, p), points in sorted(t.cells.items())]
+                "layers": {name: [[i, o, p, k, [list(point) for point in points]]
+                                  for (i, o, p, k), points in sorted(t.cells.items())]
                            for name, t in self.layers.items()}}
 
     @classmethod
@@ -113,15 +117,17 @@ class CycleTables:
             raise UdcError(f"cycle tables of format {data.get('version')}, this udc reads {FORMAT_VERSION}; "
                            "delete the file to measure them again")
         return cls(data["target"], {
-            name: LayerCycles({(int(i), int(o), str(p)): tuple((float(b), float(c)) for b, c in points)
-                               for i, o, p, points in cells})
+            name: LayerCycles({(int(i), int(o), str(p), int(k)): tuple((float(b), float(c)) for b, c in points)
+                               for i, o, p, k, points in cells})
             for name, cells in data["layers"].items()})
 
     # --- costs ---------------------------------------------------------------------------
     def layer_cycles(self, layer, choices, weight_bytes) -> float:
         """Cycles of `layer` (and the operators without weights after it) under hard `choices`."""
         input_width, width = cell_of(layer, choices)
-        return self.layers[layer.name].cycles(input_width, width, pattern_of(choices[layer.name]), weight_bytes)
+        choice = choices[layer.name]
+        return self.layers[layer.name].cycles(input_width, width, pattern_of(choice), KERNEL_SIZE.chosen(layer, choice),
+                                              weight_bytes)
 
     def network_cycles(self, layers, choices, weight_bytes: dict) -> float:
         """Cycles of the child of `choices`; `weight_bytes` {layer name: encoded bytes} (the codec's)."""
@@ -137,21 +143,23 @@ class CycleTables:
         depthwise = sm.layer_kind(layer) == "depthwise"
         probs = layer.choice_probabilities()
         p_out = tf.ones([1]) if depthwise else probs["width"]
-        p_pattern = probs["pattern"]
-        # Per pattern and cell (input width i, output width j): the floor, and the line through the densest levels.
-        cells = [[[self.layers[layer.name].cells[(w_in, w_in if depthwise else w_out, pattern)]
-                   for w_out in ((None,) if depthwise else layer.widths)] for w_in in widths_in]
-                 for pattern in layer.patterns]
+        # Per kernel size, pattern and cell (input width i, output width j): the floor, and the line through the
+        # densest levels.
+        cells = [[[[self.layers[layer.name].cells[(w_in, w_in if depthwise else w_out, pattern, kernel_size)]
+                    for w_out in ((None,) if depthwise else layer.widths)] for w_in in widths_in]
+                  for pattern in layer.patterns] for kernel_size in layer.kernel_sizes]
 
         def table(of_points):
-            return tf.constant([[[of_points(points) for points in row] for row in grid] for grid in cells],
-                               tf.float32)
+            return tf.constant([[[[of_points(points) for points in row] for row in grid] for grid in per_kernel]
+                                for per_kernel in cells], tf.float32)
 
         floor = table(lambda points: min(c for _, c in points))
         x2, y2 = table(lambda points: points[-1][0]), table(lambda points: points[-1][1])
         weight_bytes = sm.expected_bytes_grid(layer, widths_in, (1,) if depthwise else layer.widths, codec_tables)
         cycles = tf.maximum(floor, y2 + table(_slope) * (weight_bytes - x2))
-        return tf.reduce_sum(p_pattern[:, None, None] * p_in[None, :, None] * p_out[None, None, :] * cycles)
+        p_choice = probs["kernel_size"][:, None] * probs["pattern"][None, :]
+        return tf.reduce_sum(p_choice[:, :, None, None] * p_in[None, None, :, None] * p_out[None, None, None, :]
+                             * cycles)
 
 
 def cell_of(layer, choices):
@@ -220,7 +228,8 @@ def _best_probe(layers, chosen, missing) -> dict:
 def measure(supernet, target, template: bytes, log=print) -> CycleTables:
     """Measures the cycle tables of `supernet`'s layers on `target` from `template`, the int8 .tflite of
     its largest child (`udc.deploy.strip.largest_child_template`), whose weight operators are its searchable layers in
-    order: every probe of `probe_schedule` at every byte level, for each weight pattern a layer may choose."""
+    order: every probe of `probe_schedule` at every byte level, for each weight pattern and kernel size a layer
+    may choose (each probe at one kernel size: the layers that do not have it keep their largest)."""
     layers = search_layers.searchable_layers(supernet)
     operators = narrowing.weight_operator_indices(template)
     if len(operators) != len(layers):
@@ -228,22 +237,31 @@ def measure(supernet, target, template: bytes, log=print) -> CycleTables:
                        "searchable layers; export the supernet's largest child as the template")
     index_of = {layer.name: op for layer, op in zip(layers, operators)}
     patterns = list(dict.fromkeys(p for layer in layers for p in layer.patterns))  # dense first
+    choosing = [layer for layer in layers if len(layer.kernel_sizes) > 1]
+    # The template's (largest) kernels first; a layer without the size at hand keeps its largest.
+    kernel_sizes = sorted({k for layer in choosing for k in layer.kernel_sizes}, reverse=True) or [None]
     levels = {pattern: [byte_level(template, level, pattern) for level in BYTE_LEVELS] for pattern in patterns}
-    cells = {layer.name: {} for layer in layers}  # (i, o, pattern) -> {byte level: (bytes, cycles)}, first probe's
+    cells = {layer.name: {} for layer in layers}  # (i, o, pattern, k) -> {byte level: (bytes, cycles)}, first probe's
     schedule = probe_schedule(layers)
-    for k, widths in enumerate(schedule):
+    for n, widths in enumerate(schedule):
         choices = _as_choices(widths)
-        for pattern in patterns:
-            for level, data in enumerate(levels[pattern]):
-                probe = narrowing.narrowed(data, {index_of[name]: w for name, w in widths.items()})
-                measured = _per_weight_operator(target, probe, index_of)
-                for layer in layers:
-                    if pattern in layer.patterns:
-                        cells[layer.name].setdefault(cell_of(layer, choices) + (pattern,), {}).setdefault(
-                            level, measured[layer.name])
-        if (k + 1) % 25 == 0 or k + 1 == len(schedule):
-            log(f"cycle tables for {target.name}: {k + 1} of {len(schedule)} width assignments compiled "
-                f"at {len(BYTE_LEVELS)} weight byte levels, {len(patterns)} weight pattern(s)")
+        for kernel_size in kernel_sizes:
+            size_of = {layer.name: kernel_size if kernel_size in layer.kernel_sizes else layer.kernel_sizes[-1]
+                       for layer in layers}
+            cropped = {index_of[layer.name]: size_of[layer.name] for layer in choosing
+                       if size_of[layer.name] != layer.kernel_sizes[-1]}
+            for pattern in patterns:
+                for level, data in enumerate(levels[pattern]):
+                    probe = narrowing.narrowed(data, {index_of[name]: w for name, w in widths.items()}, cropped)
+                    measured = _per_weight_operator(target, probe, index_of)
+                    for layer in layers:
+                        if pattern in layer.patterns:
+                            cell = cell_of(layer, choices) + (pattern, size_of[layer.name])
+                            cells[layer.name].setdefault(cell, {}).setdefault(level, measured[layer.name])
+        if (n + 1) % 25 == 0 or n + 1 == len(schedule):
+            log(f"cycle tables for {target.name}: {n + 1} of {len(schedule)} width assignments compiled "
+                f"at {len(BYTE_LEVELS)} weight byte levels, {len(patterns)} weight pattern(s), "
+                f"{len(kernel_sizes)} kernel size(s)")
     return CycleTables(target.name, {name: LayerCycles({cell: tuple(sorted(points.values()))
                                                         for cell, points in c.items()})
                                      for name, c in cells.items()})
@@ -276,8 +294,8 @@ def load_or_measure(path, supernet, target, template_fn, log=print) -> CycleTabl
 
     layers = search_layers.searchable_layers(supernet)
     cells = layer_cells(layers)
-    wanted = {layer.name: [cell + (pattern,) for cell in cells[layer.name] for pattern in layer.patterns]
-              for layer in layers}
+    wanted = {layer.name: [cell + (pattern, kernel_size) for cell in cells[layer.name] for pattern in layer.patterns
+                           for kernel_size in layer.kernel_sizes] for layer in layers}
     cached = json.loads(path.read_text()) if path.is_file() else {}
     if cached.get("version") == FORMAT_VERSION:  # an older format is measured again, as a missing cell is
         tables = CycleTables.from_json(cached)

@@ -25,9 +25,12 @@ def weight_operator_indices(data: bytes) -> list[int]:
     return [i for i, op in enumerate(model.subgraphs[0].operators) if tflite_file.op_name(model, op) in _WEIGHT_OPS]
 
 
-def narrowed(data: bytes, widths: dict) -> bytes:
+def narrowed(data: bytes, widths: dict, kernel_sizes=None) -> bytes:
     """A copy of the .tflite with operator i's output channels cut to widths[i] (operators not in
-    `widths` keep theirs; a depthwise operator follows its input), and every input cut to match."""
+    `widths` keep theirs; a depthwise operator follows its input), and every input cut to match; a
+    convolution in `kernel_sizes` ({operator index: k}) keeps the k x k centre of its kernel (with
+    `same` padding the output keeps its size, `udc.space.kernel_sizes`)."""
+    kernel_sizes = kernel_sizes or {}
     model = tflite_file.parse(data)
     graph = model.subgraphs[0]
     channels = {}  # tensor index -> its new channel count
@@ -46,6 +49,9 @@ def narrowed(data: bytes, widths: dict) -> bytes:
                     raise UdcError(f"operator {i} ({name}) has {weights.shape[0]} output channels, fewer than "
                                    f"{out_channels}; narrow a template at least as wide")
                 keep = (slice(0, out_channels),) + (slice(None),) * (len(weights.shape) - 2) + (slice(0, in_channels),)
+            if i in kernel_sizes:  # OHWI and 1HWC: the spatial axes are 1 and 2
+                keep = tuple(_centre(keep[axis], weights.shape[axis], kernel_sizes[i]) if axis in (1, 2)
+                             else keep[axis] for axis in range(4))
             _cut(model, weights, keep, out_channels)
             if len(op.inputs) > 2 and op.inputs[2] >= 0:
                 _cut(model, graph.tensors[op.inputs[2]], (slice(0, out_channels),), out_channels)
@@ -59,6 +65,14 @@ def narrowed(data: bytes, widths: dict) -> bytes:
             channels[output] = out_channels
             graph.tensors[output].shape = _with_channels(graph.tensors[output].shape, out_channels)
     return tflite_file.serialise(model)
+
+
+def _centre(whole: slice, size: int, kept: int) -> slice:
+    """The `kept` middle entries of an axis of `size` (`whole` keeps all of them)."""
+    if kept > size or whole != slice(None):
+        raise UdcError(f"cannot cut a {size}-wide kernel axis to {kept}")
+    offset = (size - kept) // 2
+    return slice(offset, offset + kept)
 
 
 def _with_channels(shape, channels):

@@ -1,7 +1,8 @@
 """Size model of an Ethos-U target: expected encoded weight bytes of a supernet.
 
 **Exact, for hard choices** (`layer_codes`, `layer_codec_bytes`, `network_codec_bytes`):
-the layer's kernel is cut to (input width, output width), cut to its N:M weight pattern
+the layer's kernel is cut to the centre of its kernel size (`udc.space.kernel_sizes`) and to
+(input width, output width), cut to its N:M weight pattern
 (`udc.space.patterns`), magnitude-pruned to the sparsity rate, rounded to the b-bit grid and
 written as the int8 codes the exporter stores (`k * 127 // qmax`, same in every channel; a test
 checks they equal the .tflite's bytes), then measured in one of two ways:
@@ -37,13 +38,13 @@ encoder this API wraps, gave the same total on the net checked):
 (U55-128 and U65-512; the remaining gap on tiny nets is Vela's depth stripes).
 
 **Differentiable, over choice probabilities** (`layer_expected_bytes`,
-`network_expected_bytes`): for a layer with kernel area K, the expected encoded bytes are
+`network_expected_bytes`): for a layer at kernel size k (area K_k), the expected encoded bytes are
 
-    E[bytes] = (sum_{n,b,s} p_n p_b p_s A[n, b, s]) * K * E[c_in] * E[c_out] + sum_{n,b,s} p_n p_b p_s C[n, b, s]
+    E[bytes | k] = (sum_{n,b,s} p_n p_b p_s A[k, n, b, s]) * K_k * E[c_in] * E[c_out] + sum_{n,b,s} p_n p_b p_s C[k, n, b, s]
 
-with `A[n, b, s]` the bytes per weight and `C[n, b, s]` the fixed bytes per stream (header,
-palette, padding) that the real codec gives for this layer's own weights at pattern n, bits b
-and sparsity s (on an Ethos-U85 a 2:4 layer is stored in Vela's sparse format, whose bytes
+and E[bytes] their mean under the kernel-size probabilities, with `A[k, n, b, s]` the bytes per
+weight and `C[k, n, b, s]` the fixed bytes per stream (header, palette, padding) that the real codec
+gives for this layer's own weights at kernel size k, pattern n, bits b and sparsity s (on an Ethos-U85 a 2:4 layer is stored in Vela's sparse format, whose bytes
 Vela's own count of the layer gives): `codec_tables` encodes the full kernel and a quarter-size sub-kernel and
 fits a line through the two (`CodecTables`, held by the search, not by the layers; a
 convolution has one pair of tables per weight
@@ -67,7 +68,8 @@ import numpy as np
 from udc.compat import keras, tf
 from udc.errors import ConfigError
 from udc.space import layers as search_layers
-from udc.space.dimensions import pruned_count
+from udc.space.dimensions import KERNEL_SIZE, pruned_count
+from udc.space.kernel_sizes import crop_np
 from udc.space.patterns import DENSE, apply_pattern_np, kept_share, pattern_of
 from udc.space.quantizers import grid_codes
 from udc.targets.codec import encoded_bytes
@@ -94,13 +96,15 @@ def magnitude_prune(w: np.ndarray, sparsity: float) -> np.ndarray:
     return w
 
 
-def layer_codes(layer, bits: int, sparsity: float, width=None, input_width=None, pattern=DENSE) -> np.ndarray:
+def layer_codes(layer, bits: int, sparsity: float, width=None, input_width=None, pattern=DENSE,
+                kernel_size=None) -> np.ndarray:
     """Int8 codes the exported layer stores for these hard choices, in TFLite's layout.
 
-    Conv: OHWI; depthwise: 1HWC; Dense: (out, in). Widths default to the full shape.
+    Conv: OHWI; depthwise: 1HWC; Dense: (out, in). Widths and the kernel size default to the full shape.
     """
-    kernel = layer.kernel.numpy()
     kind = layer_kind(layer)
+    kernel = layer.kernel.numpy() if kind == "dense" else crop_np(layer.kernel.numpy(),
+                                                                  kernel_size or layer.kernel.shape[0])
     if kind == "depthwise":
         sub = kernel[:, :, :input_width or kernel.shape[2], :]
     else:
@@ -152,9 +156,9 @@ def codes_bytes(codes: np.ndarray, kind: str = "conv", target=None, order=None, 
 
 
 def layer_codec_bytes(layer, bits, sparsity, width=None, input_width=None, target=None, order=None,
-                      traversal=None, pattern=DENSE) -> int:
+                      traversal=None, pattern=DENSE, kernel_size=None) -> int:
     """Exact encoded bytes of one layer for hard choices (see `layer_codes`)."""
-    codes = layer_codes(layer, bits, sparsity, width, input_width, pattern)
+    codes = layer_codes(layer, bits, sparsity, width, input_width, pattern, kernel_size)
     return codes_bytes(codes, layer_kind(layer), target, order, traversal)
 
 
@@ -169,7 +173,8 @@ def input_width_of(layer, choices):
 
 
 def network_codec_bytes(layers, choices=None, target=None, order=None) -> dict:
-    """Exact bytes per layer (and 'total') for hard choices {layer name: {width, pattern, sparsity, bits}}.
+    """Exact bytes per layer (and 'total') for hard choices {layer name: {width, kernel_size, pattern, sparsity,
+    bits}}.
 
     choices=None uses every layer's current decoded choice (`hard_choice()`).
     """
@@ -178,8 +183,9 @@ def network_codec_bytes(layers, choices=None, target=None, order=None) -> dict:
     for layer in layers:
         c = choices[layer.name]
         width = None if layer_kind(layer) == "depthwise" else c["width"]
-        sizes[layer.name] = layer_codec_bytes(layer, c["bits"], c["sparsity"], width,
-                                              input_width_of(layer, choices), target, order, pattern=pattern_of(c))
+        sizes[layer.name] = layer_codec_bytes(layer, c["bits"], c["sparsity"], width, input_width_of(layer, choices),
+                                              target, order, pattern=pattern_of(c),
+                                              kernel_size=KERNEL_SIZE.chosen(layer, c))
     sizes["total"] = sum(sizes.values())
     return sizes
 
@@ -226,8 +232,10 @@ def _calibration_shape(layer):
     return max(1, kernel[-1] // 2), max(1, kernel[-2] // 2)
 
 
-def _weights_in(layer, width=None, input_width=None):
+def _weights_in(layer, width=None, input_width=None, kernel_size=None):
     shape = list(layer.kernel.shape)
+    if kernel_size and layer_kind(layer) != "dense":
+        shape[0] = shape[1] = kernel_size
     if layer_kind(layer) == "depthwise":
         return int(shape[0] * shape[1] * (input_width or shape[2]))
     if width:
@@ -238,7 +246,8 @@ def _weights_in(layer, width=None, input_width=None):
 
 
 def codec_tables(layer, target=None, order=None):
-    """(bytes_per_weight, bytes_per_stream) tables [traversal, pattern, bits, sparsity] of the current weights.
+    """(bytes_per_weight, bytes_per_stream) tables [traversal, kernel size, pattern, bits, sparsity] of the current
+    weights.
 
     The codec is measured on the full kernel and on a quarter-size sub-kernel (the
     channels a narrower choice keeps); a line through the two points gives the cost per
@@ -248,24 +257,28 @@ def codec_tables(layer, target=None, order=None):
     traversed part-kernel-first and pads 3x3 kernels to 12 taps, a 32-channel one not).
     """
     width, input_width = _calibration_shape(layer)
-    n_full, n_sub = _weights_in(layer), _weights_in(layer, width, input_width)
-    shape = (TRAVERSALS, len(layer.patterns), len(layer.bits), len(layer.sparsities))
+    shape = (TRAVERSALS, len(layer.kernel_sizes), len(layer.patterns), len(layer.bits), len(layer.sparsities))
     slope, intercept = np.zeros(shape, np.float32), np.zeros(shape, np.float32)
     traversals = target.weight_traversals(layer_kind(layer)) if target is not None and order != "flat" else (None,)
     for t in traversals:
-        for n, pattern in enumerate(layer.patterns):
-            for i, bits in enumerate(layer.bits):
-                for j, sparsity in enumerate(layer.sparsities):
-                    full = layer_codec_bytes(layer, bits, sparsity, None, None, target, order, t, pattern)
-                    if n_sub == n_full:
+        rows = [t] if t is not None else list(range(TRAVERSALS))
+        for m, kernel_size in enumerate(layer.kernel_sizes):
+            n_full, n_sub = _weights_in(layer, kernel_size=kernel_size), _weights_in(layer, width, input_width,
+                                                                                     kernel_size)
+            for n, pattern in enumerate(layer.patterns):
+                for i, bits in enumerate(layer.bits):
+                    for j, sparsity in enumerate(layer.sparsities):
+                        def measured(*widths):
+                            return layer_codec_bytes(layer, bits, sparsity, *widths, target, order, t, pattern,
+                                                     kernel_size)
+
+                        full = measured(None, None)
                         a = full / n_full
-                    else:
-                        sub = layer_codec_bytes(layer, bits, sparsity, width, input_width, target, order, t, pattern)
-                        a = (full - sub) / (n_full - n_sub)
-                        if a < 0 or a * n_full > full:  # no positive fixed cost: proportional, exact at full size
-                            a = full / n_full
-                    rows = [t] if t is not None else list(range(TRAVERSALS))
-                    slope[rows, n, i, j], intercept[rows, n, i, j] = a, full - a * n_full
+                        if n_sub != n_full:
+                            a = (full - measured(width, input_width)) / (n_full - n_sub)
+                            if a < 0 or a * n_full > full:  # no positive fixed cost: proportional, exact at full size
+                                a = full / n_full
+                        slope[rows, m, n, i, j], intercept[rows, m, n, i, j] = a, full - a * n_full
     return slope, intercept
 
 
@@ -281,7 +294,7 @@ def bytes_per_weight_table(layer, target=None, order=None) -> np.ndarray:
 
 class CodecTables:
     """The size model's tables for one target, per searchable layer: bytes per weight and bytes per
-    stream [traversal, pattern, bits, sparsity] of the layer's current weights (`codec_tables`).
+    stream [traversal, kernel size, pattern, bits, sparsity] of the layer's current weights (`codec_tables`).
 
     Held by whoever estimates (the search's `Sizes`), not by the layers: a searchable layer holds
     no target-specific state, so one supernet can be measured for several targets. The tables are
@@ -296,7 +309,7 @@ class CodecTables:
         for layer in self.layers:
             prior = np.array([[[b / 8.0 * min(1.0 - s, kept_share(p)) + 0.02 for s in layer.sparsities]
                                 for b in layer.bits] for p in layer.patterns], np.float32)
-            prior = np.stack([prior] * TRAVERSALS)
+            prior = np.stack([np.stack([prior] * len(layer.kernel_sizes))] * TRAVERSALS)
             self.per_weight[layer.name] = tf.Variable(prior, trainable=False, name=f"{layer.name}_bytes_per_weight")
             self.per_stream[layer.name] = tf.Variable(np.full_like(prior, 16.0), trainable=False,
                                                       name=f"{layer.name}_bytes_per_stream")
@@ -338,41 +351,51 @@ def expected_input_width(layer):
 def layer_expected_bytes(layer, tables: CodecTables):
     """Differentiable expected encoded bytes of one layer under its current choice probabilities.
 
-    E over the input width i, pattern n, bits b, sparsity s, output width o (all independent):
-    sum p_i p_n p_b p_s p_o (A[t(i), n, b, s] * K * w_i * w_o + C[t(i), n, b, s]), t(i) Vela's
-    traversal for input depth w_i (convolutions only; K * w_i weights for depthwise).
+    E over the input width i, kernel size k, pattern n, bits b, sparsity s, output width o (all independent):
+    sum p_i p_k p_n p_b p_s p_o (A[t(k, i), k, n, b, s] * K_k * w_i * w_o + C[t(k, i), k, n, b, s]), K_k the
+    kernel area, t(k, i) Vela's traversal for that area and input depth w_i (convolutions only; K_k * w_i
+    weights for depthwise).
     """
     p_in, widths_in = input_width_distribution(layer)
-    a_in, c_in, area = _expected_rates(layer, widths_in, tables)
-    p_pattern = layer.choice_probabilities()["pattern"][:, None]
-    a_in, c_in = tf.reduce_sum(p_pattern * a_in, axis=0), tf.reduce_sum(p_pattern * c_in, axis=0)
-    weights_in = tf.reduce_sum(p_in * a_in * tf.constant(widths_in, tf.float32))  # E[A * w_in]
+    a_in, c_in, areas = _expected_rates(layer, widths_in, tables)
+    probs = layer.choice_probabilities()
+    p_kernel_pattern = probs["kernel_size"][:, None, None] * probs["pattern"][None, :, None]
+    a_in = tf.reduce_sum(p_kernel_pattern * a_in * tf.constant(areas, tf.float32)[:, None, None], axis=[0, 1])
+    c_in = tf.reduce_sum(p_kernel_pattern * c_in, axis=[0, 1])
+    weights_in = tf.reduce_sum(p_in * a_in * tf.constant(widths_in, tf.float32))  # E[A * K * w_in]
     out = 1.0 if layer_kind(layer) == "depthwise" else expected_width(layer)
-    return float(area) * weights_in * out + tf.reduce_sum(p_in * c_in)
+    return weights_in * out + tf.reduce_sum(p_in * c_in)
 
 
 def expected_bytes_grid(layer, widths_in, widths_out, tables: CodecTables):
-    """Differentiable expected encoded bytes of one layer per weight pattern and at every (input width,
-    output width) of the given lists ([patterns, len(widths_in), len(widths_out)]; a depthwise layer's
-    output factor is 1), over its bits and sparsity distributions: what the cycle model needs per cell."""
-    a_in, c_in, area = _expected_rates(layer, widths_in, tables)
-    weights = float(area) * tf.constant(widths_in, tf.float32)[:, None] * tf.constant(widths_out, tf.float32)[None, :]
-    return a_in[:, :, None] * weights[None] + c_in[:, :, None]
+    """Differentiable expected encoded bytes of one layer per kernel size and weight pattern and at every
+    (input width, output width) of the given lists ([kernel sizes, patterns, len(widths_in), len(widths_out)];
+    a depthwise layer's output factor is 1), over its bits and sparsity distributions: what the cycle model
+    needs per cell."""
+    a_in, c_in, areas = _expected_rates(layer, widths_in, tables)
+    widths = tf.constant(widths_in, tf.float32)[:, None] * tf.constant(widths_out, tf.float32)[None, :]
+    weights = tf.constant(areas, tf.float32)[:, None, None, None] * widths[None, None]
+    return a_in[..., None] * weights + c_in[..., None]
 
 
 def _expected_rates(layer, widths_in, tables):
-    """(bytes per weight, bytes per stream) [pattern, input width] expected over bits and sparsity, for each
-    pattern and input width (its table row: the target's traversal for that depth), and the kernel area."""
+    """(bytes per weight, bytes per stream) [kernel size, pattern, input width] expected over bits and sparsity
+    (each cell's table row: the target's traversal for that kernel area and input depth), and the kernel
+    area of each kernel size."""
     probs = layer.choice_probabilities()
     joint = probs["bits"][:, None] * probs["sparsity"][None, :]
-    per_weight = tf.reduce_sum(joint * tables.per_weight[layer.name], axis=[2, 3])  # [traversal, pattern]
-    per_stream = tf.reduce_sum(joint * tables.per_stream[layer.name], axis=[2, 3])
-    shape = layer.kernel.shape
+    per_weight = tf.reduce_sum(joint * tables.per_weight[layer.name], axis=[3, 4])  # [traversal, kernel, pattern]
+    per_stream = tf.reduce_sum(joint * tables.per_stream[layer.name], axis=[3, 4])
     kind = layer_kind(layer)
-    area = 1 if kind == "dense" else int(shape[0] * shape[1])
+    areas = [1 if kind == "dense" else k * k for k in layer.kernel_sizes]
     target = tables.target
-    traversal = [0 if target is None else target.weight_traversal(kind, w, area) for w in widths_in]
-    return tf.transpose(tf.gather(per_weight, traversal)), tf.transpose(tf.gather(per_stream, traversal)), area
+    rows = [[[0 if target is None else target.weight_traversal(kind, w, area), m] for w in widths_in]
+            for m, area in enumerate(areas)]  # [kernel, input width] -> (traversal, kernel)
+
+    def gathered(table):  # [kernel, input width, pattern] -> [kernel, pattern, input width]
+        return tf.transpose(tf.gather_nd(table, rows), [0, 2, 1])
+
+    return gathered(per_weight), gathered(per_stream), areas
 
 
 def network_expected_bytes(layers, tables: CodecTables, extra_bytes=0.0):

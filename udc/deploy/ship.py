@@ -178,11 +178,13 @@ def search_markdown(search) -> str:
              f"{search['export_estimate_error']:+.2%} |",
              f"| codec of the exported weights, stored order | {search['export_plain_codec_bytes']:,} | "
              f"{search['export_plain_codec_error']:+.2%} |", "",
-             "| layer | width | input | sparsity | bits | selection estimate B | selection codec B | exported B |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| layer | width | input | kernel | sparsity | bits | selection estimate B | selection codec B | "
+             "exported B |", "|---|---|---|---|---|---|---|---|---|"]
     for layer, exported in zip(search["arch_spec"]["layers"], search["export_layer_bytes"]):
         pattern = layer.get("pattern", DENSE)  # a report from before weight patterns has none
+        kernel = layer.get("kernel_size")  # nor one from before kernel sizes
         lines.append(f"| {layer['name']} | {layer['width']} | {layer['input_width']} | "
+                     f"{'' if kernel is None else f'{kernel}x{kernel}'} | "
                      f"{'' if pattern == DENSE else pattern + '+'}{layer['sparsity']:.0%} | "
                      f"{layer['bits']} | {layer['estimated_bytes']:.0f} | {layer['codec_bytes']} | {exported} |")
     return "\n".join(lines) + "\n"

@@ -1,7 +1,7 @@
 """Strip: a supernet with chosen options -> a plain tf_keras model (its arch spec: `udc.arch`).
 
-For each searchable layer the kernel is cut to the chosen (input width, output width), cut to
-its N:M weight pattern (`udc.space.patterns`), magnitude-pruned *over that sub-kernel* to the
+For each searchable layer the kernel is cut to the centre of the chosen kernel size
+(`udc.space.kernel_sizes`) and to the chosen (input width, output width), cut to its N:M weight pattern (`udc.space.patterns`), magnitude-pruned *over that sub-kernel* to the
 chosen rate (the rule of the hard supernet and of `size_model.layer_codes`), rounded to its
 b-bit grid, and the layer's
 BatchNorm is folded in (a per-output-channel factor: zeros stay zeros and each channel's
@@ -18,12 +18,16 @@ from udc.deploy.fold import batch_norm_params, fold_into
 from udc.errors import UdcError
 from udc.space import layers as search_layers
 from udc.space.children import choices_of
+from udc.space.dimensions import KERNEL_SIZE
+from udc.space.kernel_sizes import crop_np
 from udc.space.patterns import DENSE, pattern_of
 from udc.space.quantizers import grid_quantize
 
 
 def _sub_kernel(layer, c, input_width):
     kernel = layer.kernel.numpy()
+    if not isinstance(layer, search_layers.SearchableDense):
+        kernel = crop_np(kernel, KERNEL_SIZE.chosen(layer, c))
     if isinstance(layer, search_layers.SearchableDepthwiseConv2D):
         sub = kernel[:, :, :input_width, :]
         axis = 2
@@ -51,10 +55,11 @@ def _plain_layer(layer, c, width):
     activation = keras.activations.serialize(layer.activation) if layer.activation is not None else None
     if isinstance(layer, search_layers.SearchableDense):
         return keras.layers.Dense(width, activation=activation, name=layer.name)
+    kernel_size = KERNEL_SIZE.chosen(layer, c)
     if isinstance(layer, search_layers.SearchableDepthwiseConv2D):
-        return keras.layers.DepthwiseConv2D(layer.kernel_size, strides=layer.strides, padding=layer.padding.lower(),
+        return keras.layers.DepthwiseConv2D(kernel_size, strides=layer.strides, padding=layer.padding.lower(),
                                             activation=activation, name=layer.name)
-    return keras.layers.Conv2D(width, layer.kernel_size, strides=layer.strides, padding=layer.padding.lower(),
+    return keras.layers.Conv2D(width, kernel_size, strides=layer.strides, padding=layer.padding.lower(),
                                activation=activation, name=layer.name)
 
 
@@ -92,8 +97,9 @@ def strip(supernet, choices=None, name=None):
 
 
 def largest_child_template(supernet, calibration_images) -> bytes:
-    """The int8 .tflite of `supernet`'s largest child (widest, dense, 8 bits): what `measure` narrows."""
-    largest = {layer.name: {"width": layer.widths[-1], "pattern": DENSE, "sparsity": 0.0, "bits": 8}
-               for layer in search_layers.searchable_layers(supernet)}
+    """The int8 .tflite of `supernet`'s largest child (widest, largest kernel, dense, 8 bits): what `measure`
+    narrows."""
+    largest = {layer.name: {"width": layer.widths[-1], "kernel_size": layer.kernel_sizes[-1], "pattern": DENSE,
+                            "sparsity": 0.0, "bits": 8} for layer in search_layers.searchable_layers(supernet)}
     plain, _ = strip(supernet, largest)
     return convert_to_int8(plain, calibration_images)

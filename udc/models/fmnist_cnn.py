@@ -10,6 +10,7 @@ from udc.compat import keras
 
 DEFAULT_WIDTHS = (32, 64, 64, 128, 128)
 STRIDES = (1, 2, 1, 2, 1)
+KERNEL_SIZE = 3
 # Keras' 0.99 lags far behind the weights in short runs (tests, quick searches); 0.9
 # tracks them and costs nothing on long runs.
 BN_MOMENTUM = 0.9
@@ -22,7 +23,7 @@ def fmnist_cnn(input_shape, num_classes: int, widths=DEFAULT_WIDTHS, name="fmnis
     x = inputs
     for i, (width, stride) in enumerate(zip(widths, STRIDES)):
         x = keras.layers.Conv2D(
-            width, 3, strides=stride, padding="same", use_bias=False, name=f"conv{i}"
+            width, KERNEL_SIZE, strides=stride, padding="same", use_bias=False, name=f"conv{i}"
         )(x)
         x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"bn{i}")(x)
         x = keras.layers.ReLU(name=f"relu{i}")(x)

@@ -362,7 +362,8 @@ class SupernetSearch:
     def _smallest_options(self) -> str:
         """What the smallest network of the space takes, in words."""
         patterns = [p for p in self.options.patterns if p != DENSE]
-        return (f"narrowest widths, {patterns[-1] + ' pattern, ' if patterns else ''}"
+        kernels = "smallest kernel sizes each layer takes, " if self.options.kernel_sizes else ""
+        return (f"narrowest widths, {kernels}{patterns[-1] + ' pattern, ' if patterns else ''}"
                 f"{self.options.sparsities[-1]:.0%} sparsity, {self.options.bits[0]} bits")
 
     # --- epochs ------------------------------------------------------------

@@ -7,7 +7,7 @@ from udc.compat import keras, tf
 from udc.costs import size_model as sm
 from udc.errors import UdcError
 from udc.space import layers as search_layers
-from udc.space.dimensions import DIMENSIONS, KERNEL_DIMENSIONS
+from udc.space.dimensions import DIMENSIONS, KERNEL_DIMENSIONS, KERNEL_SIZE
 from udc.space.patterns import DENSE, pattern_of
 
 class Sizes:
@@ -55,10 +55,11 @@ class Sizes:
         depthwise = sm.layer_kind(layer) == "depthwise"
         width = None if depthwise else c["width"]
         input_width = sm.input_width_of(layer, choices)
-        key = (layer.name, width, input_width, pattern_of(c), c["bits"], c["sparsity"])
+        kernel_size = KERNEL_SIZE.chosen(layer, c)
+        key = (layer.name, width, input_width, kernel_size, pattern_of(c), c["bits"], c["sparsity"])
         if key not in self._cache:
             self._cache[key] = sm.layer_codec_bytes(layer, c["bits"], c["sparsity"], width, input_width,
-                                                    self.target, pattern=pattern_of(c))
+                                                    self.target, pattern=pattern_of(c), kernel_size=kernel_size)
         return self._cache[key]
 
     def exact(self, choices) -> int:
@@ -182,7 +183,11 @@ def format_costs(limits, choices) -> str:
 
 
 def format_choices(choices: dict) -> str:
-    """Each layer's width/sparsity/bits, its N:M pattern with the sparsity where it has one
-    (e.g. `conv1 48/2:4+50%/6b`)."""
-    return " ".join(f"{name} {c['width']}/{'' if pattern_of(c) == DENSE else pattern_of(c) + '+'}"
+    """Each layer's width/sparsity/bits, its kernel size before them where it has one above 1 and its N:M pattern
+    with the sparsity where it has one (e.g. `conv1 48/5x5/2:4+50%/6b`)."""
+    def kernel(c):
+        size = c.get("kernel_size") or 1
+        return f"{size}x{size}/" if size > 1 else ""
+
+    return " ".join(f"{name} {c['width']}/{kernel(c)}{'' if pattern_of(c) == DENSE else pattern_of(c) + '+'}"
                     f"{c['sparsity']:.0%}/{c['bits']}b" for name, c in choices.items())

@@ -60,15 +60,18 @@ def search_options(config) -> SearchOptions:
     s = config.search
     return SearchOptions.for_target(
         target_of(config), sparsities=tuple(s.sparsities), bits=tuple(s.bits),
-        widths=None if s.widths is None else tuple(s.widths), patterns=tuple(s.get("patterns", DEFAULT_PATTERNS)))
+        widths=None if s.widths is None else tuple(s.widths), patterns=tuple(s.get("patterns", DEFAULT_PATTERNS)),
+        kernel_sizes=None if s.get("kernel_sizes") is None else tuple(s.kernel_sizes))
 
 
 def check_supported(config, target, splits) -> None:
     """ConfigError, before any training, for a sparsity or bit-width of the search's option lists that
-    `target` cannot run on a layer kind of the config's backbone (`Target.unsupported`), and for a weight
-    pattern it runs on none of them (the kinds it cannot take a pattern on stay dense)."""
+    `target` cannot run on a layer kind of the config's backbone (`Target.unsupported`), for a weight
+    pattern it runs on none of them (the kinds it cannot take a pattern on stay dense), and for a kernel
+    size no convolution of the backbone can take (`SearchOptions.kernel_sizes_for`)."""
     backbone = build_backbone(config.backbone, splits.input_shape, splits.num_classes)
     kinds = sorted({plain_layer_kind(layer) for layer in backbone.layers if isinstance(layer, WEIGHT_LAYERS)})
+    _check_kernel_sizes(config, backbone, search_options(config))
     for pattern in pattern_options(tuple(config.search.get("patterns", DEFAULT_PATTERNS)))[1:]:
         reasons = [target.unsupported(kind, "pattern", pattern) for kind in kinds]
         if all(reasons):
@@ -84,6 +87,20 @@ def check_supported(config, target, splits) -> None:
                     raise ConfigError(f"{target.name} cannot run {dimension} {option} on the {kind} layers of "
                                       f"{config.backbone}: {reason}; drop {option} from --config.search.{flag} "
                                       "or choose another --config.accelerator")
+
+
+def _check_kernel_sizes(config, backbone, options) -> None:
+    if options.kernel_sizes is None:
+        return
+    convolutions = [layer for layer in backbone.layers if plain_layer_kind(layer) != "dense"
+                    and isinstance(layer, WEIGHT_LAYERS)]
+    taken = {k for layer in convolutions
+             for k in options.kernel_sizes_for(layer.kernel_size[0], layer.input_shape[1:3], layer.strides, layer.padding)}
+    for k in options.kernel_sizes:
+        if k not in taken:
+            raise ConfigError(f"no convolution of {config.backbone} can take a {k}x{k} kernel as the centre of a "
+                              f"{options.kernel_sizes[-1]}x{options.kernel_sizes[-1]} one (its stride and padding "
+                              f"would shift it); drop {k} from --config.search.kernel_sizes")
 
 
 def budget_cycles(config, target) -> int:
@@ -133,7 +150,8 @@ def config_fingerprint(config, ignore=()) -> dict:
 # Keys added after checkpoints were written, with the value that does what their absence did:
 # a state saved without one resumes under that value.
 _ADDED_KEYS = {"budget_cycles": 0, "search.budget_cycles": 0, "budget_ms": 0, "search.budget_ms": 0,
-               "search.cycle_margin": 0.03, "search.relaxation": "gumbel_softmax", "search.patterns": ["dense"]}
+               "search.cycle_margin": 0.03, "search.relaxation": "gumbel_softmax", "search.patterns": ["dense"],
+               "search.kernel_sizes": None}
 
 
 def config_differences(saved: dict, current: dict) -> list:

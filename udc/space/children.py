@@ -31,12 +31,13 @@ def _use(layers, index_of) -> None:
 
 
 def use_largest(layers) -> None:
-    """Every layer at its widest, densest (no pattern, no pruning), highest-precision option."""
+    """Every layer at its widest, largest-kernel, densest (no pattern, no pruning), highest-precision option."""
     _use(layers, lambda dim, layer: dim.largest_index(layer))
 
 
 def use_smallest(layers) -> None:
-    """Every layer at its narrowest, sparsest (its N:M pattern, the highest rate), lowest-precision option."""
+    """Every layer at its narrowest, smallest-kernel, sparsest (its N:M pattern, the highest rate), lowest-precision
+    option."""
     _use(layers, lambda dim, layer: dim.smallest_index(layer))
 
 
@@ -49,8 +50,8 @@ def use_sampled(layers) -> None:
 
 
 def use_choices(layers, choices: dict) -> None:
-    """The child of `choices` ({layer name: {width, pattern, sparsity, bits}}, as in an arch spec)."""
-    _use(layers, lambda dim, layer: dim.options(layer).index(choices[layer.name][dim.name]))
+    """The child of `choices` ({layer name: {width, kernel_size, pattern, sparsity, bits}}, as in an arch spec)."""
+    _use(layers, lambda dim, layer: dim.options(layer).index(dim.chosen(layer, choices[layer.name])))
 
 
 def release(layers) -> None:
@@ -60,7 +61,7 @@ def release(layers) -> None:
 
 
 def choices_of(supernet) -> dict:
-    """The decoded choices {layer name: {width, pattern, sparsity, bits}} of every searchable layer."""
+    """The decoded choices {layer name: {width, kernel_size, pattern, sparsity, bits}} of every searchable layer."""
     return {layer.name: layer.hard_choice() for layer in searchable_layers(supernet)}
 
 
@@ -71,7 +72,7 @@ def set_choices(supernet, choices) -> None:
         for dim in DIMENSIONS:
             if not dim.searchable(layer):
                 continue
-            logits, index = dim.logits(layer), dim.options(layer).index(c[dim.name])
+            logits, index = dim.logits(layer), dim.options(layer).index(dim.chosen(layer, c))
             if int(decoded_index(logits)) != index:
                 # Probability e/(1+e) > 1/2 on `index`, which makes it the median.
                 v = logits.numpy()

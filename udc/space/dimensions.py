@@ -2,17 +2,19 @@
 
 A `Dimension` says, for every searchable layer (`udc.space.layers`):
 
-* its **name**: the key of a choice dict `{width, pattern, sparsity, bits}`, of the arch spec
-  and of `choice_probabilities()`;
+* its **name**: the key of a choice dict `{width, kernel_size, pattern, sparsity, bits}`, of the arch
+  spec and of `choice_probabilities()`;
 * where the layer keeps its **options**, its choice **logits** and its child **index**
   (attribute names, which are also the variables' names in checkpoints);
 * the **order** from smaller to larger network: `smaller` is the step of the option index
   that makes the network smaller (+1 for patterns and sparsity rates, which prune more;
-  -1 for widths and bit-widths); the smallest and largest children, repair and fill follow it;
-* whether a layer with a single option still **stores** the choice's variables: the N:M
-  pattern, added after supernets and checkpoints were first written, does not, so a layer
-  that can only be dense holds the same variables as before and old checkpoints restore;
-* for a **kernel dimension** (pattern, sparsity, bits), how a hard choice transforms the kernel
+  -1 for widths, kernel sizes and bit-widths); the smallest and largest children, repair and fill follow it;
+* whether a layer with a single option still **stores** the choice's variables: the kernel size
+  and the N:M pattern, added after supernets and checkpoints were first written, do not, so a
+  layer with one kernel size that can only be dense holds the same variables as before and old
+  checkpoints restore; a choice dict written before them reads as the layer's largest option
+  (`chosen`), which is what the layer was;
+* for a **kernel dimension** (kernel size, pattern, sparsity, bits), how a hard choice transforms the kernel
   (`exact`: what strip and the export do) and how the search relaxes it (`relaxed`: the
   options' transforms weighted by the relaxed one-hot `g`).
 
@@ -21,8 +23,8 @@ width and a relaxed one masks the layer's output after its activation (FBNetV2 c
 masks); both live in the layer, which also needs the previous layer's width.
 
 Code that handles choices (children, strip, repair and fill, the arch spec) iterates over
-`DIMENSIONS` instead of naming them; a new dimension (kernel size, N:M patterns) is one
-more object here and its options on the layer.
+`DIMENSIONS` instead of naming them; a new dimension is one more object here and its options
+on the layer.
 """
 
 import dataclasses
@@ -31,6 +33,7 @@ import functools
 import numpy as np
 
 from udc.compat import tf
+from udc.space.kernel_sizes import centre_mask, crop
 from udc.space.patterns import pattern_mask
 from udc.space.quantizers import grid_quantize
 
@@ -66,6 +69,13 @@ class Dimension:
 
     def largest_index(self, layer) -> int:
         return 0 if self.smaller > 0 else len(self.options(layer)) - 1
+
+    def chosen(self, layer, choice: dict):
+        """The option of one layer's choice dict; for a dimension added later (not stored when fixed), the
+        layer's largest option if the dict names none (a choice written before the dimension existed)."""
+        if self.name in choice or self.stored_when_fixed:
+            return choice[self.name]
+        return self.options(layer)[self.largest_index(layer)]
 
     def value(self, layer, index):
         """Option `index` as a plain number (what a choice dict and the arch spec hold)."""
@@ -106,6 +116,23 @@ def magnitude_masks(w, rates):
         else:
             masks.append(tf.cast(magnitude > flat[k - 1], w.dtype))
     return masks
+
+
+class KernelSize(KernelDimension):
+    """The spatial kernel size (`udc.space.kernel_sizes`): option k is the k x k centre of the largest
+    kernel the layer holds. Applied first: the other dimensions act on the weights it keeps."""
+
+    def exact(self, layer, kernel, index, pruned_counts):
+        if not self.searchable(layer):
+            return kernel
+        return crop(kernel, tf.gather(tf.constant(self.options(layer), tf.int32), index))
+
+    def relaxed(self, layer, kernel, weights):
+        if not self.searchable(layer):
+            return kernel
+        largest, rank = int(kernel.shape[0]), len(kernel.shape)
+        masks = tf.constant(np.stack([centre_mask(largest, k, rank) for k in self.options(layer)]))
+        return kernel * tf.tensordot(weights, masks, axes=1)
 
 
 class Pattern(KernelDimension):
@@ -160,10 +187,12 @@ class Bits(KernelDimension):
 
 
 WIDTH = Dimension("width", "widths", smaller=-1)
+KERNEL_SIZE = KernelSize("kernel_size", "kernel_sizes", smaller=-1, stored_when_fixed=False)
 PATTERN = Pattern("pattern", "patterns", smaller=+1, stored_when_fixed=False)
 SPARSITY = Sparsity("sparsity", "sparsities", smaller=+1)
 BITS = Bits("bits", "bits", smaller=-1)
 # Every dimension, in the order of a choice dict and the arch spec.
-DIMENSIONS = (WIDTH, PATTERN, SPARSITY, BITS)
-# The kernel dimensions in the order they transform a kernel: the pattern, prune further, round the survivors.
-KERNEL_DIMENSIONS = (PATTERN, SPARSITY, BITS)
+DIMENSIONS = (WIDTH, KERNEL_SIZE, PATTERN, SPARSITY, BITS)
+# The kernel dimensions in the order they transform a kernel: the centre, the pattern, prune further, round the
+# survivors.
+KERNEL_DIMENSIONS = (KERNEL_SIZE, PATTERN, SPARSITY, BITS)

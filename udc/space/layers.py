@@ -1,9 +1,11 @@
-"""Searchable layers: one layer holds the largest shape and learns its width, weight pattern, sparsity and bits.
+"""Searchable layers: one layer holds the largest shape and learns its width, kernel size, weight pattern, sparsity
+and bits.
 
 `SearchableConv2D`, `SearchableDepthwiseConv2D` and `SearchableDense` (tf_keras) hold
 the kernel of the largest option and one learnable logit vector per choice:
 
 * width (output channels; not on depthwise, whose width is its input's),
+* kernel size (convolutions: the centre of the largest kernel, `udc.space.kernel_sizes`),
 * N:M weight pattern (dense or e.g. 2:4 along the input channels, `udc.space.patterns`),
 * unstructured magnitude sparsity rate,
 * weight bit-width of the symmetric grid (`udc.space.quantizers`).
@@ -23,6 +25,8 @@ choices are made differentiable (the pick, and why):
 * **Width**: FBNetV2 channel masks. Option i owns the mask `[c < width_i]`; the layer's
   output (after its own BatchNorm and activation, so that masked channels are exactly 0
   and the next layer sees only the chosen width) is multiplied by `sum_i g_i * mask_i`.
+* **Kernel size**: centre masks, mixed like the others: `sum_k g_k * (w * centre_k)`; an exact
+  pass cuts the chosen centre and convolves with it (same padding), what strip builds.
 * **Pattern**: N:M masks, mixed like sparsity masks: `sum_j g_j * (w * mask_j)` with mask_j
   keeping the N largest |w| of each group of M input-channel weights; applied before
   sparsity, which then prunes among the kept weights.
@@ -53,7 +57,8 @@ choices are made differentiable (the pick, and why):
   mixture only where the distribution has concentrated: with other seeds it sat 2 to 19
   points below it after one search epoch (benchmarks/fashion_mnist/seeds.md).
 * **child mode** (`udc.space.children`): like hard mode, but the option indices
-  come from the non-trainable `width_index`, `pattern_index`, `sparsity_index` and `bits_index`, so one
+  come from the non-trainable `width_index`, `kernel_size_index`, `pattern_index`, `sparsity_index` and
+  `bits_index`, so one
   training step can run the largest, the smallest and sampled sub-networks in turn (the
   sandwich rule).
 * An exact pass (hard or child mode) runs each layer at its **own widths**: the chosen
@@ -91,7 +96,8 @@ import numpy as np
 from udc.compat import keras, tf
 from udc.errors import ConfigError
 from udc.space import options as opts
-from udc.space.dimensions import DIMENSIONS, KERNEL_DIMENSIONS, WIDTH, pruned_count
+from udc.space.dimensions import DIMENSIONS, KERNEL_DIMENSIONS, KERNEL_SIZE, WIDTH, pruned_count
+from udc.space.kernel_sizes import crops_exactly
 
 DEFAULT_START_TEMPERATURE = 5.0
 DEFAULT_END_TEMPERATURE = 0.5
@@ -214,6 +220,7 @@ class SearchableLayer(keras.layers.Layer):
     channel_axis = -1  # grid scale axis of the kernel (None: per tensor)
     in_axis = -2  # input-channel axis of the kernel
     has_width_choice = True
+    kernel_sizes = (1,)  # a Dense layer's; convolutions hold their own
 
     def __init__(self, widths=None, sparsities=opts.DEFAULT_SPARSITIES, bits=opts.DEFAULT_BITS,
                  patterns=opts.DEFAULT_PATTERNS, alignment=opts.DEFAULT_ALIGNMENT, batch_norm=False, activation=None,
@@ -274,7 +281,7 @@ class SearchableLayer(keras.layers.Layer):
             out_shape = input_shape[:-1].concatenate([self.max_width])
             self.bn.build(out_shape)
         zeros = keras.initializers.Zeros()
-        for dim in DIMENSIONS:  # width_logits, pattern_logits, sparsity_logits, bits_logits
+        for dim in DIMENSIONS:  # width_logits, kernel_size_logits, pattern_logits, sparsity_logits, bits_logits
             setattr(self, f"{dim.name}_logits", self.add_weight(f"{dim.name}_logits", shape=(len(dim.options(self)),),
                                                                 initializer=zeros)
                     if dim.stored(self) else tf.zeros([1]))
@@ -283,7 +290,7 @@ class SearchableLayer(keras.layers.Layer):
             initializer=keras.initializers.Constant(self.initial_temperature))
         self.hard = self.add_weight("hard", shape=(), trainable=False, initializer=zeros)
         self.child = self.add_weight("child", shape=(), trainable=False, initializer=zeros)
-        for dim in DIMENSIONS:  # width_index, pattern_index, sparsity_index, bits_index
+        for dim in DIMENSIONS:  # width_index, kernel_size_index, pattern_index, sparsity_index, bits_index
             setattr(self, f"{dim.name}_index", self.add_weight(f"{dim.name}_index", shape=(), dtype=tf.int32,
                                                                trainable=False, initializer=zeros)
                     if dim.stored(self) else tf.constant(0, tf.int32))
@@ -331,27 +338,30 @@ class SearchableLayer(keras.layers.Layer):
         if getattr(self, "_prune_counts", None) is None:  # numpy: usable in any graph
             area = int(np.prod(self.kernel.shape)) // (int(self.kernel.shape[self.in_axis]) *
                                                         (self.max_width if self.has_width_choice else 1))
+            largest = max(self.kernel_sizes)
             self._prune_counts = np.array(
-                [[[pruned_count(r, area * i * o) for r in self.sparsities] for o in out_options]
-                 for i in in_options], np.int32)
+                [[[[pruned_count(r, area // largest ** 2 * k * k * i * o) for r in self.sparsities]
+                   for k in self.kernel_sizes] for o in out_options] for i in in_options], np.int32)
         zero = tf.constant(0, tf.int64)
         in_index = zero if source is None else source._selected(WIDTH)
         out_index = self._selected(WIDTH) if self.has_width_choice else zero
-        counts = tf.gather_nd(tf.constant(self._prune_counts), tf.stack([in_index, out_index]))
+        counts = tf.gather_nd(tf.constant(self._prune_counts),
+                              tf.stack([in_index, out_index, self._selected(KERNEL_SIZE)]))
         in_width = tf.gather(tf.constant(in_options, tf.int32), in_index)
         out_width = tf.gather(tf.constant(out_options, tf.int32), out_index)
         return in_width, out_width, counts
 
     def _soft_kernel(self, training):
-        """The full kernel under the relaxed kernel choices (pattern, sparsity, then bits)."""
+        """The full kernel under the relaxed kernel choices (kernel size, pattern, sparsity, then bits)."""
         kernel = self.kernel
         for dim in KERNEL_DIMENSIONS:
             kernel = dim.relaxed(self, kernel, self._weights_for(dim, training))
         return kernel
 
     def _exact_kernel(self):
-        """(the chosen sub-kernel, its input width, its output width): the sub-kernel pruned by its
-        own magnitudes and rounded to the chosen grid, as `size_model.layer_codes` and the export do.
+        """(the chosen sub-kernel, its input width, its output width): the sub-kernel (the chosen widths of
+        the chosen kernel size's centre) pruned by its own magnitudes and rounded to the chosen grid, as
+        `size_model.layer_codes` and the export do.
 
         Only the chosen rate and grid are computed: an exact forward pass gives the choice
         logits no gradient, and the options' weighted sum would cost a sort and six roundings
@@ -369,13 +379,14 @@ class SearchableLayer(keras.layers.Layer):
         return kernel, in_width, out_width
 
     def effective_kernel(self, training=False):
-        """The kernel after the (relaxed or exact) sparsity and bit choices, at the full shape
-        (in hard or child mode zero outside the chosen sub-kernel)."""
+        """The kernel after the (relaxed or exact) kernel choices, at the full shape (in hard or child mode
+        zero outside the chosen sub-kernel, which sits in the centre of the spatial axes)."""
         def exact():
             kernel, _, _ = self._exact_kernel()
             missing = tf.shape(self.kernel) - tf.shape(kernel)
-            return tf.reshape(tf.pad(kernel, tf.stack([tf.zeros_like(missing), missing], axis=1)),
-                              self.kernel.shape)
+            spatial = len(self.kernel.shape) - 2  # a convolution's two spatial axes lose their border on both sides
+            before = tf.concat([missing[:spatial] // 2, tf.zeros_like(missing[spatial:])], axis=0)
+            return tf.reshape(tf.pad(kernel, tf.stack([before, missing - before], axis=1)), self.kernel.shape)
 
         return tf.cond(self._exact() > 0.5, exact, lambda: self._soft_kernel(training))
 
@@ -429,15 +440,53 @@ class SearchableLayer(keras.layers.Layer):
         return config
 
 
-class SearchableConv2D(SearchableLayer):
-    """Conv2D (HWIO kernel) with width, pattern, sparsity and bit choices; per-channel grid."""
+class _SpatialLayer(SearchableLayer):
+    """A convolution: its kernel size, strides and padding, and the kernel sizes it chooses from.
 
-    def __init__(self, filters, kernel_size, strides=1, padding="same", **kwargs):
+    `kernel_size` is the kernel the layer holds, the largest of `kernel_sizes` (default: that one
+    size); each smaller size is its centre, which needs odd square sizes and a stride and padding
+    under which the centre computes the smaller convolution (`kernel_sizes.crops_exactly`, checked
+    when the layer sees its input's size).
+    """
+
+    def __init__(self, kernel_size, strides=1, padding="same", kernel_sizes=None, **kwargs):
         super().__init__(**kwargs)
-        self.filters = int(filters)
         self.kernel_size = (kernel_size, kernel_size) if isinstance(kernel_size, int) else tuple(kernel_size)
         self.strides = (strides, strides) if isinstance(strides, int) else tuple(strides)
         self.padding = padding.upper()
+        if kernel_sizes is None:
+            self.kernel_sizes = (self.kernel_size[0],)
+        else:
+            self.kernel_sizes = opts.kernel_size_options(kernel_sizes)
+            if self.kernel_size != (self.kernel_sizes[-1],) * 2:
+                raise ConfigError(f"layer {self.name} holds a {self.kernel_size[0]}x{self.kernel_size[1]} kernel but "
+                                  f"chooses kernel sizes {list(self.kernel_sizes)}; give it kernel_size="
+                                  f"{self.kernel_sizes[-1]}, the largest option")
+
+    def build(self, input_shape):
+        size = tuple(int(n) for n in tf.TensorShape(input_shape)[1:3])
+        for k in self.kernel_sizes:
+            if not crops_exactly(k, self.kernel_size[0], size, self.strides, self.padding):
+                raise ConfigError(
+                    f"layer {self.name} cannot choose a {k}x{k} kernel: at stride {self.strides[0]} with "
+                    f"{self.padding.lower()} padding on its {size[0]}x{size[1]} input the centre of its "
+                    f"{self.kernel_size[0]}x{self.kernel_size[0]} kernel reads other pixels than a {k}x{k} "
+                    f"convolution; drop {k} from --config.search.kernel_sizes for it")
+        super().build(input_shape)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"kernel_size": self.kernel_size, "strides": self.strides, "padding": self.padding.lower(),
+                       "kernel_sizes": list(self.kernel_sizes)})
+        return config
+
+
+class SearchableConv2D(_SpatialLayer):
+    """Conv2D (HWIO kernel) with width, kernel size, pattern, sparsity and bit choices; per-channel grid."""
+
+    def __init__(self, filters, kernel_size, **kwargs):
+        super().__init__(kernel_size, **kwargs)
+        self.filters = int(filters)
 
     @property
     def max_width(self):
@@ -451,13 +500,13 @@ class SearchableConv2D(SearchableLayer):
 
     def get_config(self):
         config = super().get_config()
-        config.update({"filters": self.filters, "kernel_size": self.kernel_size, "strides": self.strides,
-                       "padding": self.padding.lower()})
+        config.update({"filters": self.filters})
         return config
 
 
-class SearchableDepthwiseConv2D(SearchableLayer):
-    """DepthwiseConv2D (depth multiplier 1): sparsity and bit choices, dense only; width follows its input.
+class SearchableDepthwiseConv2D(_SpatialLayer):
+    """DepthwiseConv2D (depth multiplier 1): kernel size, sparsity and bit choices, dense only; width follows
+    its input.
 
     Give `input_from=` the searchable layer that produces its input, so that its output
     keeps exactly that layer's channels and the size model sees its input width.
@@ -467,15 +516,12 @@ class SearchableDepthwiseConv2D(SearchableLayer):
     in_axis = 2
     has_width_choice = False
 
-    def __init__(self, kernel_size, strides=1, padding="same", **kwargs):
-        super().__init__(**kwargs)
+    def __init__(self, kernel_size, **kwargs):
+        super().__init__(kernel_size, **kwargs)
         if self.patterns != (opts.DENSE,):
             raise ConfigError(f"depthwise layer {self.name} cannot take the weight patterns {list(self.patterns)}: "
                               "each filter has one input channel, and N:M groups run along input channels; "
                               "give it patterns=('dense',)")
-        self.kernel_size = (kernel_size, kernel_size) if isinstance(kernel_size, int) else tuple(kernel_size)
-        self.strides = (strides, strides) if isinstance(strides, int) else tuple(strides)
-        self.padding = padding.upper()
         self._channels = None
 
     @property
@@ -498,14 +544,9 @@ class SearchableDepthwiseConv2D(SearchableLayer):
             return None
         return mask
 
-    def get_config(self):
-        config = super().get_config()
-        config.update({"kernel_size": self.kernel_size, "strides": self.strides, "padding": self.padding.lower()})
-        return config
-
 
 class SearchableDense(SearchableLayer):
-    """Dense with width (units), pattern, sparsity and bit choices; one grid scale per tensor.
+    """Dense with width (units), pattern, sparsity and bit choices; one grid scale per tensor; no kernel size.
 
     A classifier keeps its units: `widths=[units]`.
     """

@@ -1,17 +1,20 @@
-"""The choice lists of the search: widths, N:M weight patterns, sparsity rates and weight bit-widths.
+"""The choice lists of the search: widths, kernel sizes, N:M weight patterns, sparsity rates and weight bit-widths.
 
 Each list is validated once, here, and raises `ConfigError` with a one-line message
-that names the override to fix (`--config.search.widths`, `.patterns`, `.sparsities`, `.bits`):
+that names the override to fix (`--config.search.widths`, `.kernel_sizes`, `.patterns`, `.sparsities`,
+`.bits`):
 empty lists, entries that are not numbers (an override such as `bits=abc` arrives as
 the string tuple `('abc',)`), lists that are not strictly increasing, widths that are
 not a multiple of the target's channel alignment or exceed the backbone's width,
-sparsity rates outside [0, 1), bit-widths outside 2..8, patterns other than "dense" and
-"N:M" or without "dense" first.
+sparsity rates outside [0, 1), bit-widths outside 2..8, kernel sizes that are not odd, patterns
+other than "dense" and "N:M" or without "dense" first.
 
 Widths are multiples of the target's channel alignment (`Target.channel_alignment`,
 `SearchOptions.for_target`): a count in between pays for the next multiple. Patterns go
 only to the layer kinds the target runs them on (`Target.unsupported`; the Ethos-U85 runs
-2:4 on convolutions and Dense layers, never on depthwise ones): the others stay dense.
+2:4 on convolutions and Dense layers, never on depthwise ones): the others stay dense. Kernel
+sizes go to the convolutions whose stride and padding let a smaller kernel be the centre of the
+larger one (`udc.space.kernel_sizes.crops_exactly`; e.g. not a 1x1 at stride 2 on an even input).
 """
 
 import dataclasses
@@ -19,6 +22,7 @@ import math
 import numbers
 
 from udc.errors import ConfigError
+from udc.space.kernel_sizes import crops_exactly
 from udc.space.patterns import DENSE, parse_pattern
 from udc.space.quantizers import MAX_BITS, MIN_BITS
 
@@ -44,6 +48,7 @@ class _OptionList:
 
 _WIDTHS = _OptionList("width", "--config.search.widths", "positive integers", "(8,16,32)")
 _SPARSITIES = _OptionList("sparsity", "--config.search.sparsities", "fractions in [0, 1)", "(0.0,0.5,0.75)")
+_KERNEL_SIZES = _OptionList("kernel size", "--config.search.kernel_sizes", "odd positive integers", "(3,5)")
 _BITS = _OptionList("bit-width", "--config.search.bits", f"integers from {MIN_BITS} to {MAX_BITS}", "(2,4,8)")
 
 
@@ -109,6 +114,12 @@ def pattern_options(patterns=DEFAULT_PATTERNS) -> tuple:
     return tuple(str(p) for p in patterns)
 
 
+def kernel_size_options(kernel_sizes) -> tuple:
+    """Square kernel sizes, smallest first: odd (a smaller option is the centre of the largest)."""
+    kernel_sizes = _check_list(kernel_sizes, _KERNEL_SIZES, lambda k: _is_width(k) and k % 2 == 1)
+    return tuple(int(k) for k in kernel_sizes)
+
+
 def sparsity_options(sparsities=DEFAULT_SPARSITIES) -> tuple:
     sparsities = _check_list(sparsities, _SPARSITIES, lambda s: _is_number(s) and 0.0 <= s < 1.0)
     return tuple(float(s) for s in sparsities)
@@ -136,9 +147,12 @@ class SearchOptions:
     patterns: tuple = DEFAULT_PATTERNS
     # The layer kinds that stay dense whatever `patterns` holds (the target does not run a pattern on them).
     dense_kinds: tuple = ("depthwise",)
+    kernel_sizes: tuple | None = None  # None: every convolution keeps the backbone's kernel size
 
     def __post_init__(self):
         object.__setattr__(self, "patterns", pattern_options(self.patterns))
+        if self.kernel_sizes is not None:
+            object.__setattr__(self, "kernel_sizes", kernel_size_options(self.kernel_sizes))
         object.__setattr__(self, "sparsities", sparsity_options(self.sparsities))
         object.__setattr__(self, "bits", bit_options(self.bits))
         if self.widths is not None:  # entries checked before max() compares them
@@ -160,6 +174,15 @@ class SearchOptions:
     def patterns_for(self, kind: str) -> tuple:
         """The patterns a layer of `kind` ('conv', 'depthwise', 'dense') chooses from."""
         return DEFAULT_PATTERNS if kind in self.dense_kinds else self.patterns
+
+    def kernel_sizes_for(self, kernel_size: int, input_size, strides, padding: str = "same") -> tuple:
+        """The kernel sizes a convolution of the backbone's `kernel_size` chooses from: those of the options
+        whose centre crop computes the smaller convolution at its `strides` on an `input_size` (height,
+        width) input (its largest option is the kernel it holds), or its own size if the options name none."""
+        if self.kernel_sizes is None:
+            return (int(kernel_size),)
+        largest = max(self.kernel_sizes)
+        return tuple(k for k in self.kernel_sizes if crops_exactly(k, largest, input_size, strides, padding))
 
     def widths_for(self, max_width: int) -> tuple:
         if self.widths is None:

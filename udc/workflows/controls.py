@@ -45,14 +45,18 @@ def _width_at(options, share: float):
 
 
 def uniform_children(search, limit: int) -> list:
-    """Per (pattern, sparsity, bits), the uniform child with the largest width share that fits `limit` (the
-    pattern on the layers that take it, the others dense)."""
+    """Per (kernel size, pattern, sparsity, bits), the uniform child with the largest width share that fits
+    `limit` (the kernel size and pattern on the layers that take them, the others at their largest kernel and
+    dense)."""
     shares = sorted({w / max(layer.widths) for layer in search.layers for w in layer.widths})
     found = []
-    for pattern, sparsity, bits in itertools.product(search.options.patterns, search.options.sparsities,
-                                                     search.options.bits):
+    for kernel_size, pattern, sparsity, bits in itertools.product(
+            search.options.kernel_sizes or (None,), search.options.patterns, search.options.sparsities,
+            search.options.bits):
         def child(share):
             return {layer.name: {"width": int(_width_at(layer.widths, share)),
+                                 "kernel_size": kernel_size if kernel_size in layer.kernel_sizes
+                                 else layer.kernel_sizes[-1],
                                  "pattern": pattern if pattern in layer.patterns else DENSE,
                                  "sparsity": sparsity, "bits": bits} for layer in search.layers}
 

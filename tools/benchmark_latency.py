@@ -12,7 +12,9 @@ latency searches on another target than the Pareto run's) each point's kept mode
 compiled for that target.
 
 MSPS searches (`--config.search.patterns='("dense","2:4")'` on an Ethos-U85) are told apart by their
-workdir's name, `msps_*`; the table lists the layers each search put in the 2:4 pattern. With
+workdir's name, `msps_*`, ASPS searches (kernel sizes searched too, `--config.search.kernel_sizes`) by
+`asps_*`; the table lists the layers each search put in the 2:4 pattern and the convolutions' kernel
+sizes (– for a search from before kernel sizes: the backbone's 3x3). With
 `--reference=NAME` (e.g. pqat_2_4, the uniform 2:4 int8 baseline) the file also says, for each search
 within 0.3 points of that point's accuracy or above it, what share of its cycles the search needs.
 """
@@ -42,7 +44,9 @@ def latency_point(workdir: Path) -> dict:
             "cycle_estimate_error": search["selection_cycles_error"],
             "export_attempts": search["export_attempts"], "wall_seconds": search["total_seconds"],
             "two_four_layers": [layer["name"] for layer in search["arch_spec"]["layers"]
-                                if layer.get("pattern", "dense") == "2:4"]}
+                                if layer.get("pattern", "dense") == "2:4"],
+            "kernel_sizes": [layer.get("kernel_size") for layer in search["arch_spec"]["layers"]
+                             if layer["kind"] != "dense"]}
 
 
 def pareto_run_points(folder: Path, target=None) -> tuple[list[dict], list[str]]:
@@ -86,12 +90,12 @@ def markdown(result) -> str:
              "Latency-budget searches (byte budget as stated; the cycle estimate is the cycle model's at selection "
              "against Vela's cycles of the export):", "",
              "| search | cycle budget | Vela cycles | within | estimate vs Vela | int8 test accuracy | Vela bytes "
-             "| 2:4 layers | exports | wall |", "|---|---|---|---|---|---|---|---|---|---|"]
+             "| 2:4 layers | kernel sizes | exports | wall |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for p in result["latency_points"]:
         lines.append(f"| {p['name']} | {p['budget_cycles']:,} | {p['cycles']:,} | "
                      f"{'yes' if p['within_cycle_budget'] else 'NO'} | {p['cycle_estimate_error']:+.2%} | "
                      f"{100 * p['accuracy']:.2f} % | {p['encoded_bytes']:,} | "
-                     f"{', '.join(p.get('two_four_layers', [])) or '–'} | {p['export_attempts']} | "
+                     f"{', '.join(p.get('two_four_layers', [])) or '–'} | {_kernel_sizes(p)} | {p['export_attempts']} | "
                      f"{p['wall_seconds'] / 60:.1f} min |")
     if result.get("missing"):
         lines += ["", f"Left out: {', '.join(result['missing'])} (the Pareto run kept no .tflite of these to compile for "
@@ -105,6 +109,11 @@ def markdown(result) -> str:
     lines += filter_pruning_section(result["points"])
     lines += reference_section(result)
     return "\n".join(lines) + "\n"
+
+
+def _kernel_sizes(p) -> str:
+    sizes = p.get("kernel_sizes") or []
+    return "–" if not sizes or None in sizes else "/".join(f"{k}x{k}" for k in sizes)
 
 
 ISO_ACCURACY_POINTS = 0.3  # "at iso-accuracy": within this many points of the reference
@@ -180,8 +189,9 @@ def cycles_at_accuracy(front, accuracy):
 def _style_group(p) -> str:
     if p["name"].startswith("filters_"):
         return "filters_aligned" if p["name"].endswith("_aligned") else "filters_unaligned"
-    if p["name"].startswith("msps_"):
-        return "msps"
+    for group in ("msps", "asps"):
+        if p["name"].startswith(group + "_"):
+            return group
     return p["kind"]
 
 
@@ -195,9 +205,10 @@ def plot(points, path, title) -> None:
               "filters_aligned": ("^", "tab:green", "filter pruning, aligned widths"),
               "filters_unaligned": ("v", "tab:orange", "filter pruning, unaligned widths"),
               "udc": ("o", "tab:red", "UDC, byte budgets"), "udc_cycles": ("D", "tab:purple", "UDC, cycle budgets"),
-              "msps": ("*", "tab:brown", "MSPS: UDC with dense/2:4 per layer, cycle budgets")}
+              "msps": ("*", "tab:brown", "MSPS: UDC with dense/2:4 per layer, cycle budgets"),
+              "asps": ("P", "tab:pink", "ASPS: MSPS with kernel sizes per layer, cycle budgets")}
     panels = [("cycles", 1000, "Vela NPU cycles per inference (thousands; dotted: the cycle budgets)", path)]
-    if any(_style_group(p) == "msps" for p in points):  # MSPS is also about the bytes 2:4 costs
+    if any(_style_group(p) in ("msps", "asps") for p in points):  # they are also about the bytes 2:4 costs
         panels.append(("encoded_bytes", 1024, "Vela encoded weight KiB", str(path).replace(".png", "_bytes.png")))
     for key, unit, xlabel, panel_path in panels:
         fig, ax = plt.subplots(figsize=(8, 5))

@@ -43,6 +43,9 @@ def test_members_are_ordered_and_costed(members):
     cycles = [m.vela_cycles for m in members]
     assert all(c > 0 for c in cycles) and cycles == sorted(cycles)
     assert all(m.host_latency_ms > 0 for m in members)
+    # What storing each costs, from Vela: wider members store more.
+    stored = [(m.encoded_bytes, m.flash_kib) for m in members]
+    assert all(b > 0 and f * 1024 >= b for b, f in stored) and stored == sorted(stored)
     p = members[0].probabilities(np.zeros((3, 8, 8, 1), np.float32))
     np.testing.assert_allclose(p.sum(axis=1), 1.0)
 
@@ -150,6 +153,12 @@ def test_cli_end_to_end(member_paths, tmp_path, monkeypatch, capsys):
     assert (out / "ensemble.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     md = (out / "ensemble.md").read_text()
     assert "udc-ensemble --members" in md and "cycles" in md and " ms" in md
+    # The device stores every member: the cascade's flash is the members' sum, beside its average cycles.
+    storage = report["storage"]
+    assert storage["members"] == 3 and storage["encoded_bytes"] == sum(
+        m["storage"]["encoded_bytes"] for m in report["members"])
+    assert storage["flash_kib"] == pytest.approx(sum(m["storage"]["flash_kib"] for m in report["members"]))
+    assert f"stored on the device: all 3 members, {storage['encoded_bytes']:,} B of encoded weights" in md
     chosen = report["chosen"]
     assert sum(chosen["test_exit_fractions"]) == pytest.approx(1.0)
     assert set(chosen["test_average_cost"]) == {"vela_cycles", "host_latency"}

@@ -15,7 +15,10 @@
 2. Runs the cascade calibration exactly as `udc-ensemble` does: members ordered by
    Vela cycles on --accelerator, thresholds swept on the config's held-out validation
    split (never seen in training), the goal --max_drop, reported on the test split.
-3. Writes the report with this command, the machine and the issue's goals checked.
+3. Writes the report with this command, the machine and the issue's goals checked. With --pool the
+   cascade is also set against every single model of the pool (their test accuracy from their own
+   reports): the ones of equal or more Vela cycles than its average, and the most accurate one that fits
+   in the flash the cascade's members take together (a device stores every member).
 """
 
 import json
@@ -55,6 +58,7 @@ FLAGS = flags.FLAGS
 
 GOAL_DROP_POINTS = 0.2
 GOAL_COST_RATIO = 0.40
+GOAL_FULL_ENSEMBLE_GAIN_POINTS = 0.5
 
 
 def _parse_members():
@@ -108,8 +112,9 @@ def _search_origins(paths) -> dict:
     return origin
 
 
-def goal_checks(r: dict) -> dict:
-    """The issue's goals, each met or not, computed from the calibration report."""
+def goal_checks(r: dict, pool=None) -> dict:
+    """The issue's goals, each met or not, computed from the calibration report; with `pool` ({name: {cycles,
+    flash_kib, test_accuracy}} of the single models a pool offered) the cascade against them too."""
     chosen = r["chosen"]
     drop = chosen["test_drop_points_vs_full_ensemble"]
     ratio = chosen["test_cost_ratio_vs_full_ensemble"]["vela_cycles"]
@@ -123,7 +128,38 @@ def goal_checks(r: dict) -> dict:
         f"beats every single member at or below its average cost ({cost:,.0f} cycles); the most accurate of "
         f"them is {best['name']} at {best['cost']['vela_cycles']:,.0f} cycles, {100 * best['test_accuracy']:.2f} %; "
         f"cascade {100 * chosen['test_accuracy']:.2f} %": chosen["beats_best_single_member_at_or_below_cost"],
+        **_full_ensemble_gain(r), **(_versus_pool(r, pool) if pool else {}),
     }
+
+
+def _full_ensemble_gain(r) -> dict:
+    full, best = r["full_ensemble"]["test_accuracy"], max(m["test_accuracy"] for m in r["members"])
+    gain = 100 * (full - best)
+    return {f"full ensemble at least {GOAL_FULL_ENSEMBLE_GAIN_POINTS} points above its best member on test: "
+            f"{100 * full:.2f} % against {100 * best:.2f} % ({gain:+.2f} points)":
+            gain >= GOAL_FULL_ENSEMBLE_GAIN_POINTS - 1e-9}
+
+
+def _versus_pool(r, pool) -> dict:
+    """The cascade against the pool's single models: those of equal or more cycles, and at equal total flash."""
+    chosen = r["chosen"]
+    accuracy, cycles, flash = chosen["test_accuracy"], chosen["test_average_cost"]["vela_cycles"], r["storage"]["flash_kib"]
+    slower = {name: m for name, m in pool.items() if m["cycles"] >= cycles}
+    best_slower = max(slower, key=lambda n: slower[n]["test_accuracy"], default=None)
+    checks = {}
+    if best_slower:
+        checks[f"more accurate than every single model of the pool at or above its average cycles ({cycles:,.0f}; "
+               f"{len(slower)} of {len(pool)}, the most accurate {best_slower} at {pool[best_slower]['cycles']:,} "
+               f"cycles, {100 * pool[best_slower]['test_accuracy']:.2f} %); cascade {100 * accuracy:.2f} %"] = (
+            accuracy > pool[best_slower]["test_accuracy"])
+    fitting = {name: m for name, m in pool.items() if m["flash_kib"] <= flash + 1e-9}
+    best = max(fitting, key=lambda n: fitting[n]["test_accuracy"])  # every member fits alone
+    checks[f"at equal total flash ({flash:.1f} KiB, every member stored): the most accurate single model of the "
+           f"pool within it is {best} ({pool[best]['flash_kib']:.1f} KiB, {100 * pool[best]['test_accuracy']:.2f} % "
+           f"at {pool[best]['cycles']:,} cycles); cascade {100 * accuracy:.2f} % at {cycles:,.0f} average cycles, "
+           "not lower with fewer cycles"] = (accuracy >= pool[best]["test_accuracy"]
+                                               and cycles < pool[best]["cycles"])
+    return checks
 
 
 def main(argv):
@@ -169,7 +205,11 @@ def main(argv):
         f"{equivalent} --accelerator {target.accelerator} --max_drop {FLAGS.max_drop:g} --rule {FLAGS.rule} "
         f"--output_dir {work_dir / ('report' + suffix)}")
     r["members_origin"] = origin
-    checks = goal_checks(r)
+    pool = ({m.name: {"cycles": m.vela_cycles, "flash_kib": m.flash_kib,
+                      "test_accuracy": origin[m.path]["int8_test_accuracy"]} for m in members}
+            if FLAGS.pool else None)
+    r["pool"] = pool
+    checks = goal_checks(r, pool)
     r["goals_met"] = all(checks.values())
     goals = [f"{text} -> {'met' if met else 'NOT met'}" for text, met in checks.items()]
     for v in r["versus_single_members"]:

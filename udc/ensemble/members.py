@@ -40,6 +40,10 @@ class Member:
     softmax_output: bool
     vela_cycles: int | None = None
     host_latency_ms: float | None = None
+    # What storing it costs on the target (Vela's figures of the same compile as the cycles): a device stores
+    # every member of a cascade, however few inputs reach it.
+    encoded_bytes: int | None = None
+    flash_kib: float | None = None
     name: str = ""  # default: the file's stem
 
     def __post_init__(self):
@@ -172,7 +176,8 @@ def distinct_names(paths) -> list[str]:
 def load_members(paths, target=None, measure_latency: bool = True, latency_repeats: int = 50) -> list[Member]:
     """Reads the .tflite files, checks they can be combined and measures their costs.
 
-    `target` (a udc.targets.Target) adds its cycles; `measure_latency` adds host latency.
+    `target` (a udc.targets.Target) adds its cycles, encoded weight bytes and flash; `measure_latency` adds host
+    latency.
     """
     paths = [str(p) for p in paths]
     if len(set(paths)) != len(paths):
@@ -185,7 +190,8 @@ def load_members(paths, target=None, measure_latency: bool = True, latency_repea
     check_compatible(members)
     for m in members:
         if target is not None:
-            m.vela_cycles = target.compile(m.data, name=Path(m.path).stem).cycles
+            compiled = target.compile(m.data, name=Path(m.path).stem)
+            m.vela_cycles, m.encoded_bytes, m.flash_kib = compiled.cycles, compiled.encoded_weight_bytes, compiled.flash_kib
         if measure_latency:
             m.host_latency_ms = measure_host_latency_ms(m.data, m.classifier.input_shape, latency_repeats)
     return members

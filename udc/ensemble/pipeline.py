@@ -41,6 +41,12 @@ def _average_costs(exits: np.ndarray, members, metrics) -> dict:
     return out
 
 
+def _storage(members) -> dict:
+    """What the device stores for the cascade: every member, whatever share of inputs reaches it."""
+    return {"members": len(members), "encoded_bytes": int(sum(m.encoded_bytes for m in members)),
+            "flash_kib": float(sum(m.flash_kib for m in members))}
+
+
 def calibrate(members: list[Member], splits, rule: str = "max_prob", cost_metric: str = "vela_cycles",
               max_drop: float | None = None, max_cost: float | None = None,
               combination: str = "log_linear", max_members: int = 0, log=print) -> CalibratedCascade:
@@ -85,6 +91,8 @@ def calibrate(members: list[Member], splits, rule: str = "max_prob", cost_metric
             "val_accuracy": float(np.mean(pv.argmax(1) == splits.val.y)),
             "test_accuracy": float(np.mean(pt.argmax(1) == splits.test.y)),
             "cost": {k: m.cost(k) for k in metrics},
+            **({"storage": {"encoded_bytes": m.encoded_bytes, "flash_kib": m.flash_kib}}
+               if m.encoded_bytes is not None else {}),
         })
     weights = fit_stage_weights(val_probs, splits.val.y) if combination == "log_linear" else None
     full_val = float(np.mean(logic.stage_probabilities(val_probs, weights)[-1].argmax(1) == splits.val.y))
@@ -142,6 +150,7 @@ def calibrate(members: list[Member], splits, rule: str = "max_prob", cost_metric
         "goal": {"max_drop_points": max_drop, "max_cost": max_cost},
         "dataset": {"name": splits.name, "val_size": len(splits.val), "test_size": len(splits.test)},
         "members": singles,
+        **({"storage": _storage(members)} if all(m.encoded_bytes is not None for m in members) else {}),
         "full_ensemble": {"val_accuracy": full_val, "test_accuracy": full_test, "cost": full_cost},
         "chosen": {
             "thresholds": [float(t) for t in chosen.thresholds],

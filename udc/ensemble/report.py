@@ -46,15 +46,18 @@ def markdown(report: dict, title: str = "Flexible ensemble with early exit") -> 
                   f"cascade's accuracy-cost front over average costs 0..{selection['cost_range']:,.0f} "
                   f"(udc.ensemble.selection): " + ", ".join(
                       f"{step['added']} (area {step['area']:.4f})" for step in selection["steps"]) + ".", ""]
+    storage = report.get("storage")
     lines += ["## Members (cheapest first)", "",
               "| stage | member | " + " | ".join(f"cost ({report['cost_units'][k]})" for k in metrics)
-              + " | val acc | test acc |",
-              "|---|---|" + "---|" * len(metrics) + "---|---|"]
+              + (" | Vela encoded B | flash KiB" if storage else "") + " | val acc | test acc |",
+              "|---|---|" + "---|" * len(metrics) + ("---|---|" if storage else "") + "---|---|"]
     for i, s in enumerate(report["members"]):
+        stored = f" | {s['storage']['encoded_bytes']:,} | {s['storage']['flash_kib']:.1f}" if storage else ""
         lines.append(f"| {i + 1} | {s['name']} | " + " | ".join(_cost(s["cost"][k], k) for k in metrics)
-                     + f" | {_pct(s['val_accuracy'])} | {_pct(s['test_accuracy'])} |")
+                     + f"{stored} | {_pct(s['val_accuracy'])} | {_pct(s['test_accuracy'])} |")
+    total = f" | {storage['encoded_bytes']:,} | {storage['flash_kib']:.1f}" if storage else ""
     lines.append("| all | full ensemble | " + " | ".join(_cost(full["cost"][k], k) for k in metrics)
-                 + f" | {_pct(full['val_accuracy'])} | {_pct(full['test_accuracy'])} |")
+                 + f"{total} | {_pct(full['val_accuracy'])} | {_pct(full['test_accuracy'])} |")
     ratio = chosen["test_cost_ratio_vs_full_ensemble"]
     lines += ["", "## Chosen operating point", "",
               f"- thresholds: {', '.join(f'{t:.4f}' for t in chosen['thresholds'])} (stages 1..{len(chosen['thresholds'])}; the last stage always answers)",
@@ -65,6 +68,10 @@ def markdown(report: dict, title: str = "Flexible ensemble with early exit") -> 
                   for k in metrics),
               "- fraction of test inputs exiting at each stage: "
               + ", ".join(f"stage {i + 1}: {100 * f:.1f} %" for i, f in enumerate(chosen["test_exit_fractions"]))]
+    if storage:
+        lines.append(f"- stored on the device: all {storage['members']} members, {storage['encoded_bytes']:,} B of "
+                     f"encoded weights, {storage['flash_kib']:.1f} KiB of flash (Vela), whatever share of inputs "
+                     "reaches each")
     best = chosen["best_single_member_at_or_below_cost"]
     lines.append(f"- most accurate single member at or below this average cost: {best['name']}, "
                  f"test {_pct(best['test_accuracy'])}; the cascade "

@@ -48,7 +48,7 @@ def test_budget_is_met_by_vela_and_the_model_runs_wholly_on_the_npu(searched):
     assert len(training) == 2 and all("smallest child" in line and "largest" in line for line in training)
     assert len(searching) == 2 and all("decoded child" in line and "mixture" in line for line in searching)
     assert all("E[size]" in l and "budget 3 KiB" in l and "multiplier" in l for l in training + searching)
-    assert sum("choices (width/sparsity/bits): conv0" in line for line in lines) == 2
+    assert sum("choices (width/kernel size/sparsity/bits): conv0" in line for line in lines) == 2
     assert search["export_attempts"] == 1 and search["budget_repairs"] == []
 
 

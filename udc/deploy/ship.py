@@ -182,7 +182,7 @@ def search_markdown(search) -> str:
              "exported B |", "|---|---|---|---|---|---|---|---|---|"]
     for layer, exported in zip(search["arch_spec"]["layers"], search["export_layer_bytes"]):
         pattern = layer.get("pattern", DENSE)  # a report from before weight patterns has none
-        kernel = layer.get("kernel_size")  # nor one from before kernel sizes
+        kernel = layer.get("kernel_size") if layer["kind"] != "dense" else None  # nor one from before kernel sizes
         lines.append(f"| {layer['name']} | {layer['width']} | {layer['input_width']} | "
                      f"{'' if kernel is None else f'{kernel}x{kernel}'} | "
                      f"{'' if pattern == DENSE else pattern + '+'}{layer['sparsity']:.0%} | "

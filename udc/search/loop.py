@@ -524,7 +524,7 @@ class SupernetSearch:
                     f"{cycle_figures['multiplier_cycles']:.3f} " if cycle_figures else "")
                  + f"T {temperature:.2f} ({seconds:.0f} s)")
         if name == "search":
-            self.log(f"  choices (width/sparsity/bits): {format_choices(choices)}")
+            self.log(f"  choices (width/kernel size/sparsity/bits): {format_choices(choices)}")
         if self.writer is not None:
             with self.writer.as_default(step=len(self.history()) + 1):
                 for key in ("loss", "accuracy", "val_accuracy", "val_accuracy_mixture", "val_accuracy_smallest",

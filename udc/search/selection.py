@@ -183,11 +183,12 @@ def format_costs(limits, choices) -> str:
 
 
 def format_choices(choices: dict) -> str:
-    """Each layer's width/sparsity/bits, its kernel size before them where it has one above 1 and its N:M pattern
-    with the sparsity where it has one (e.g. `conv1 48/5x5/2:4+50%/6b`)."""
+    """Each layer's width/sparsity/bits, its kernel size before them (a Dense layer's is 1x1, as Vela runs it) and
+    its N:M pattern with the sparsity where it has one (e.g. `conv1 48/5x5/2:4+50%/6b`); no kernel size for a
+    choice written before kernel sizes."""
     def kernel(c):
-        size = c.get("kernel_size") or 1
-        return f"{size}x{size}/" if size > 1 else ""
+        size = c.get("kernel_size")
+        return f"{size}x{size}/" if size else ""
 
     return " ".join(f"{name} {c['width']}/{kernel(c)}{'' if pattern_of(c) == DENSE else pattern_of(c) + '+'}"
                     f"{c['sparsity']:.0%}/{c['bits']}b" for name, c in choices.items())

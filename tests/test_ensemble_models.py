@@ -10,11 +10,12 @@ import pytest
 
 from search_helpers import DIGITS, digits_config, digits_flags
 from udc.data import load_raw, load_splits, make_splits
+from udc.deploy.tflm import MicroInterpreter
 from udc.ensemble import Cascade, calibrate, load_members
 from udc.ensemble import cascade as logic
 from udc.ensemble.descriptor import DescriptorError
 from udc.ensemble.members import IncompatibleMembersError, check_compatible
-from udc.errors import ConfigError
+from udc.errors import ConfigError, UdcError
 from udc.workflows.ensemble_members import search_members, train_width_members
 
 pytestmark = pytest.mark.e2e
@@ -70,6 +71,23 @@ def test_descriptor_round_trip_and_lazy_runtime(members, digits, tmp_path):
     np.testing.assert_array_equal(exits, expected.exit_stage)
     np.testing.assert_array_equal(probs.argmax(1), expected.predictions)
     assert np.mean(probs.argmax(1) == digits.test.y) == pytest.approx(result.report["chosen"]["test_accuracy"])
+
+
+def test_the_cascade_runs_in_tflite_micro_as_in_litert(members, digits, tmp_path):
+    """The same descriptor run by TensorFlow Lite Micro's kernels, one image at a time as on a device: each member's
+    int8 outputs within one code of LiteRT's (the two runtimes' kernels may round a code apart), so the cascade
+    answers alike."""
+    result = calibrate(members, digits, rule="max_prob", cost_metric="vela_cycles", max_drop=1.0, log=lambda _: None)
+    path = result.cascade.save(tmp_path / "cascade.json")
+    litert, micro = Cascade.load(path), Cascade.load(path, runtime="tflm")
+    x = digits.test.x[:120]
+    for member in litert.members:
+        codes = MicroInterpreter(member.data).outputs(member.classifier.quantize_input(x))
+        assert np.abs(codes.astype(int) - member.classifier.raw_outputs(x).astype(int)).max() <= 1
+    (p_lite, exits_lite), (p_micro, exits_micro) = litert.predict_with_exits(x), micro.predict_with_exits(x)
+    assert np.mean(p_lite.argmax(1) == p_micro.argmax(1)) >= 0.97 and np.mean(exits_lite == exits_micro) >= 0.95
+    with pytest.raises(UdcError, match=r"unknown runtime 'gpu'; choose one of: litert, tflm"):
+        Cascade.load(path, runtime="gpu")
 
 
 def test_descriptor_with_changed_or_missing_file_is_refused(members, tmp_path):

@@ -80,7 +80,11 @@ class TfliteClassifier:
         return np.concatenate(rows) if rows else np.zeros((0, self.num_classes))
 
     def logits(self, images: np.ndarray) -> np.ndarray:
-        raw = self.raw_outputs(images).astype(np.float32)
+        return self.dequantize_output(self.raw_outputs(images))
+
+    def dequantize_output(self, raw: np.ndarray) -> np.ndarray:
+        """Stored outputs (int8 codes, or floats of a float model) as float logits."""
+        raw = raw.astype(np.float32)
         if self._output["dtype"] == np.float32:
             return raw
         scale, zero_point = self.output_quantization

@@ -8,7 +8,8 @@ output, and the dtype and value range of the images the thresholds were calibrat
 (version 2 on; a version 1 descriptor has none, and the range the members' int8 input
 can represent stands in). `Cascade.load` refuses a
 descriptor whose files are missing or changed, and runs the members lazily: a member
-only sees the inputs that the cheaper ones did not answer confidently.
+only sees the inputs that the cheaper ones did not answer confidently. The members run in
+LiteRT or, with `runtime="tflm"`, in TensorFlow Lite Micro, the runtime of the device.
 """
 
 import json
@@ -22,7 +23,8 @@ from udc.deploy.interpreter import TfliteClassifier
 from udc.ensemble import cascade as logic
 from udc.ensemble.combination import check_stage_weights
 from udc.ensemble.inputs import InputSpec
-from udc.ensemble.members import Member, check_compatible, input_interval, output_is_softmax, sha256_bytes
+from udc.ensemble.members import (RUNTIMES, Member, check_compatible, input_interval, output_is_softmax,
+                                  sha256_bytes)
 from udc.errors import UdcError
 from udc.fileio import write_json_atomic
 
@@ -96,12 +98,16 @@ class Cascade:
     `input_spec` is what the images must look like (default: float images in the range
     the members' int8 input represents); calibration records the calibration images'.
     `stage_weights` (per stage, the weights of its members' log-linear pool) combine the
-    members; without them each stage averages its members.
+    members; without them each stage averages its members. `runtime` runs the members in LiteRT
+    ("litert") or in TensorFlow Lite Micro ("tflm", one image at a time, as a device does).
     """
 
     def __init__(self, members: list[Member], thresholds, rule: str, metadata: dict | None = None,
-                 input_spec: InputSpec | None = None, stage_weights=None):
+                 input_spec: InputSpec | None = None, stage_weights=None, runtime: str = "litert"):
         check_compatible(members)
+        if runtime not in RUNTIMES:
+            raise UdcError(f"unknown runtime '{runtime}'; choose one of: {', '.join(RUNTIMES)}")
+        self.runtime = runtime
         self.members = list(members)
         self.rule = logic.check_rule(rule)
         self.thresholds = [float(t) for t in logic.check_thresholds(thresholds, len(members))]
@@ -135,7 +141,7 @@ class Cascade:
             if len(alive) == 0:
                 break
             seen.append(np.zeros((n, self.num_classes)))
-            seen[k][alive] = member.probabilities(images[alive])
+            seen[k][alive] = member.probabilities(images[alive], self.runtime)
             combined = logic.combine([p[alive] for p in seen],
                                      None if self.stage_weights is None else self.stage_weights[k])
             if k < len(self.members) - 1:
@@ -181,7 +187,8 @@ class Cascade:
         return write_json_atomic(path, self.to_dict(path.parent))
 
     @classmethod
-    def load(cls, path) -> "Cascade":
+    def load(cls, path, runtime: str = "litert") -> "Cascade":
+        """The cascade of a descriptor, its members run by `runtime` (see the class)."""
         path = Path(path)
         try:
             d = json.loads(path.read_text())
@@ -232,4 +239,4 @@ class Cascade:
             raise DescriptorError(f"the members take inputs of shape {members[0].classifier.input_shape}, "
                                   f"{path} says {tuple(d['input_shape'])}")
         return cls(members, d["thresholds"], d["rule"], d.get("metadata"), _input_spec(d, path, members),
-                   _stage_weights(d, path, len(members)))
+                   _stage_weights(d, path, len(members)), runtime)

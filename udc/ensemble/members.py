@@ -13,7 +13,12 @@ import numpy as np
 
 from udc import tflite_file
 from udc.deploy.interpreter import TfliteClassifier
+from udc.deploy.tflm import MicroInterpreter
 from udc.errors import UdcError
+
+# Where a member runs: LiteRT on the host (batched), or TensorFlow Lite Micro's kernels (one input at a time, the
+# runtime of a microcontroller), to check on the host what a device will answer.
+RUNTIMES = ("litert", "tflm")
 
 
 class IncompatibleMembersError(UdcError):
@@ -44,6 +49,7 @@ class Member:
     # every member of a cascade, however few inputs reach it.
     encoded_bytes: int | None = None
     flash_kib: float | None = None
+    _micro: MicroInterpreter | None = dataclasses.field(default=None, repr=False, compare=False)
     name: str = ""  # default: the file's stem
 
     def __post_init__(self):
@@ -53,16 +59,27 @@ class Member:
     def sha256(self) -> str:
         return sha256_bytes(self.data)
 
-    def probabilities(self, images: np.ndarray) -> np.ndarray:
-        """Dequantized softmax outputs, one row per image (float64, rows sum to 1)."""
+    def probabilities(self, images: np.ndarray, runtime: str = "litert") -> np.ndarray:
+        """Dequantized softmax outputs, one row per image (float64, rows sum to 1), computed by `runtime`
+        (`RUNTIMES`: LiteRT on the host, or TensorFlow Lite Micro's kernels, one image at a time as on a device)."""
+        logits = self._outputs(images, runtime).astype(np.float64)
         if self.softmax_output:
-            p = np.clip(self.classifier.logits(images).astype(np.float64), 0.0, None)
+            p = np.clip(logits, 0.0, None)
             total = p.sum(axis=1, keepdims=True)
             return np.where(total > 0, p / np.where(total > 0, total, 1.0), 1.0 / p.shape[1])
-        z = self.classifier.logits(images).astype(np.float64)
+        z = logits
         z -= z.max(axis=1, keepdims=True)
         e = np.exp(z)
         return e / e.sum(axis=1, keepdims=True)
+
+    def _outputs(self, images, runtime):
+        if runtime not in RUNTIMES:
+            raise UdcError(f"unknown runtime '{runtime}'; choose one of: {', '.join(RUNTIMES)}")
+        if runtime == "litert":
+            return self.classifier.logits(images)
+        if self._micro is None:
+            self._micro = MicroInterpreter(self.data, name=self.path)
+        return self.classifier.dequantize_output(self._micro.outputs(self.classifier.quantize_input(images)))
 
     def cost_or_none(self, metric: str):
         if metric not in ("vela_cycles", "host_latency"):

@@ -25,6 +25,9 @@ def get_config():
     config.max_train_examples = 0  # 0 = all; small values for quick trials
     config.max_test_examples = 0
     config.seed = 0
+    # The train/validation split's seed; None: `seed`. Searches of other seeds (initial weights, batch order) on
+    # one split can be members of one ensemble, which is calibrated on the images that split holds out.
+    config.split_seed = config_dict.placeholder(int)
     config.backbone = "fmnist_cnn"
     config.accelerator = ml_collections.FieldReference("ethos-u55-128")
     config.budget_kb = ml_collections.FieldReference(24.0)

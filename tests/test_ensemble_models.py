@@ -277,3 +277,11 @@ def test_a_member_trained_on_another_split_is_refused(digits_int8):
                                                        r"seed 0") as info:
         check_held_out([same, member("other", dataset="digits", seed=1, val_fraction=0.1)], "digits", 0, 0.1)
     assert "\n" not in str(info.value)
+    # Another seed (initial weights, batch order) on the same split: `split_seed` names the split, and it is held out.
+    apart = member("apart", dataset="digits", seed=1, split_seed=0, val_fraction=0.1)
+    check_held_out([same, apart], "digits", 0, 0.1)
+    config = digits_config()
+    config.seed, config.split_seed = 1, 0
+    splits, reference = load_splits(config), load_splits(digits_config())
+    np.testing.assert_array_equal(splits.val.y, reference.val.y)
+    np.testing.assert_array_equal(splits.val.x, reference.val.x)

@@ -164,7 +164,7 @@ def _versus_pool(r, pool) -> dict:
 
 def main(argv):
     del argv
-    from udc.data import load_splits
+    from udc.data import load_splits, split_seed
     from udc.ensemble import calibrate, check_held_out, load_members, report
     from udc.fileio import write_text_atomic
     from udc.targets import target_of
@@ -181,7 +181,7 @@ def main(argv):
     if FLAGS.pool:
         origin = _search_origins(FLAGS.pool)
         equivalent = (f"udc-ensemble --members {','.join(origin)} --max_members {FLAGS.max_members} --dataset "
-                      f"{config.dataset} --val_fraction {config.val_fraction:g} --seed {config.seed}")
+                      f"{config.dataset} --val_fraction {config.val_fraction:g} --seed {split_seed(config)}")
     elif udc_members:
         origin = _udc_members(config, budgets_kb(FLAGS["udc_budgets_kb"]))
         overrides = [a for a in sys.argv[1:] if a.startswith("--config.")]
@@ -190,12 +190,12 @@ def main(argv):
     else:
         origin = _width_members(config, work_dir)
         equivalent = (f"udc-ensemble --members {','.join(origin)} --dataset {config.dataset} "
-                      f"--val_fraction {config.val_fraction:g} --seed {config.seed}")
+                      f"--val_fraction {config.val_fraction:g} --seed {split_seed(config)}")
     paths = list(origin)
     # The held-out validation split: members were trained on train images only, so all of it is unseen.
     splits = load_splits(config)
     members = load_members(paths, target=target, latency_repeats=200)
-    check_held_out(members, config.dataset, config.seed, config.val_fraction)
+    check_held_out(members, config.dataset, split_seed(config), config.val_fraction)
     result = calibrate(members, splits, rule=FLAGS.rule, cost_metric="vela_cycles", max_drop=FLAGS.max_drop,
                        combination=FLAGS.combination, max_members=FLAGS.max_members)
     r = result.report
@@ -229,7 +229,7 @@ def main(argv):
                     f"UDC searches of {config_filename} at {', '.join(FLAGS.udc_budgets_kb)} KiB "
                     f"in {FLAGS.udc_workdir}" if udc_members else
                     f"fmnist_cnn members trained {FLAGS.epochs} epochs on the first {FLAGS.max_train} training images")
-    r["notes"] = (f"Members: {members_text} (split seed {config.seed}); calibrated on the {len(splits.val):,} "
+    r["notes"] = (f"Members: {members_text} (split seed {split_seed(config)}); calibrated on the {len(splits.val):,} "
                   f"held-out validation images; reported on the {len(splits.test):,} test images. Host latency: "
                   "median of 200 batch-1 LiteRT invocations, one thread, on a machine shared with other jobs "
                   "(noisy); Vela cycles are exact for the model.")

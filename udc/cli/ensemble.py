@@ -130,7 +130,7 @@ def main(argv):
     source = _member_source()
     from pathlib import Path
 
-    from udc.data import load_splits
+    from udc.data import load_splits, split_seed
     from udc.ensemble import calibrate, check_held_out, load_members, report
     from udc.fileio import ensure_writable_dir
     from udc.targets import get_target, target_of
@@ -152,7 +152,7 @@ def main(argv):
     # Given members are checked (full-integer int8, readable, compatible) before anything is written.
     members = loaded(FLAGS.members) if source == "--members" else None
     if members is not None:  # made elsewhere: they must not have trained on this calibration's validation images
-        check_held_out(members, config.dataset, config.seed, config.val_fraction)
+        check_held_out(members, config.dataset, split_seed(config), config.val_fraction)
     output_dir = ensure_writable_dir(FLAGS.output_dir or (FLAGS.workdir if source == "--config" else "ensemble_out"))
     splits = load_splits(config)
     if source == "--config":

@@ -4,17 +4,25 @@ from udc.data.loaders import LOADERS, RawDataset, candidate_dirs, load_raw
 from udc.data.splits import Split, Splits, make_splits
 
 
+def split_seed(config) -> int:
+    """The seed of a config's train/validation split: `split_seed`, or `seed` when it is unset. Runs that differ in
+    `seed` (initial weights, batch order) but share this hold out the same validation images: members of one
+    ensemble, which is calibrated on those images."""
+    value = config.get("split_seed")
+    return int(config.seed if value is None else value)
+
+
 def load_splits(config) -> Splits:
-    """The splits named by a config's `dataset`, `data_dir`, `val_fraction`, `seed`, ... keys."""
+    """The splits named by a config's `dataset`, `data_dir`, `val_fraction`, `split_seed` (or `seed`), ... keys."""
     raw = load_raw(config.dataset, data_dir=config.data_dir or None, download=config.download)
     return make_splits(
         raw,
         val_fraction=config.val_fraction,
-        seed=config.seed,
+        seed=split_seed(config),
         max_train=config.max_train_examples or None,
         max_test=config.max_test_examples or None,
     )
 
 
 __all__ = ["LOADERS", "RawDataset", "Split", "Splits", "candidate_dirs", "load_raw",
-           "load_splits", "make_splits"]
+           "load_splits", "make_splits", "split_seed"]

@@ -148,6 +148,8 @@ def check_held_out(members: list[Member], dataset: str, seed: int, val_fraction:
     for m in members:
         config = (tflite_file.read_metadata(m.data) or {}).get("config") or {}
         trained = {key: config.get(key) for key in ("dataset", "seed", "val_fraction")}
+        if config.get("split_seed") is not None:  # runs of another `seed` on the same split
+            trained["seed"] = config["split_seed"]
         if None in trained.values():
             continue
         if (trained["dataset"], int(trained["seed"]), float(trained["val_fraction"])) != (dataset, int(seed),

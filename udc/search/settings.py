@@ -151,7 +151,7 @@ def config_fingerprint(config, ignore=()) -> dict:
 # a state saved without one resumes under that value.
 _ADDED_KEYS = {"budget_cycles": 0, "search.budget_cycles": 0, "budget_ms": 0, "search.budget_ms": 0,
                "search.cycle_margin": 0.03, "search.relaxation": "gumbel_softmax", "search.patterns": ["dense"],
-               "search.kernel_sizes": None}
+               "search.kernel_sizes": None, "split_seed": None}
 
 
 def config_differences(saved: dict, current: dict) -> list:

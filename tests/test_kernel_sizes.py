@@ -207,3 +207,26 @@ def test_kernel_sizes_a_layer_or_backbone_cannot_take_are_refused_in_one_line(mo
     with pytest.raises(ConfigError, match=r"no convolution of fmnist_cnn can take a 1x1 kernel as the centre of a "
                                           r"3x3 one .*; drop 1 from --config.search.kernel_sizes"):
         settings.check_supported(config, TARGET, digits_splits)
+
+
+def test_a_non_square_kernel_without_a_kernel_size_choice_keeps_its_shape(digits_splits):
+    """A (3, 1) convolution holds one kernel size: strip, the prune counts and the size model keep its shape."""
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input(digits_splits.input_shape)
+    conv = L.SearchableConv2D(8, (3, 1), widths=[8], sparsities=(0.0, 0.5), bits=(4, 8), batch_norm=True,
+                              activation="relu", name="conv0")
+    logits = L.SearchableDense(10, widths=[10], sparsities=(0.0,), bits=(8,), input_from=conv, name="logits")
+    model = keras.Model(inputs, logits(keras.layers.GlobalAveragePooling2D(name="pool")(conv(inputs))))
+    choice = {"conv0": {"width": 8, "kernel_size": 3, "pattern": "dense", "sparsity": 0.5, "bits": 4},
+              "logits": {"width": 10, "kernel_size": 1, "pattern": "dense", "sparsity": 0.0, "bits": 8}}
+    x = digits_splits.test.x[:32]
+    children.use_choices(searchable_layers(model), choice)
+    hard = model(x, training=False).numpy()
+    children.release(searchable_layers(model))
+    plain, masks = strip(model, choice)
+    assert plain.get_layer("conv0").kernel_size == (3, 1) and masks["conv0"].shape == (3, 1, 1, 8)
+    assert masks["conv0"].mean() == 0.5  # half of its 24 weights, as the exact pass prunes
+    np.testing.assert_allclose(plain(x).numpy(), hard, rtol=1e-4, atol=1e-5 * np.abs(hard).max())
+    data = convert_to_int8(plain, digits_splits.train.x[:32])
+    assert sm.exported_bytes(data, TARGET)["layers"] == [
+        sm.network_codec_bytes(searchable_layers(model), choice, TARGET)[name] for name in ("conv0", "logits")]

@@ -69,7 +69,6 @@ from udc.compat import keras, tf
 from udc.errors import ConfigError
 from udc.space import layers as search_layers
 from udc.space.dimensions import KERNEL_SIZE, pruned_count
-from udc.space.kernel_sizes import crop_np
 from udc.space.patterns import DENSE, apply_pattern_np, kept_share, pattern_of
 from udc.space.quantizers import grid_codes
 from udc.targets.codec import encoded_bytes
@@ -103,8 +102,7 @@ def layer_codes(layer, bits: int, sparsity: float, width=None, input_width=None,
     Conv: OHWI; depthwise: 1HWC; Dense: (out, in). Widths and the kernel size default to the full shape.
     """
     kind = layer_kind(layer)
-    kernel = layer.kernel.numpy() if kind == "dense" else crop_np(layer.kernel.numpy(),
-                                                                  kernel_size or layer.kernel.shape[0])
+    kernel = layer.centre(layer.kernel.numpy(), kernel_size)
     if kind == "depthwise":
         sub = kernel[:, :, :input_width or kernel.shape[2], :]
     else:
@@ -234,15 +232,10 @@ def _calibration_shape(layer):
 
 def _weights_in(layer, width=None, input_width=None, kernel_size=None):
     shape = list(layer.kernel.shape)
-    if kernel_size and layer_kind(layer) != "dense":
-        shape[0] = shape[1] = kernel_size
+    area = layer.kernel_area(kernel_size)
     if layer_kind(layer) == "depthwise":
-        return int(shape[0] * shape[1] * (input_width or shape[2]))
-    if width:
-        shape[-1] = width
-    if input_width:
-        shape[-2] = input_width
-    return int(np.prod(shape))
+        return area * int(input_width or shape[2])
+    return area * int(input_width or shape[-2]) * int(width or shape[-1])
 
 
 def codec_tables(layer, target=None, order=None):
@@ -387,7 +380,7 @@ def _expected_rates(layer, widths_in, tables):
     per_weight = tf.reduce_sum(joint * tables.per_weight[layer.name], axis=[3, 4])  # [traversal, kernel, pattern]
     per_stream = tf.reduce_sum(joint * tables.per_stream[layer.name], axis=[3, 4])
     kind = layer_kind(layer)
-    areas = [1 if kind == "dense" else k * k for k in layer.kernel_sizes]
+    areas = [layer.kernel_area(k) for k in layer.kernel_sizes]
     target = tables.target
     rows = [[[0 if target is None else target.weight_traversal(kind, w, area), m] for w in widths_in]
             for m, area in enumerate(areas)]  # [kernel, input width] -> (traversal, kernel)

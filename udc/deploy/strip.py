@@ -19,15 +19,13 @@ from udc.errors import UdcError
 from udc.space import layers as search_layers
 from udc.space.children import choices_of
 from udc.space.dimensions import KERNEL_SIZE
-from udc.space.kernel_sizes import crop_np
 from udc.space.patterns import DENSE, pattern_of
 from udc.space.quantizers import grid_quantize
 
 
 def _sub_kernel(layer, c, input_width):
     kernel = layer.kernel.numpy()
-    if not isinstance(layer, search_layers.SearchableDense):
-        kernel = crop_np(kernel, KERNEL_SIZE.chosen(layer, c))
+    kernel = layer.centre(kernel, KERNEL_SIZE.chosen(layer, c))
     if isinstance(layer, search_layers.SearchableDepthwiseConv2D):
         sub = kernel[:, :, :input_width, :]
         axis = 2
@@ -55,7 +53,8 @@ def _plain_layer(layer, c, width):
     activation = keras.activations.serialize(layer.activation) if layer.activation is not None else None
     if isinstance(layer, search_layers.SearchableDense):
         return keras.layers.Dense(width, activation=activation, name=layer.name)
-    kernel_size = KERNEL_SIZE.chosen(layer, c)
+    chosen = KERNEL_SIZE.chosen(layer, c)
+    kernel_size = layer.kernel_size if chosen == layer.kernel_sizes[-1] else chosen  # the held one may be non-square
     if isinstance(layer, search_layers.SearchableDepthwiseConv2D):
         return keras.layers.DepthwiseConv2D(kernel_size, strides=layer.strides, padding=layer.padding.lower(),
                                             activation=activation, name=layer.name)

@@ -97,7 +97,7 @@ from udc.compat import keras, tf
 from udc.errors import ConfigError
 from udc.space import options as opts
 from udc.space.dimensions import DIMENSIONS, KERNEL_DIMENSIONS, KERNEL_SIZE, WIDTH, pruned_count
-from udc.space.kernel_sizes import crops_exactly
+from udc.space.kernel_sizes import crop_np, crops_exactly
 
 DEFAULT_START_TEMPERATURE = 5.0
 DEFAULT_END_TEMPERATURE = 0.5
@@ -257,6 +257,14 @@ class SearchableLayer(keras.layers.Layer):
     def _apply(self, x, kernel):
         raise NotImplementedError
 
+    def kernel_area(self, kernel_size=None) -> int:
+        """Weights per (input, output) channel pair at `kernel_size` (default: the kernel held; 1 for Dense)."""
+        return 1
+
+    def centre(self, kernel: np.ndarray, kernel_size=None) -> np.ndarray:
+        """A kernel of this layer's layout (numpy) cut to `kernel_size` (default: the kernel held, unchanged)."""
+        return kernel
+
     @property
     def max_input_width(self) -> int:
         """The kernel's full input depth (the input width when no layer sets it)."""
@@ -336,11 +344,8 @@ class SearchableLayer(keras.layers.Layer):
         in_options = (int(self.kernel.shape[self.in_axis]),) if source is None else source.widths
         out_options = self.widths if self.has_width_choice else (1,)
         if getattr(self, "_prune_counts", None) is None:  # numpy: usable in any graph
-            area = int(np.prod(self.kernel.shape)) // (int(self.kernel.shape[self.in_axis]) *
-                                                        (self.max_width if self.has_width_choice else 1))
-            largest = max(self.kernel_sizes)
             self._prune_counts = np.array(
-                [[[[pruned_count(r, area // largest ** 2 * k * k * i * o) for r in self.sparsities]
+                [[[[pruned_count(r, self.kernel_area(k) * i * o) for r in self.sparsities]
                    for k in self.kernel_sizes] for o in out_options] for i in in_options], np.int32)
         zero = tf.constant(0, tf.int64)
         in_index = zero if source is None else source._selected(WIDTH)
@@ -462,6 +467,13 @@ class _SpatialLayer(SearchableLayer):
                 raise ConfigError(f"layer {self.name} holds a {self.kernel_size[0]}x{self.kernel_size[1]} kernel but "
                                   f"chooses kernel sizes {list(self.kernel_sizes)}; give it kernel_size="
                                   f"{self.kernel_sizes[-1]}, the largest option")
+
+    def kernel_area(self, kernel_size=None) -> int:
+        held = kernel_size in (None, self.kernel_sizes[-1])  # may be non-square (several sizes need square ones)
+        return int(np.prod(self.kernel_size)) if held else int(kernel_size) ** 2
+
+    def centre(self, kernel: np.ndarray, kernel_size=None) -> np.ndarray:
+        return kernel if kernel_size in (None, self.kernel_sizes[-1]) else crop_np(kernel, kernel_size)
 
     def build(self, input_shape):
         size = tuple(int(n) for n in tf.TensorShape(input_shape)[1:3])

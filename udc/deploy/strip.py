@@ -53,8 +53,7 @@ def _plain_layer(layer, c, width):
     activation = keras.activations.serialize(layer.activation) if layer.activation is not None else None
     if isinstance(layer, search_layers.SearchableDense):
         return keras.layers.Dense(width, activation=activation, name=layer.name)
-    chosen = KERNEL_SIZE.chosen(layer, c)
-    kernel_size = layer.kernel_size if chosen == layer.kernel_sizes[-1] else chosen  # the held one may be non-square
+    kernel_size = layer.kernel_shape(KERNEL_SIZE.chosen(layer, c))
     if isinstance(layer, search_layers.SearchableDepthwiseConv2D):
         return keras.layers.DepthwiseConv2D(kernel_size, strides=layer.strides, padding=layer.padding.lower(),
                                             activation=activation, name=layer.name)

@@ -468,12 +468,17 @@ class _SpatialLayer(SearchableLayer):
                                   f"chooses kernel sizes {list(self.kernel_sizes)}; give it kernel_size="
                                   f"{self.kernel_sizes[-1]}, the largest option")
 
+    def kernel_shape(self, kernel_size=None) -> tuple:
+        """(height, width) of the kernel at `kernel_size`: the held one (which may be non-square; several sizes
+        need square ones) for None or the largest option, else `kernel_size` x `kernel_size`."""
+        return self.kernel_size if kernel_size in (None, self.kernel_sizes[-1]) else (int(kernel_size),) * 2
+
     def kernel_area(self, kernel_size=None) -> int:
-        held = kernel_size in (None, self.kernel_sizes[-1])  # may be non-square (several sizes need square ones)
-        return int(np.prod(self.kernel_size)) if held else int(kernel_size) ** 2
+        return int(np.prod(self.kernel_shape(kernel_size)))
 
     def centre(self, kernel: np.ndarray, kernel_size=None) -> np.ndarray:
-        return kernel if kernel_size in (None, self.kernel_sizes[-1]) else crop_np(kernel, kernel_size)
+        shape = self.kernel_shape(kernel_size)
+        return kernel if shape == self.kernel_size else crop_np(kernel, shape[0])
 
     def build(self, input_shape):
         size = tuple(int(n) for n in tf.TensorShape(input_shape)[1:3])

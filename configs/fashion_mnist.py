@@ -21,6 +21,10 @@ def get_config():
     config.dataset = "fashion_mnist"
     config.data_dir = ""  # empty: $UDC_DATA_DIR, the Debian package, Keras' cache
     config.download = False  # True lets Keras fetch a missing dataset
+    # --config.dataset=image_folder (a folder of the user's images, udc.data.image_folders): each image is resized
+    # to image_size (height, width) and kept in colour, or in one channel with grayscale. Other datasets ignore both.
+    config.image_size = (96, 96)
+    config.grayscale = False
     config.val_fraction = 0.1
     config.max_train_examples = 0  # 0 = all; small values for quick trials
     config.max_test_examples = 0

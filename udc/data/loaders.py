@@ -14,6 +14,7 @@ import numpy as np
 
 from udc.data.cifar import read_cifar10
 from udc.data.idx import IdxFormatError, read_idx
+from udc.data.image_folders import read_image_folder
 from udc.data.validation import check_dataset
 from udc.errors import BadDatasetError, DatasetNotFoundError, UdcError
 
@@ -156,15 +157,23 @@ def load_cifar10(data_dir=None, download=False) -> RawDataset:
     return RawDataset("cifar10", x_train, y_train, x_test, y_test, 10, source=source)
 
 
+def load_image_folder(data_dir=None, download=False, image_size=(96, 96), grayscale=False) -> RawDataset:
+    """A user's images in --config.data_dir, one folder per class (`udc.data.image_folders`); nothing downloads."""
+    x_train, y_train, x_test, y_test, class_names, source = read_image_folder(data_dir, image_size, grayscale)
+    return RawDataset("image_folder", x_train, y_train, x_test, y_test, len(class_names), source=source)
+
+
 LOADERS = {
     "fashion_mnist": load_fashion_mnist,
     "mnist": load_mnist,
     "digits": load_digits,
     "cifar10": load_cifar10,
+    "image_folder": load_image_folder,
 }
 
 
-def load_raw(name: str, data_dir=None, download=False) -> RawDataset:
+def load_raw(name: str, data_dir=None, download=False, **options) -> RawDataset:
+    """Dataset `name`; `options` are its loader's own arguments (image_folder's image_size and grayscale)."""
     if name not in LOADERS:
         raise UdcError(f"unknown dataset '{name}'; choose one of: {', '.join(sorted(LOADERS))}")
-    return LOADERS[name](data_dir=data_dir, download=download)
+    return LOADERS[name](data_dir=data_dir, download=download, **options)

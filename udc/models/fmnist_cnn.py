@@ -7,6 +7,7 @@ considers, so the default widths must stay exactly these.
 """
 
 from udc.compat import keras
+from udc.errors import ConfigError
 
 DEFAULT_WIDTHS = (32, 64, 64, 128, 128)
 STRIDES = (1, 2, 1, 2, 1)
@@ -18,7 +19,8 @@ BN_MOMENTUM = 0.9
 
 def fmnist_cnn(input_shape, num_classes: int, widths=DEFAULT_WIDTHS, name="fmnist_cnn"):
     if len(widths) != len(STRIDES):
-        raise ValueError(f"fmnist_cnn has {len(STRIDES)} convolutions, got {len(widths)} widths")
+        raise ConfigError(f"fmnist_cnn has {len(STRIDES)} convolutions, got {len(widths)} widths; give "
+                          f"{len(STRIDES)} (--config.search.max_widths)")
     inputs = keras.Input(shape=input_shape, name="image")
     x = inputs
     for i, (width, stride) in enumerate(zip(widths, STRIDES)):

@@ -404,8 +404,13 @@ class SearchableLayer(keras.layers.Layer):
         produced = out_width if self.has_width_choice else in_width
         padding = [[0, 0]] * (len(inputs.shape) - 1) + [[0, self.max_width - produced]]
         y = tf.pad(y, padding)
-        y.set_shape(y.shape[:-1].concatenate([self.max_width]))
+        y.set_shape(self.static_output_shape(inputs.shape))
         return y
+
+    def static_output_shape(self, input_shape):
+        """The output shape of the held kernel's operation (an exact pass's sub-kernel of unknown shape leaves
+        TensorFlow's shape inference without it, e.g. for `valid` padding)."""
+        return tf.TensorShape(input_shape)[:-1].concatenate([self.max_width])
 
     def _own_width_mask(self, training):
         g_w = self._weights_for(WIDTH, training)
@@ -479,6 +484,16 @@ class _SpatialLayer(SearchableLayer):
     def centre(self, kernel: np.ndarray, kernel_size=None) -> np.ndarray:
         shape = self.kernel_shape(kernel_size)
         return kernel if shape == self.kernel_size else crop_np(kernel, shape[0])
+
+    def static_output_shape(self, input_shape):
+        input_shape = tf.TensorShape(input_shape)
+        spatial = []
+        for n, k, s in zip(input_shape[1:3], self.kernel_size, self.strides):
+            if n is None:
+                spatial.append(None)
+            else:
+                spatial.append(-(-n // s) if self.padding == "SAME" else -(-(n - k + 1) // s))
+        return tf.TensorShape([input_shape[0]] + spatial + [self.max_width])
 
     def build(self, input_shape):
         size = tuple(int(n) for n in tf.TensorShape(input_shape)[1:3])

@@ -1,0 +1,133 @@
+"""Supernets derived from plain models (`udc.space.derive`): every backbone's hard supernet strips to a plain model
+that computes the same outputs, a user's `.keras` model is searched without udc code for it, and a model udc cannot
+search gets one line naming the layer."""
+
+import numpy as np
+import pytest
+
+from udc.compat import keras
+from udc.deploy.strip import strip
+from udc.errors import ConfigError
+from udc.models import build_backbone
+from udc.space import SearchOptions, searchable_layers, set_hard
+from udc.space.children import set_choices
+from udc.space.derive import derive_supernet
+from udc.space.supernet import build_supernet
+
+SMALL = {  # backbone: (input shape, classes, largest widths), small enough for a unit test
+    "ds_cnn": ((49, 10, 1), 12, (32, 32, 32, 32, 32)),
+    "mobilenet_v1": ((32, 32, 3), 2, None),
+    "fmnist_cnn": ((8, 8, 1), 10, (16, 16, 32, 32, 32)),
+}
+
+
+def random_choices(layers, rng):
+    """A random child, every dimension drawn from each layer's own options."""
+    return {layer.name: {"width": int(rng.choice(layer.widths)), "kernel_size": int(rng.choice(layer.kernel_sizes)),
+                         "pattern": str(rng.choice(layer.patterns)), "sparsity": float(rng.choice(layer.sparsities)),
+                         "bits": int(rng.choice(layer.bits))} for layer in layers}
+
+
+def with_batch_norm_statistics(supernet, rng):
+    """Moving statistics far from the initial ones, so that a fold that ignored them would show."""
+    for layer in searchable_layers(supernet):
+        if layer.bn is not None:
+            layer.bn.moving_mean.assign(rng.normal(size=layer.bn.moving_mean.shape).astype(np.float32) * 0.1)
+            layer.bn.moving_variance.assign(rng.random(layer.bn.moving_variance.shape).astype(np.float32) + 0.5)
+
+
+def assert_strips_to_the_hard_supernet(supernet, shape, seed=0):
+    rng = np.random.default_rng(seed)
+    with_batch_norm_statistics(supernet, rng)
+    set_choices(supernet, random_choices(searchable_layers(supernet), rng))
+    set_hard(supernet, True)
+    plain, _ = strip(supernet)
+    x = rng.random((8,) + shape).astype(np.float32)
+    expected = supernet(x, training=False).numpy()
+    np.testing.assert_allclose(plain(x).numpy(), expected, rtol=1e-4, atol=1e-5 * np.abs(expected).max())
+    return plain
+
+
+@pytest.mark.parametrize("backbone", sorted(SMALL))
+def test_each_backbone_strips_to_its_hard_supernet(backbone):
+    shape, classes, widths = SMALL[backbone]
+    keras.utils.set_random_seed(0)
+    supernet = build_supernet(backbone, shape, classes, SearchOptions(alignment=8, kernel_sizes=(1, 3)), widths)
+    plain = assert_strips_to_the_hard_supernet(supernet, shape)
+    assert plain.output_shape == (None, classes)
+    assert not [l for l in plain.layers if isinstance(l, keras.layers.BatchNormalization)]
+
+
+def test_ds_cnn_keeps_its_10x4_kernel_and_its_classifier_keeps_the_classes():
+    supernet = build_supernet("ds_cnn", (49, 10, 1), 12, SearchOptions(alignment=16, kernel_sizes=(1, 3)))
+    layers = {layer.name: layer for layer in searchable_layers(supernet)}
+    assert layers["conv0"].kernel_size == (10, 4) and layers["conv0"].kernel_sizes == (10,)
+    assert layers["pw1"].kernel_sizes == (1, 3) and layers["dw1"].kernel_sizes == (1, 3)
+    assert layers["pw1"].widths == (16, 32, 48, 64) and layers["logits"].widths == (12,)
+    assert layers["pw1"].input_from is layers["dw1"] and layers["dw1"].input_from is layers["conv0"]
+    # BatchNorm and ReLU moved inside: the derived supernet has the weight layers, the dropout, the pool.
+    assert [type(l).__name__ for l in supernet.layers[1:3]] == ["SearchableConv2D", "SearchableDepthwiseConv2D"]
+    assert [l.name for l in supernet.layers[-3:]] == ["dropout", "pool", "logits"]
+
+
+def test_a_users_keras_file_is_searched_without_udc_code_for_it(tmp_path):
+    inputs = keras.Input((12, 12, 3))
+    x = keras.layers.Conv2D(24, 3, padding="same", name="stem")(inputs)
+    x = keras.layers.BatchNormalization(name="stem_bn")(x)
+    x = keras.layers.Activation("relu", name="stem_act")(x)
+    x = keras.layers.MaxPooling2D(name="down")(x)
+    x = keras.layers.Conv2D(16, 3, activation="relu", name="body")(x)  # valid padding, ReLU inside, a bias
+    x = keras.layers.Flatten(name="flat")(x)  # a 4x4 map: the layer before keeps its width
+    x = keras.layers.Dense(32, activation="relu", name="hidden")(x)
+    outputs = keras.layers.Dense(5, activation="softmax", name="classes")(x)
+    path = tmp_path / "model.keras"
+    keras.Model(inputs, outputs).save(path)
+
+    supernet = build_supernet(str(path), (12, 12, 3), 5, SearchOptions(alignment=8))
+    layers = {layer.name: layer for layer in searchable_layers(supernet)}
+    assert list(layers) == ["stem", "body", "hidden", "classes"]
+    assert layers["stem"].widths == (8, 16, 24) and layers["stem"].batch_norm
+    assert layers["body"].widths == (16,), "flattened from a 4x4 map: the Dense reads every channel at every pixel"
+    assert layers["hidden"].widths == (8, 16, 24, 32) and layers["hidden"].input_from is None
+    assert layers["classes"].widths == (5,) and layers["classes"].activation is keras.activations.get(None)
+    assert_strips_to_the_hard_supernet(supernet, (12, 12, 3))
+
+
+def _model(*layers, shape=(8, 8, 4)):
+    inputs = keras.Input(shape)
+    x = inputs
+    for layer in layers:
+        x = layer(x)
+    return keras.Model(inputs, x)
+
+
+@pytest.mark.parametrize("layers, message", [
+    ((keras.layers.Conv2D(8, 3, groups=2, name="grouped"),),
+     "layer grouped is a grouped convolution .2 groups.; udc searches Conv2D with groups=1"),
+    ((keras.layers.DepthwiseConv2D(3, depth_multiplier=2, name="dw"),),
+     "depthwise layer dw has depth multiplier 2; .* follow it with a 1x1 Conv2D instead"),
+    ((keras.layers.Conv2D(8, 3, activation="tanh", name="squash"),),
+     "layer squash has activation 'tanh'; udc searches weight layers with none or ReLU"),
+    ((keras.layers.Conv2D(8, 3, name="c"), keras.layers.LayerNormalization(name="norm")),
+     r"layer norm \(LayerNormalization\) is not one udc can search or carry"),
+])
+def test_a_model_udc_cannot_search_gets_one_line_naming_the_layer(layers, message):
+    with pytest.raises(ConfigError, match=message) as error:
+        derive_supernet(_model(*layers), SearchOptions())
+    assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("problem, message", [
+    ("missing", "backbone model file .*missing.keras does not exist"),
+    ("garbage", "is not a tf_keras model file udc can load"),
+    ("shape", r"takes inputs of shape \(8, 8, 4\) but the dataset's are \(12, 12, 3\)"),
+])
+def test_a_bad_model_file_gets_one_line(tmp_path, problem, message):
+    path = tmp_path / f"{problem}.keras"
+    if problem == "garbage":
+        path.write_bytes(b"not a zip")
+    elif problem == "shape":
+        _model(keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(5)).save(path)
+    with pytest.raises(ConfigError, match=message) as error:
+        build_backbone(str(path), (12, 12, 3), 5)
+    assert "\n" not in str(error.value)

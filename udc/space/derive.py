@@ -1,0 +1,199 @@
+"""A supernet derived from a plain tf_keras model: its Conv2D, DepthwiseConv2D and Dense layers become searchable.
+
+A backbone is written once, as the plain model it trains and exports as (`udc.models`); `derive_supernet`
+walks that model's graph and replaces each weight layer by the searchable layer of its kind, of the same
+name and largest shape:
+
+* a BatchNormalization that alone takes a weight layer's output, and a plain ReLU after either, move inside
+  the searchable layer (its width mask must come after them, and tfmot needs the activation inside the layer,
+  see docs/stack_facts.md); the plain layers keep their names, so warm start (`udc.search.warm_start`) finds
+  the float kernel and its BatchNorm by the searchable layer's name;
+* each convolution and each Dense chooses its width among `SearchOptions.widths_for` its own, except the
+  layer whose output is the model's (the classifier keeps its classes) and a layer whose output is flattened
+  from a map larger than 1x1 (the Dense after it would read its channels at every pixel): these keep their
+  width and are said so;
+* each square `same`-padded convolution chooses its kernel size among `SearchOptions.kernel_sizes_for` (those its
+  stride allows); a non-square kernel (DS-CNN's 10x4) or a `valid` one keeps its own;
+* patterns follow `SearchOptions.patterns_for` the layer's kind;
+* every other layer (pooling, dropout, flatten, padding) is copied as it is: zeros of masked channels stay zero
+  through it, so a layer after it reads its input width from the searchable layer before it (`input_from`).
+
+A softmax on the output layer is dropped: udc trains and calibrates on logits, and the argmax is the same.
+A layer udc cannot search or carry (a Conv2D with groups, a depth multiplier above 1, a Concatenate, an
+activation other than ReLU inside a weight layer) is refused with one line that names it and what to do.
+"""
+
+from udc.compat import keras
+from udc.errors import ConfigError
+from udc.space.layers import SearchableConv2D, SearchableDense, SearchableDepthwiseConv2D
+from udc.space.options import SearchOptions
+
+WEIGHT_LAYERS = (keras.layers.Conv2D, keras.layers.DepthwiseConv2D, keras.layers.Dense)
+# Layers copied unchanged; each keeps channel c of its input in channel c of its output.
+CARRIED_LAYERS = (keras.layers.GlobalAveragePooling2D, keras.layers.AveragePooling2D, keras.layers.MaxPooling2D,
+                  keras.layers.Dropout, keras.layers.Flatten, keras.layers.ZeroPadding2D, keras.layers.InputLayer)
+
+
+def _inbound(model) -> dict:
+    """{layer name: names of the layers whose outputs it takes}, from the model's own config."""
+    inbound = {}
+    for layer in model.get_config()["layers"]:
+        nodes = layer.get("inbound_nodes", [])
+        if len(nodes) > 1:
+            raise ConfigError(f"layer {layer['name']} is called {len(nodes)} times; udc derives supernets from models "
+                              "whose layers are each called once (give each use its own layer)")
+        inbound[layer["name"]] = [entry[0] for node in nodes for entry in node]
+    return inbound
+
+
+def _is_plain_relu(layer) -> bool:
+    if isinstance(layer, keras.layers.ReLU):
+        c = layer.get_config()
+        return c.get("max_value") is None and not c.get("negative_slope") and not c.get("threshold")
+    return isinstance(layer, keras.layers.Activation) and layer.get_config()["activation"] == "relu"
+
+
+def _activation_of(layer, is_output: bool):
+    activation = layer.get_config().get("activation", "linear")
+    if activation in ("linear", "relu") or (activation == "softmax" and is_output):
+        return None if activation != "relu" else "relu"
+    raise ConfigError(f"layer {layer.name} has activation '{activation}'; udc searches weight layers with none or "
+                      "ReLU (folded into the layer as the NPU runs it); use ReLU, or a linear layer then ReLU")
+
+
+class _Walk:
+    """One pass over the plain model: which layers each searchable layer absorbs, and what each keeps."""
+
+    def __init__(self, model):
+        self.model = model
+        self.inbound = _inbound(model)
+        self.consumers = {}
+        for name, sources in self.inbound.items():
+            for source in sources:
+                self.consumers.setdefault(source, []).append(name)
+        self.output_layers = {layer.name for layer in model.layers
+                              if any(out is t for t in model.outputs for out in _outputs_of(layer))}
+
+    def only_consumer(self, name):
+        """The layer that alone takes `name`'s output (None if several or none, or if it is a model output)."""
+        consumers = self.consumers.get(name, [])
+        if len(consumers) != 1 or name in self.output_layers:
+            return None
+        return self.model.get_layer(consumers[0])
+
+    def absorbed_run(self, layer):
+        """(BatchNormalization or None, ReLU or None) that move inside weight layer `layer`."""
+        bn = relu = None
+        after = self.only_consumer(layer.name)
+        if isinstance(after, keras.layers.BatchNormalization) and _activation_of(layer, False) is None:
+            bn, after = after, self.only_consumer(after.name)
+        if isinstance(after, keras.layers.ReLU | keras.layers.Activation) and _is_plain_relu(after) \
+                and _activation_of(layer, False) is None:
+            relu = after
+        return bn, relu
+
+
+def _outputs_of(layer):
+    out = layer.output
+    return out if isinstance(out, (list, tuple)) else [out]
+
+
+def derive_supernet(model, options: SearchOptions, name=None):
+    """The supernet of plain functional tf_keras `model` (one input, one output) under `options`; see the module
+    doc. Its searchable layers have the names of the plain weight layers."""
+    if not isinstance(model, keras.Model) or len(model.inputs) != 1 or len(model.outputs) != 1:
+        raise ConfigError(f"model {getattr(model, 'name', model)!r} is not a functional tf_keras model with one input "
+                          "and one output; udc derives supernets from such models")
+    walk = _Walk(model)
+    inputs = keras.Input(shape=model.input_shape[1:], name=model.layers[0].name)
+    tensors = {model.layers[0].name: inputs}
+    producer = {model.layers[0].name: None}  # layer name -> the searchable layer its output's channels follow
+    fixed_width = _flattened_producers(model, walk)
+    absorbed = {}
+    for layer in model.layers[1:]:
+        if layer.name in absorbed:
+            tensors[layer.name], producer[layer.name] = tensors[absorbed[layer.name]], producer[absorbed[layer.name]]
+            continue
+        sources = walk.inbound[layer.name]
+        if len(sources) != 1:
+            raise ConfigError(f"layer {layer.name} ({type(layer).__name__}) takes {len(sources)} inputs; udc derives "
+                              "supernets from chains of layers so far; search a chain model")
+        x, source = tensors[sources[0]], producer[sources[0]]
+        if isinstance(layer, WEIGHT_LAYERS):
+            bn, relu = walk.absorbed_run(layer)
+            searchable = _searchable(layer, bn, relu, source, options, layer.name in walk.output_layers
+                                     or (relu or bn or layer).name in walk.output_layers,
+                                     layer.name in fixed_width)
+            for plain in (bn, relu):
+                if plain is not None:
+                    absorbed[plain.name] = layer.name
+            tensors[layer.name], producer[layer.name] = searchable(x), searchable
+        elif isinstance(layer, CARRIED_LAYERS) or _is_plain_relu(layer):
+            tensors[layer.name] = layer.__class__.from_config(layer.get_config())(x)
+            producer[layer.name] = None if _flattens_a_map(layer) else source
+        else:
+            raise ConfigError(f"layer {layer.name} ({type(layer).__name__}) is not one udc can search or carry; "
+                              "udc searches Conv2D, DepthwiseConv2D and Dense (with BatchNormalization and ReLU) "
+                              f"and carries {', '.join(c.__name__ for c in CARRIED_LAYERS[:-1])}; replace it")
+    last = model.layers[-1].name
+    return keras.Model(inputs, tensors[last], name=name or f"{model.name}_supernet")
+
+
+def _flattened_producers(model, walk) -> set:
+    """Names of the weight layers whose output reaches a Flatten of a map larger than 1x1 (they keep their width)."""
+    keep = set()
+    for layer in model.layers:
+        if _flattens_a_map(layer):
+            name = walk.inbound[layer.name][0]
+            while not isinstance(model.get_layer(name), WEIGHT_LAYERS) and walk.inbound.get(name):
+                name = walk.inbound[name][0]
+            keep.add(name)
+    return keep
+
+
+def _flattens_a_map(layer) -> bool:
+    """Whether `layer` is a Flatten of a map larger than 1x1 (its output's channels no longer follow its input's)."""
+    return isinstance(layer, keras.layers.Flatten) and len(layer.input_shape) == 4 \
+        and layer.input_shape[1] * layer.input_shape[2] > 1
+
+
+def _searchable(layer, bn, relu, input_from, options: SearchOptions, is_output: bool, keeps_width: bool):
+    """The searchable layer that replaces weight layer `layer` (with `bn` and `relu` inside)."""
+    activation = "relu" if relu is not None else _activation_of(layer, is_output)
+    common = dict(sparsities=options.sparsities, bits=options.bits, alignment=options.alignment,
+                  batch_norm=bn is not None, activation=activation, input_from=input_from, name=layer.name,
+                  use_bias=False if bn is not None else layer.get_config().get("use_bias", True))
+    if bn is not None:
+        common["bn_momentum"] = bn.momentum
+    if isinstance(layer, keras.layers.Dense):
+        units = layer.units
+        widths = [units] if (is_output or keeps_width) else (None if options.widths is None
+                                                           else options.widths_for(units))
+        return SearchableDense(units, widths=widths, patterns=options.patterns_for("dense"), **common)
+    config = layer.get_config()
+    if config.get("dilation_rate", (1, 1)) not in ((1, 1), [1, 1]):
+        raise ConfigError(f"layer {layer.name} is dilated; udc searches undilated convolutions; remove the dilation")
+    spatial = dict(strides=tuple(layer.strides), padding=layer.padding,
+                   kernel_sizes=_kernel_sizes(layer, options))
+    kernel = tuple(layer.kernel_size) if spatial["kernel_sizes"] is None else spatial["kernel_sizes"][-1]
+    if isinstance(layer, keras.layers.DepthwiseConv2D):
+        if layer.depth_multiplier != 1:
+            raise ConfigError(f"depthwise layer {layer.name} has depth multiplier {layer.depth_multiplier}; udc "
+                              "searches depth multiplier 1; follow it with a 1x1 Conv2D instead")
+        return SearchableDepthwiseConv2D(kernel, patterns=options.patterns_for("depthwise"), **spatial, **common)
+    if config.get("groups", 1) != 1:
+        raise ConfigError(f"layer {layer.name} is a grouped convolution ({config['groups']} groups); udc searches "
+                          "Conv2D with groups=1 and DepthwiseConv2D; rewrite it as those")
+    widths = [layer.filters] if (is_output or keeps_width) else (None if options.widths is None
+                                                               else options.widths_for(layer.filters))
+    return SearchableConv2D(layer.filters, kernel, widths=widths, patterns=options.patterns_for("conv"),
+                            **spatial, **common)
+
+
+def _kernel_sizes(layer, options: SearchOptions):
+    """The kernel sizes a plain convolution chooses from (None: its own kernel only: a non-square one, or one with
+    `valid` padding, whose output size changes with the kernel size)."""
+    height, width = layer.kernel_size
+    if options.kernel_sizes is None or height != width or layer.padding != "same":
+        return None
+    return options.kernel_sizes_for(height, tuple(layer.input_shape[1:3]), tuple(layer.strides), layer.padding)

@@ -1,8 +1,9 @@
 """Dataset loaders: each returns the raw train and test arrays of one dataset.
 
-Images come back as uint8 arrays of shape (N, H, W, C) and labels as int32. Nothing
-is downloaded unless the caller passes download=True. A damaged file or arrays that do
-not fit together raise BadDatasetError as the dataset is built (see udc.data.validation).
+Images come back as uint8 arrays of shape (N, H, W, C) (keyword-spotting audio as 49x10 MFCC
+"images") and labels as int32. Nothing is downloaded unless the caller passes download=True.
+A damaged file or arrays that do not fit together raise BadDatasetError as the dataset is
+built (see udc.data.validation).
 """
 
 import dataclasses
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from udc.data import speech_commands, synthetic_keywords
 from udc.data.cifar import read_cifar10
 from udc.data.idx import IdxFormatError, read_idx
 from udc.data.image_folders import read_image_folder
@@ -20,6 +22,7 @@ from udc.errors import BadDatasetError, DatasetNotFoundError, UdcError
 
 DEBIAN_DATASETS = Path("/usr/share/datasets")
 KERAS_CACHE = Path(os.path.expanduser("~/.keras/datasets"))
+UDC_CACHE = Path(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")) / "udc"
 
 _IDX_FILES = {  # file stem, number of dimensions: images (N, H, W), labels (N,)
     "x_train": ("train-images-idx3-ubyte", 3),
@@ -51,6 +54,9 @@ class RawDataset:
     y_test: np.ndarray
     num_classes: int
     source: str = ""  # where the files came from, named in errors; empty for data built in code
+    # A dataset's own validation split (Speech Commands' list); without one, make_splits draws it from training.
+    x_val: np.ndarray | None = None
+    y_val: np.ndarray | None = None
 
     def __post_init__(self):
         check_dataset(self)
@@ -163,12 +169,40 @@ def load_image_folder(data_dir=None, download=False, image_size=(96, 96), graysc
     return RawDataset("image_folder", x_train, y_train, x_test, y_test, len(class_names), source=source)
 
 
+def _keyword_dataset(name: str, folder: Path) -> RawDataset:
+    splits = speech_commands.read_speech_commands(folder, UDC_CACHE)
+    (x_train, y_train), (x_val, y_val), (x_test, y_test) = (splits[split] for split in speech_commands.SPLITS)
+    return RawDataset(name, x_train, y_train, x_test, y_test, len(speech_commands.CLASS_NAMES), source=str(folder),
+                      x_val=x_val, y_val=y_val)
+
+
+def load_speech_commands(data_dir=None, download=False) -> RawDataset:
+    """Google Speech Commands' 12-class task (49x10 MFCCs) from a user's copy (`udc.data.speech_commands`),
+    with its own validation split; never downloaded."""
+    dirs = candidate_dirs("speech_commands", data_dir)
+    folder = speech_commands.find_speech_commands(dirs)
+    if folder is None:
+        raise DatasetNotFoundError(f"dataset 'speech_commands' not found (looked in: {', '.join(map(str, dirs))}); "
+                                   f"to get it: {speech_commands.HOW_TO_GET}")
+    return _keyword_dataset("speech_commands", folder)
+
+
+def load_synthetic_keywords(data_dir=None, download=False,
+                            utterances_per_word=synthetic_keywords.DEFAULT_PER_WORD) -> RawDataset:
+    """The Speech Commands task on keywords spoken by espeak-ng (`udc.data.synthetic_keywords`): SYNTHETIC speech,
+    generated into udc's cache the first time; `data_dir` is not used."""
+    folder = synthetic_keywords.generated_folder(UDC_CACHE / "synthetic_keywords", utterances_per_word)
+    return _keyword_dataset("synthetic_keywords", folder)
+
+
 LOADERS = {
     "fashion_mnist": load_fashion_mnist,
     "mnist": load_mnist,
     "digits": load_digits,
     "cifar10": load_cifar10,
     "image_folder": load_image_folder,
+    "speech_commands": load_speech_commands,
+    "synthetic_keywords": load_synthetic_keywords,
 }
 
 

@@ -55,11 +55,13 @@ def make_splits(
     max_train: int | None = None,
     max_test: int | None = None,
 ) -> Splits:
-    """Holds out `val_fraction` of the training set (same seed, same split).
+    """Holds out `val_fraction` of the training set (same seed, same split), or takes the dataset's own
+    validation split when it has one (`raw.x_val`; `val_fraction` is then not used).
 
     `max_train`/`max_test` cut the splits for quick runs; the validation set is cut
-    in proportion to the training set. The validation set may be empty (training then
-    runs without one); the training and test sets may not.
+    in proportion to the training set (a dataset's own from its head, like the test set).
+    The validation set may be empty (training then runs without one); the training and
+    test sets may not.
     """
     if not 0.0 <= val_fraction < 1.0:
         raise ConfigError(f"val_fraction {val_fraction} is outside [0, 1); give a fraction such as 0.1 "
@@ -70,10 +72,18 @@ def make_splits(
             raise ConfigError(f"{key} {value} is negative; give 0 (all) or a positive count "
                               f"in --config.{key} ({ensemble_flag} of udc-ensemble)")
     order = np.random.default_rng(seed).permutation(len(raw.y_train))
-    n_val = int(round(len(order) * val_fraction))
-    val_idx, train_idx = order[:n_val], order[n_val:]
+    if raw.x_val is None:
+        n_val = int(round(len(order) * val_fraction))
+        val_idx, train_idx = order[:n_val], order[n_val:]
+        if max_train and n_val:
+            val_idx = val_idx[: max(1, int(round(max_train * val_fraction)))]
+        x_val, y_val = raw.x_train[val_idx], raw.y_train[val_idx]
+    else:
+        train_idx, x_val, y_val = order, raw.x_val, raw.y_val
+        if max_train and max_train < len(order):
+            n_val = max(1, int(round(len(y_val) * max_train / len(order))))
+            x_val, y_val = x_val[:n_val], y_val[:n_val]
     if max_train:
-        val_idx = val_idx[: max(1, int(round(max_train * val_fraction)))] if n_val else val_idx
         train_idx = train_idx[:max_train]
     x_test, y_test = raw.x_test, raw.y_test
     if max_test:
@@ -84,7 +94,7 @@ def make_splits(
     return Splits(
         name=raw.name,
         train=Split(_normalise(raw.x_train[train_idx]), raw.y_train[train_idx]),
-        val=Split(_normalise(raw.x_train[val_idx]), raw.y_train[val_idx]),
+        val=Split(_normalise(x_val), y_val),
         test=Split(_normalise(x_test), y_test),
         num_classes=raw.num_classes,
     )

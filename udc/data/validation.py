@@ -3,8 +3,8 @@
 `RawDataset` runs `check_dataset` on itself, so every loader (a user's own one too)
 fails here, with one line naming the problem, and not in the first training step
 after the workdir has been written: images (N, H, W, C) of numbers without NaN or
-infinity, the same H, W, C in both splits, as many integer labels as images, each in
-[0, num_classes), and neither split empty.
+infinity, the same H, W, C in every split, as many integer labels as images, each in
+[0, num_classes), and no split empty (a dataset's own validation split included).
 """
 
 import numbers
@@ -29,13 +29,19 @@ def _first_problem(raw):
     classes = raw.num_classes
     if not isinstance(classes, numbers.Integral) or isinstance(classes, bool) or classes < 1:
         return f"num_classes must be a positive integer, got {classes!r}"
-    for split, images, labels in (("training", raw.x_train, raw.y_train), ("test", raw.x_test, raw.y_test)):
+    if (raw.x_val is None) != (raw.y_val is None):
+        return "a validation split needs both its images (x_val) and its labels (y_val)"
+    splits = [("training", raw.x_train, raw.y_train), ("test", raw.x_test, raw.y_test)]
+    if raw.x_val is not None:
+        splits.append(("validation", raw.x_val, raw.y_val))
+    for split, images, labels in splits:
         problem = _split_problem(split, images, labels, int(classes))
         if problem is not None:
             return problem
-    if raw.x_train.shape[1:] != raw.x_test.shape[1:]:
-        return (f"the training images are {'x'.join(map(str, raw.x_train.shape[1:]))} (HxWxC) "
-                f"but the test images {'x'.join(map(str, raw.x_test.shape[1:]))}")
+    for split, images, _ in splits[1:]:
+        if raw.x_train.shape[1:] != images.shape[1:]:
+            return (f"the training images are {'x'.join(map(str, raw.x_train.shape[1:]))} (HxWxC) "
+                    f"but the {split} images {'x'.join(map(str, images.shape[1:]))}")
     return None
 
 

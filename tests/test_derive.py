@@ -9,15 +9,17 @@ from udc.compat import keras
 from udc.deploy.strip import strip
 from udc.errors import ConfigError
 from udc.models import build_backbone
-from udc.space import SearchOptions, searchable_layers, set_hard
-from udc.space.children import set_choices
+from udc.space import SearchOptions, architecture_variables, searchable_layers, set_hard
+from udc.space.children import set_choices, with_shared_widths
 from udc.space.derive import derive_supernet
+from udc.space.dimensions import WIDTH
 from udc.space.supernet import build_supernet
 
 SMALL = {  # backbone: (input shape, classes, largest widths), small enough for a unit test
     "ds_cnn": ((49, 10, 1), 12, (32, 32, 32, 32, 32)),
     "mobilenet_v1": ((32, 32, 3), 2, None),
     "fmnist_cnn": ((8, 8, 1), 10, (16, 16, 32, 32, 32)),
+    "resnet8": ((12, 12, 3), 10, (16, 16, 32)),
 }
 
 
@@ -131,3 +133,43 @@ def test_a_bad_model_file_gets_one_line(tmp_path, problem, message):
     with pytest.raises(ConfigError, match=message) as error:
         build_backbone(str(path), (12, 12, 3), 5)
     assert "\n" not in str(error.value)
+
+
+def test_layers_a_residual_add_joins_share_one_width_choice():
+    supernet = build_supernet("resnet8", (12, 12, 3), 10, SearchOptions(alignment=8), (16, 16, 32))
+    layers = {layer.name: layer for layer in searchable_layers(supernet)}
+    groups = {name: getattr(layer.width_from, "name", None) for name, layer in layers.items()}
+    assert groups == {"conv0": None, "stack1_a": None, "stack1_b": "conv0", "stack2_a": None, "stack2_b": None,
+                      "stack2_shortcut": "stack2_b", "stack3_a": None, "stack3_b": None,
+                      "stack3_shortcut": "stack3_b", "logits": None}
+    follower, leader = layers["stack2_shortcut"], layers["stack2_b"]
+    assert follower.width_logits is leader.width_logits and follower.width_index is leader.width_index
+    assert follower.widths == leader.widths == (8, 16)
+    owned = [id(v) for v in architecture_variables(supernet)]
+    assert len(owned) == len(set(owned)), "each group's width logits are trained once"
+    assert not WIDTH.searchable(follower) and WIDTH.searchable(leader)
+    # The stack's first convolution reads the group's width; a choice dict that moved one member is made whole.
+    assert layers["stack3_a"].input_from.name in ("stack2_b", "stack2_shortcut")
+    choices = {name: layer.hard_choice() for name, layer in layers.items()}
+    moved = with_shared_widths(list(layers.values()), {**choices, "stack2_b": {**choices["stack2_b"], "width": 8}})
+    assert moved["stack2_shortcut"]["width"] == 8
+
+
+def test_a_group_the_input_joins_keeps_the_inputs_channels():
+    inputs = keras.Input((8, 8, 4))
+    x = keras.layers.Conv2D(4, 3, padding="same", name="branch")(inputs)
+    x = keras.layers.Add(name="join")([inputs, x])
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    supernet = derive_supernet(keras.Model(inputs, keras.layers.Dense(3, name="out")(x)), SearchOptions(alignment=2))
+    assert supernet.get_layer("branch").widths == (4,)
+    assert supernet.get_layer("out").input_from is supernet.get_layer("branch")
+
+
+def test_an_add_after_a_depthwise_layer_and_a_concatenate_get_one_line():
+    inputs = keras.Input((8, 8, 4))
+    x = keras.layers.DepthwiseConv2D(3, padding="same", name="dw")(inputs)
+    y = keras.layers.Conv2D(4, 1, name="pw")(inputs)
+    for join, message in ((keras.layers.Add(name="join"), "the Add join joins the output of depthwise layer dw"),
+                          (keras.layers.Concatenate(name="cat"), r"layer cat \(Concatenate\) joins 2 branches")):
+        with pytest.raises(ConfigError, match=message):
+            derive_supernet(keras.Model(inputs, join([y, x])), SearchOptions())

@@ -10,7 +10,8 @@ stripped model holds. `measure_arch_spec` makes one from a supernet and a choice
 The JSON form carries `version` (`ARCH_SPEC_VERSION`). Files without one come from udc
 before the spec had a type (they named the target `accelerator`) and read the same; version 1
 had no weight patterns (every layer dense), versions 1 and 2 no kernel sizes (every layer its
-supernet's one kernel); a file from a newer udc is refused with one line, as is one that lacks a
+supernet's one kernel), versions 1 to 3 no kernel shapes (a non-square kernel, which is never a choice, has no
+kernel size); a file from a newer udc is refused with one line, as is one that lacks a
 field, has a wrong type, a pattern its layer cannot take or a kernel size that is not odd.
 """
 
@@ -26,7 +27,7 @@ from udc.space.children import choices_of, set_choices
 from udc.space.dimensions import DIMENSIONS, KERNEL_SIZE
 from udc.space.patterns import DENSE, parse_pattern, pattern_of
 
-ARCH_SPEC_VERSION = 3  # 3: a kernel size per layer; 2: a weight pattern per layer
+ARCH_SPEC_VERSION = 4  # 4: kernel shapes; 3: a kernel size per layer; 2: a weight pattern per layer
 # Choices of one layer: the arch spec's keys that a child is made of, one per search-space dimension.
 CHOICE_KEYS = tuple(dim.name for dim in DIMENSIONS)
 
@@ -46,7 +47,8 @@ class LayerSpec:
     estimated_bytes: float
     codec_bytes: int
     pattern: str = DENSE
-    kernel_size: int | None = None  # None: a spec from before kernel sizes, the layer's one kernel
+    kernel_size: int | None = None  # None: a spec from before kernel sizes, or a non-square kernel: the layer's one
+    kernel_shape: list | None = None  # [height, width] of a convolution's kernel (informational; None: dense, older)
 
     def choice(self) -> dict:
         """{width, kernel_size, pattern, sparsity, bits}: this layer's entry of a choice dict (`udc.deploy.strip`,
@@ -156,11 +158,27 @@ def _layer_from_json(data) -> LayerSpec:
     if kernel_size is not None and not (isinstance(kernel_size, int) and not isinstance(kernel_size, bool)
                                         and kernel_size > 0 and kernel_size % 2 == 1):
         raise ValueError(f"layer {data['name']}: kernel_size {kernel_size!r} is not an odd positive whole number")
-    return LayerSpec(**values, pattern=pattern, kernel_size=kernel_size)
+    kernel_shape = data.get("kernel_shape")  # versions before 4 had none
+    if kernel_shape is not None and not (isinstance(kernel_shape, list) and len(kernel_shape) == 2 and all(
+            isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in kernel_shape)):
+        raise ValueError(f"layer {data['name']}: kernel_shape {kernel_shape!r} is not [height, width]")
+    return LayerSpec(**values, pattern=pattern, kernel_size=kernel_size, kernel_shape=kernel_shape)
 
 
 def _reason(error) -> str:
     return error.args[0] if error.args else type(error).__name__
+
+
+def _kernel_size(layer, choice):
+    """The chosen kernel size; None for a layer whose one kernel is not square (DS-CNN's 10x4)."""
+    size = int(KERNEL_SIZE.chosen(layer, choice))
+    return None if sm.layer_kind(layer) != "dense" and len(set(layer.kernel_shape(size))) > 1 else size
+
+
+def _kernel_shape(layer, choices):
+    if sm.layer_kind(layer) == "dense":
+        return None
+    return [int(n) for n in layer.kernel_shape(KERNEL_SIZE.chosen(layer, choices[layer.name]))]
 
 
 def measure_arch_spec(supernet, choices, tables, extra_bytes=0, **fields) -> ArchSpec:
@@ -184,7 +202,7 @@ def measure_arch_spec(supernet, choices, tables, extra_bytes=0, **fields) -> Arc
         LayerSpec(name=layer.name, kind=sm.layer_kind(layer), width=int(choices[layer.name]["width"]),
                   input_width=sm.input_width_of(layer, choices) or layer.max_input_width,
                   pattern=pattern_of(choices[layer.name]),
-                  kernel_size=int(KERNEL_SIZE.chosen(layer, choices[layer.name])),
+                  kernel_size=_kernel_size(layer, choices[layer.name]), kernel_shape=_kernel_shape(layer, choices),
                   sparsity=float(choices[layer.name]["sparsity"]), bits=int(choices[layer.name]["bits"]),
                   estimated_bytes=round(estimated[layer.name], 1), codec_bytes=int(codec[layer.name]))
         for layer in layers]

@@ -38,6 +38,11 @@ def batch_norm_params(bn) -> dict:
             "mean": bn.moving_mean.numpy(), "variance": bn.moving_variance.numpy(), "epsilon": bn.epsilon}
 
 
+def kernel_of(layer):
+    """The kernel variable of a plain weight layer (a DepthwiseConv2D names it `depthwise_kernel`)."""
+    return layer.depthwise_kernel if isinstance(layer, keras.layers.DepthwiseConv2D) else layer.kernel
+
+
 def output_channel_axis(layer) -> int:
     return 2 if isinstance(layer, keras.layers.DepthwiseConv2D) else -1
 
@@ -79,7 +84,7 @@ def fold_batch_norm(model, name=None):
             continue
         if isinstance(layer, keras.layers.DepthwiseConv2D) and layer.depth_multiplier != 1:
             raise UdcError(f"folding supports depth_multiplier 1; {layer.name} has {layer.depth_multiplier}")
-        kernel = layer.kernel.numpy()
+        kernel = kernel_of(layer).numpy()
         width = kernel.shape[output_channel_axis(layer)]
         bias = layer.bias.numpy() if layer.use_bias else np.zeros(width, np.float32)
         if i < len(layers) and isinstance(layers[i], keras.layers.BatchNormalization):

@@ -152,6 +152,13 @@ def size_figures(spec, data, target, vela_bytes) -> dict:
     return figures
 
 
+def _kernel_text(layer: dict) -> str:
+    """'3x3' (or '10x4') for a convolution of a report's arch spec; empty for Dense and for a spec from before
+    kernel sizes."""
+    shape = layer.get("kernel_shape") or ([layer["kernel_size"]] * 2 if layer.get("kernel_size") else None)
+    return "" if layer["kind"] == "dense" or shape is None else f"{shape[0]}x{shape[1]}"
+
+
 def search_markdown(search) -> str:
     lines = ["", "## Search", "",
              (f"Budget {search['budget_bytes']:,} B; Vela {search['vela_encoded_bytes']:,} B "
@@ -182,9 +189,8 @@ def search_markdown(search) -> str:
              "exported B |", "|---|---|---|---|---|---|---|---|---|"]
     for layer, exported in zip(search["arch_spec"]["layers"], search["export_layer_bytes"]):
         pattern = layer.get("pattern", DENSE)  # a report from before weight patterns has none
-        kernel = layer.get("kernel_size") if layer["kind"] != "dense" else None  # nor one from before kernel sizes
-        lines.append(f"| {layer['name']} | {layer['width']} | {layer['input_width']} | "
-                     f"{'' if kernel is None else f'{kernel}x{kernel}'} | "
+        width = layer["input_width"] if layer["kind"] == "depthwise" else layer["width"]  # a depthwise layer's is its input's
+        lines.append(f"| {layer['name']} | {width} | {layer['input_width']} | {_kernel_text(layer)} | "
                      f"{'' if pattern == DENSE else pattern + '+'}{layer['sparsity']:.0%} | "
                      f"{layer['bits']} | {layer['estimated_bytes']:.0f} | {layer['codec_bytes']} | {exported} |")
     return "\n".join(lines) + "\n"

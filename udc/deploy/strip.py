@@ -15,8 +15,8 @@ from udc.compat import keras
 from udc.costs import size_model as sm
 from udc.deploy.convert import convert_to_int8
 from udc.deploy.fold import batch_norm_params, fold_into
-from udc.errors import UdcError
 from udc.space import layers as search_layers
+from udc.space.derive import inbound_layers
 from udc.space.children import choices_of
 from udc.space.dimensions import KERNEL_SIZE
 from udc.space.patterns import DENSE, pattern_of
@@ -65,16 +65,14 @@ def strip(supernet, choices=None, name=None):
     """(plain model, sparsity masks {layer name: 0/1 kernel mask}) for `choices` (default: the decoded choices).
     The masks hold the zeros of the pattern and of the sparsity rate: the fine-tune keeps both.
 
-    The supernet must be a chain of layers (every searchable backbone here is).
+    It follows the supernet's graph: the layers a residual Add joins share their width group's width.
     """
     choices = choices or choices_of(supernet)
     inputs = keras.Input(shape=supernet.input_shape[1:], name=supernet.layers[0].name)
-    x = inputs
+    tensors, inbound = {supernet.layers[0].name: inputs}, inbound_layers(supernet)
     weights, masks = {}, {}
     for layer in supernet.layers[1:]:
-        inbound = layer._inbound_nodes[0].inbound_layers if len(layer._inbound_nodes) == 1 else [0, 0]
-        if isinstance(inbound, (list, tuple)) and len(inbound) != 1:
-            raise UdcError(f"strip handles chains of layers; layer {layer.name} has several inputs")
+        x = [tensors[source] for source in inbound[layer.name]]
         if isinstance(layer, search_layers.SearchableLayer):
             c = choices[layer.name]
             input_width = sm.input_width_of(layer, choices) or layer.max_input_width
@@ -83,11 +81,12 @@ def strip(supernet, choices=None, name=None):
             pruned, gridded = _sub_kernel(layer, c, input_width)
             kernel, bias = _fold(layer, gridded, width)
             plain = _plain_layer(layer, c, width)
-            x = plain(x)
+            tensors[layer.name] = plain(x[0])
             weights[plain] = [kernel, bias]
             masks[layer.name] = (pruned != 0).astype(np.float32)
-        else:
-            x = layer.__class__.from_config(layer.get_config())(x)
+        else:  # pooling, dropout, a residual Add, ...: as they are
+            tensors[layer.name] = layer.__class__.from_config(layer.get_config())(x if len(x) > 1 else x[0])
+    x = tensors[supernet.layers[-1].name]
     model = keras.Model(inputs, x, name=name or supernet.name.replace("supernet", "stripped"))
     for plain, w in weights.items():
         plain.set_weights(w)

@@ -591,7 +591,7 @@ class SupernetSearch:
                     continue
                 p = tf.nn.softmax(dim.logits(layer)).numpy().astype(np.float64)
                 choices[layer.name][dim.name] = dim.options(layer)[int(rng.choice(len(p), p=p / p.sum()))]
-        return choices
+        return children.with_shared_widths(self.layers, choices)
 
     def child_accuracy(self, choices) -> float:
         """Validation accuracy of the exact child of `choices` on the current weights (BatchNorm recalibrated)."""

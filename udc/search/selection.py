@@ -7,6 +7,7 @@ from udc.compat import keras, tf
 from udc.costs import size_model as sm
 from udc.errors import UdcError
 from udc.space import layers as search_layers
+from udc.space.children import with_shared_widths
 from udc.space.dimensions import DIMENSIONS, KERNEL_DIMENSIONS, KERNEL_SIZE
 from udc.space.patterns import DENSE, pattern_of
 
@@ -112,7 +113,8 @@ def _steps(limits, choices, log_probs, shrink: bool):
             j = i + (dim.smaller if shrink else -dim.smaller)
             if not 0 <= j < len(options):
                 continue
-            trial = {**choices, layer.name: {**choices[layer.name], dim.name: options[j]}}
+            trial = with_shared_widths(limits[0].cost.layers,
+                                       {**choices, layer.name: {**choices[layer.name], dim.name: options[j]}})
             lost = max(float(log_probs[layer.name, dim.name][i] - log_probs[layer.name, dim.name][j]), 1e-6)
             what = f"{layer.name}.{dim.name} {options[i]} -> {options[j]}"
             yield lost, trial, [l.cost.exact(trial) for l in limits], what

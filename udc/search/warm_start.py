@@ -13,6 +13,7 @@ so the largest child (widest, dense, 8 bits) computes the float model up to its
 """
 
 from udc.compat import keras
+from udc.deploy.fold import kernel_of
 from udc.errors import UdcError
 from udc.space import searchable_layers
 from udc.space.kernel_sizes import centred
@@ -37,7 +38,7 @@ def load_float_weights(supernet, float_model) -> None:
             raise UdcError(f"the float model has no layer '{layer.name}' to warm-start the supernet from; "
                            "train the float model of the same backbone (udc-train)")
         plain = float_model.get_layer(layer.name)
-        kernel = plain.kernel.numpy()
+        kernel = kernel_of(plain).numpy()
         if kernel.ndim == 4 and kernel.shape[:2] != tuple(layer.kernel.shape[:2]):
             if any(n > k or (k - n) % 2 for n, k in zip(kernel.shape[:2], layer.kernel.shape[:2])):
                 raise UdcError(f"layer {layer.name}: the float model's {kernel.shape[0]}x{kernel.shape[1]} kernel "
@@ -46,7 +47,7 @@ def load_float_weights(supernet, float_model) -> None:
                                "backbone's kernel size")
             kernel = centred(kernel, int(layer.kernel.shape[0]))
         if tuple(kernel.shape) != tuple(layer.kernel.shape):
-            raise UdcError(f"layer {layer.name}: the float model's kernel is {tuple(plain.kernel.shape)}, the "
+            raise UdcError(f"layer {layer.name}: the float model's kernel is {tuple(kernel_of(plain).shape)}, the "
                            f"supernet's {tuple(layer.kernel.shape)}; warm start needs search.max_widths to be "
                            "the backbone's widths")
         layer.kernel.assign(kernel)

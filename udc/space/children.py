@@ -60,6 +60,16 @@ def release(layers) -> None:
         layer.child.assign(0.0)
 
 
+def with_shared_widths(layers, choices: dict) -> dict:
+    """`choices` with each width group's members at their leader's width (`width_from`): what a choice dict of a
+    network with residual Adds must hold, whatever changed one member's entry."""
+    shared = dict(choices)
+    for layer in layers:
+        if layer.width_from is not None:
+            shared[layer.name] = {**choices[layer.name], "width": choices[layer.width_from.name]["width"]}
+    return shared
+
+
 def choices_of(supernet) -> dict:
     """The decoded choices {layer name: {width, kernel_size, pattern, sparsity, bits}} of every searchable layer."""
     return {layer.name: layer.hard_choice() for layer in searchable_layers(supernet)}

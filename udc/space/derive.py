@@ -16,11 +16,15 @@ name and largest shape:
   stride allows); a non-square kernel (DS-CNN's 10x4) or a `valid` one keeps its own;
 * patterns follow `SearchOptions.patterns_for` the layer's kind;
 * every other layer (pooling, dropout, flatten, padding) is copied as it is: zeros of masked channels stay zero
-  through it, so a layer after it reads its input width from the searchable layer before it (`input_from`).
+  through it, so a layer after it reads its input width from the searchable layer before it (`input_from`);
+* the weight layers whose outputs a residual Add joins form a **width group**: they keep the same channels, so
+  the first holds the group's width choice and the others share it (`width_from`, see `udc.space.layers`); a
+  group the model's input joins keeps the input's channels.
 
 A softmax on the output layer is dropped: udc trains and calibrates on logits, and the argmax is the same.
-A layer udc cannot search or carry (a Conv2D with groups, a depth multiplier above 1, a Concatenate, an
-activation other than ReLU inside a weight layer) is refused with one line that names it and what to do.
+A layer udc cannot search or carry (a Conv2D with groups, a depth multiplier above 1, a Concatenate, whose output
+width would be a sum of choices, an activation other than ReLU inside a weight layer) is refused with one line that
+names it and what to do.
 """
 
 from udc.compat import keras
@@ -34,7 +38,7 @@ CARRIED_LAYERS = (keras.layers.GlobalAveragePooling2D, keras.layers.AveragePooli
                   keras.layers.Dropout, keras.layers.Flatten, keras.layers.ZeroPadding2D, keras.layers.InputLayer)
 
 
-def _inbound(model) -> dict:
+def inbound_layers(model) -> dict:
     """{layer name: names of the layers whose outputs it takes}, from the model's own config."""
     inbound = {}
     for layer in model.get_config()["layers"]:
@@ -66,7 +70,7 @@ class _Walk:
 
     def __init__(self, model):
         self.model = model
-        self.inbound = _inbound(model)
+        self.inbound = inbound_layers(model)
         self.consumers = {}
         for name, sources in self.inbound.items():
             for source in sources:
@@ -105,50 +109,87 @@ def derive_supernet(model, options: SearchOptions, name=None):
         raise ConfigError(f"model {getattr(model, 'name', model)!r} is not a functional tf_keras model with one input "
                           "and one output; udc derives supernets from such models")
     walk = _Walk(model)
+    plan = _Plan(model, walk)
     inputs = keras.Input(shape=model.input_shape[1:], name=model.layers[0].name)
     tensors = {model.layers[0].name: inputs}
-    producer = {model.layers[0].name: None}  # layer name -> the searchable layer its output's channels follow
-    fixed_width = _flattened_producers(model, walk)
-    absorbed = {}
+    searchable = {}  # weight layer name -> its searchable layer
     for layer in model.layers[1:]:
-        if layer.name in absorbed:
-            tensors[layer.name], producer[layer.name] = tensors[absorbed[layer.name]], producer[absorbed[layer.name]]
+        if layer.name in plan.absorbed:
+            tensors[layer.name] = tensors[plan.absorbed[layer.name]]
             continue
         sources = walk.inbound[layer.name]
-        if len(sources) != 1:
-            raise ConfigError(f"layer {layer.name} ({type(layer).__name__}) takes {len(sources)} inputs; udc derives "
-                              "supernets from chains of layers so far; search a chain model")
-        x, source = tensors[sources[0]], producer[sources[0]]
+        x = [tensors[source] for source in sources]
         if isinstance(layer, WEIGHT_LAYERS):
             bn, relu = walk.absorbed_run(layer)
-            searchable = _searchable(layer, bn, relu, source, options, layer.name in walk.output_layers
-                                     or (relu or bn or layer).name in walk.output_layers,
-                                     layer.name in fixed_width)
-            for plain in (bn, relu):
-                if plain is not None:
-                    absorbed[plain.name] = layer.name
-            tensors[layer.name], producer[layer.name] = searchable(x), searchable
-        elif isinstance(layer, CARRIED_LAYERS) or _is_plain_relu(layer):
-            tensors[layer.name] = layer.__class__.from_config(layer.get_config())(x)
-            producer[layer.name] = None if _flattens_a_map(layer) else source
+            leader = plan.leader.get(layer.name, layer.name)
+            searchable[layer.name] = _searchable(
+                layer, bn, relu, searchable.get(plan.producer[sources[0]]), options,
+                is_output=(relu or bn or layer).name in walk.output_layers, keeps_width=layer.name in plan.fixed,
+                width_from=None if leader == layer.name else searchable[leader])
+            tensors[layer.name] = searchable[layer.name](x[0])
         else:
-            raise ConfigError(f"layer {layer.name} ({type(layer).__name__}) is not one udc can search or carry; "
-                              "udc searches Conv2D, DepthwiseConv2D and Dense (with BatchNormalization and ReLU) "
-                              f"and carries {', '.join(c.__name__ for c in CARRIED_LAYERS[:-1])}; replace it")
-    last = model.layers[-1].name
-    return keras.Model(inputs, tensors[last], name=name or f"{model.name}_supernet")
+            tensors[layer.name] = layer.__class__.from_config(layer.get_config())(x if len(x) > 1 else x[0])
+    return keras.Model(inputs, tensors[model.layers[-1].name], name=name or f"{model.name}_supernet")
 
 
-def _flattened_producers(model, walk) -> set:
-    """Names of the weight layers whose output reaches a Flatten of a map larger than 1x1 (they keep their width)."""
-    keep = set()
-    for layer in model.layers:
-        if _flattens_a_map(layer):
-            name = walk.inbound[layer.name][0]
-            while not isinstance(model.get_layer(name), WEIGHT_LAYERS) and walk.inbound.get(name):
-                name = walk.inbound[name][0]
-            keep.add(name)
-    return keep
+class _Plan:
+    """What the walk finds before it builds: the plain layers that move inside a weight layer (`absorbed`), the
+    weight layer whose channels each layer's output carries (`producer`; None: the model input's, or none after a
+    Flatten), the width groups (`leader`: a member of a group of several -> its first member) and the weight layers
+    that keep their width (`fixed`)."""
+
+    def __init__(self, model, walk):
+        self.absorbed, self.producer = {}, {model.layers[0].name: None}
+        self._parent, order, fixed = {}, [], set()
+        for layer in model.layers[1:]:
+            if layer.name in self.absorbed:
+                self.producer[layer.name] = self.producer[self.absorbed[layer.name]]
+                continue
+            joined = [self.producer[source] for source in walk.inbound[layer.name]]
+            if isinstance(layer, keras.layers.Add):
+                members = [m for m in joined if m is not None]
+                _check_joined(model, layer, members)
+                for member in members[1:]:
+                    self._parent[self._root(member)] = self._root(members[0])
+                if len(members) < len(joined):  # the model's input joins: the group keeps the input's channels
+                    fixed.update(members)
+                self.producer[layer.name] = members[0] if members else None
+            elif len(joined) != 1:
+                raise ConfigError(f"layer {layer.name} ({type(layer).__name__}) joins {len(joined)} branches; udc "
+                                  "joins branches with Add (one width group) only; use Add")
+            elif isinstance(layer, WEIGHT_LAYERS):
+                for plain in walk.absorbed_run(layer):
+                    if plain is not None:
+                        self.absorbed[plain.name] = layer.name
+                self.producer[layer.name] = layer.name
+                order.append(layer.name)
+            elif isinstance(layer, CARRIED_LAYERS) or _is_plain_relu(layer):
+                if _flattens_a_map(layer) and joined[0] is not None:
+                    fixed.add(joined[0])  # the Dense after it reads each channel at every pixel
+                self.producer[layer.name] = None if _flattens_a_map(layer) else joined[0]
+            else:
+                raise ConfigError(f"layer {layer.name} ({type(layer).__name__}) is not one udc can search or carry; "
+                                  "udc searches Conv2D, DepthwiseConv2D and Dense (with BatchNormalization and ReLU), "
+                                  "joins branches with Add and carries "
+                                  f"{', '.join(c.__name__ for c in CARRIED_LAYERS[:-1])}; replace it")
+        groups = {}
+        for name in order:
+            groups.setdefault(self._root(name), []).append(name)
+        fixed_groups = {self._root(name) for name in fixed}
+        self.leader = {name: members[0] for members in groups.values() if len(members) > 1 for name in members}
+        self.fixed = {name for name in order if self._root(name) in fixed_groups}
+
+    def _root(self, name):
+        while self._parent.get(name, name) != name:
+            name = self._parent[name]
+        return name
+
+
+def _check_joined(model, add, members):
+    for member in members:
+        if isinstance(model.get_layer(member), keras.layers.DepthwiseConv2D):
+            raise ConfigError(f"the Add {add.name} joins the output of depthwise layer {member}, whose width is its "
+                              "input's; put a 1x1 Conv2D after it, or join before it")
 
 
 def _flattens_a_map(layer) -> bool:
@@ -157,11 +198,12 @@ def _flattens_a_map(layer) -> bool:
         and layer.input_shape[1] * layer.input_shape[2] > 1
 
 
-def _searchable(layer, bn, relu, input_from, options: SearchOptions, is_output: bool, keeps_width: bool):
+def _searchable(layer, bn, relu, input_from, options: SearchOptions, is_output: bool, keeps_width: bool, width_from):
     """The searchable layer that replaces weight layer `layer` (with `bn` and `relu` inside)."""
     activation = "relu" if relu is not None else _activation_of(layer, is_output)
     common = dict(sparsities=options.sparsities, bits=options.bits, alignment=options.alignment,
                   batch_norm=bn is not None, activation=activation, input_from=input_from, name=layer.name,
+                  width_from=width_from,
                   use_bias=False if bn is not None else layer.get_config().get("use_bias", True))
     if bn is not None:
         common["bn_momentum"] = bn.momentum

@@ -85,6 +85,14 @@ class Dimension:
         return float(option) if isinstance(option, (float, np.floating)) else int(option)
 
 
+class Width(Dimension):
+    """Output channels. A member of a width group that is not its leader (`width_from`) shares the leader's
+    choice and has none of its own to search."""
+
+    def searchable(self, layer) -> bool:
+        return super().searchable(layer) and getattr(layer, "width_from", None) is None
+
+
 class KernelDimension(Dimension):
     """A dimension that transforms the kernel: `exact` for a hard choice, `relaxed` for the search."""
 
@@ -186,7 +194,7 @@ class Bits(KernelDimension):
                          for k, b in enumerate(self.options(layer))])
 
 
-WIDTH = Dimension("width", "widths", smaller=-1)
+WIDTH = Width("width", "widths", smaller=-1)
 KERNEL_SIZE = KernelSize("kernel_size", "kernel_sizes", smaller=-1, stored_when_fixed=False)
 PATTERN = Pattern("pattern", "patterns", smaller=+1, stored_when_fixed=False)
 SPARSITY = Sparsity("sparsity", "sparsities", smaller=+1)

@@ -81,8 +81,15 @@ the previous layer switched off.
 
 A layer holds no target-specific state: the size model's tables live in
 `udc.costs.size_model.CodecTables`, the cycle tables in `udc.costs.cycle_model`.
-`input_from` is a Python link, not part of `get_config`: a model rebuilt from config must
-set it again.
+**Width groups**: layers whose outputs a residual Add joins must keep the same channels. Each member
+but the first (`width_from=` the leader) holds the leader's width logits and child index, the same
+variables, so the group has one width choice: hard, child and decoded choices agree, and the search,
+selection and strip see one option (`WIDTH.searchable` is False for the others). In a relaxed pass each
+member draws its own Gumbel sample from that one distribution (the Add sums branches masked alike in
+expectation); the exact passes, which the sandwich rule trains and strip builds, share the index.
+
+`input_from` and `width_from` are Python links, not part of `get_config`: a model rebuilt from config must
+set them again.
 
 Each layer may contain its BatchNorm and activation (`batch_norm=True`,
 `activation="relu"`): the mask must come after them, and keeping the activation inside
@@ -224,7 +231,7 @@ class SearchableLayer(keras.layers.Layer):
 
     def __init__(self, widths=None, sparsities=opts.DEFAULT_SPARSITIES, bits=opts.DEFAULT_BITS,
                  patterns=opts.DEFAULT_PATTERNS, alignment=opts.DEFAULT_ALIGNMENT, batch_norm=False, activation=None,
-                 use_bias=None, bn_momentum=0.9, temperature=DEFAULT_START_TEMPERATURE, input_from=None,
+                 use_bias=None, bn_momentum=0.9, temperature=DEFAULT_START_TEMPERATURE, input_from=None, width_from=None,
                  kernel_initializer="glorot_uniform", **kwargs):
         super().__init__(**kwargs)
         self.alignment = alignment
@@ -238,6 +245,7 @@ class SearchableLayer(keras.layers.Layer):
         self.bn_momentum = bn_momentum
         self.initial_temperature = float(temperature)
         self._input_from = _Ref(input_from)  # not an attribute Keras would track as a sublayer
+        self._width_from = _Ref(width_from)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.last_width_mask = None
 
@@ -249,6 +257,15 @@ class SearchableLayer(keras.layers.Layer):
     @input_from.setter
     def input_from(self, layer):
         self._input_from = _Ref(layer)
+
+    @property
+    def width_from(self):
+        """The leader of this layer's width group (None: the layer owns its width choice), see the module doc."""
+        return self._width_from.obj
+
+    @width_from.setter
+    def width_from(self, layer):
+        self._width_from = _Ref(layer)
 
     # --- subclasses ------------------------------------------------------------
     def _kernel_shape(self, input_shape):
@@ -281,6 +298,13 @@ class SearchableLayer(keras.layers.Layer):
                                       initializer=self.kernel_initializer, trainable=True)
         self.widths = (opts.width_options(self.max_width, self.alignment, self._widths_arg)
                        if self.has_width_choice else (self.max_width,))
+        leader = self.width_from
+        if leader is not None:
+            if not leader.built or leader.max_width != self.max_width:
+                raise ConfigError(f"layer {self.name} shares the width of {leader.name}, which "
+                                  f"{'is not built yet' if not leader.built else 'has another largest width'}; "
+                                  "give the layers joined by an Add the same width, and build the leader first")
+            self.widths = leader.widths
         self.bias = (self.add_weight("bias", shape=(self.max_width,), initializer="zeros")
                      if self.use_bias else None)
         self.bn = (keras.layers.BatchNormalization(momentum=self.bn_momentum, name="bn")
@@ -290,6 +314,9 @@ class SearchableLayer(keras.layers.Layer):
             self.bn.build(out_shape)
         zeros = keras.initializers.Zeros()
         for dim in DIMENSIONS:  # width_logits, kernel_size_logits, pattern_logits, sparsity_logits, bits_logits
+            if dim is WIDTH and leader is not None:  # one choice for the group: the leader's variables
+                self.width_logits, self.width_index = leader.width_logits, leader.width_index
+                continue
             setattr(self, f"{dim.name}_logits", self.add_weight(f"{dim.name}_logits", shape=(len(dim.options(self)),),
                                                                 initializer=zeros)
                     if dim.stored(self) else tf.zeros([1]))
@@ -299,6 +326,8 @@ class SearchableLayer(keras.layers.Layer):
         self.hard = self.add_weight("hard", shape=(), trainable=False, initializer=zeros)
         self.child = self.add_weight("child", shape=(), trainable=False, initializer=zeros)
         for dim in DIMENSIONS:  # width_index, kernel_size_index, pattern_index, sparsity_index, bits_index
+            if dim is WIDTH and leader is not None:
+                continue
             setattr(self, f"{dim.name}_index", self.add_weight(f"{dim.name}_index", shape=(), dtype=tf.int32,
                                                                trainable=False, initializer=zeros)
                     if dim.stored(self) else tf.constant(0, tf.int32))
@@ -308,7 +337,8 @@ class SearchableLayer(keras.layers.Layer):
 
     # --- choices ---------------------------------------------------------------
     def architecture_variables(self):
-        return [dim.logits(self) for dim in DIMENSIONS if dim.stored(self)]
+        """The choice logits this layer owns (a width group's are its leader's)."""
+        return [dim.logits(self) for dim in DIMENSIONS if dim.stored(self) and not (dim is WIDTH and self.width_from)]
 
     def _exact(self):
         """1.0 when the forward pass computes one sub-network exactly (hard or child mode)."""

@@ -17,7 +17,7 @@ from udc.deploy.strip import strip
 from udc.errors import UdcError
 from udc.report.inspect import inspect_model
 from udc.space import SearchOptions, searchable_layers
-from udc.space.supernet import fmnist_supernet
+from udc.space.supernet import build_supernet, fmnist_supernet
 from udc.targets import get_target
 
 TARGET = get_target("ethos-u55-128")
@@ -121,3 +121,27 @@ def test_cached_tables_of_an_older_format_are_measured_again(small, tmp_path):
     assert lines[0].startswith("measuring the cycle tables") and again == tables
     assert json.loads(path.read_text())["version"] == cm.FORMAT_VERSION
     assert cm.load_or_measure(path, supernet, TARGET, None, log=lines.append) == tables  # the cache, as is
+
+
+def test_a_residual_network_is_probed_in_every_cell_and_its_operators_found_by_name():
+    """ResNet-8's width groups: a probe gives a group's members one width; the converter orders a stack's second
+    convolution before its shortcut, Keras after, so operators are matched by name, not by order."""
+    keras.utils.set_random_seed(0)
+    supernet = build_supernet("resnet8", (8, 8, 1), 10, SearchOptions(), widths=(16, 16, 32))
+    layers = searchable_layers(supernet)
+    schedule = cm.probe_schedule(layers)
+    measured = {layer.name: {cm.cell_of(layer, {n: {"width": w} for n, w in widths.items()}) for widths in schedule}
+                for layer in layers}
+    assert measured == {name: set(cells) for name, cells in cm.layer_cells(layers).items()}
+    for widths in schedule:
+        assert widths["stack2_shortcut"] == widths["stack2_b"] and widths["conv0"] == widths["stack1_b"]
+
+    template = largest_child_template(supernet, np.random.default_rng(0).random((8, 8, 8, 1)).astype(np.float32))
+    names = [layer.name for layer in layers]
+    operators = narrowing.layer_operators(template, names)
+    assert names.index("stack2_shortcut") < names.index("stack2_b")
+    assert operators[names.index("stack2_shortcut")] > operators[names.index("stack2_b")]
+    weights = {w.op_index: w.values.shape for w in tflite_file.weight_tensors(tflite_file.parse(template))}
+    for layer, op in zip(layers, operators):
+        assert weights[op][0] == layer.max_width or layer.name == "logits", layer.name
+        assert (weights[op][1:3] == (1, 1)) == layer.name.endswith("shortcut")

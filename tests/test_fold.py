@@ -1,11 +1,10 @@
 """Folding BatchNorm and ReLU into the layer before them keeps what the model computes."""
 
 import numpy as np
-import pytest
 
 from udc.compat import keras
 from udc.deploy.fold import fold_batch_norm
-from udc.errors import UdcError
+from udc.models import resnet8
 
 
 def test_folded_model_computes_the_same(trained_digits_model, digits_splits):
@@ -26,10 +25,16 @@ def test_zeros_stay_zeros(trained_digits_model):
     assert np.all(folded[..., 1::2] != 0) and np.all(folded[..., 0::2] == 0)
 
 
-def test_branching_model_is_refused():
-    inputs = keras.Input((8, 8, 1))
-    a = keras.layers.Conv2D(4, 3, padding="same", name="a")(inputs)
-    b = keras.layers.Conv2D(4, 3, padding="same", name="b")(inputs)
-    model = keras.Model(inputs, keras.layers.Add(name="add")([a, b]))
-    with pytest.raises(UdcError, match="chains of layers"):
-        fold_batch_norm(model)
+def test_a_residual_model_folds_and_computes_the_same():
+    keras.utils.set_random_seed(0)
+    model = resnet8((12, 12, 3), 10, widths=(8, 8, 16))
+    x = np.random.default_rng(0).random((4, 12, 12, 3)).astype(np.float32)
+    model(x, training=True)  # batch statistics far from the initial ones
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.moving_mean.assign(np.linspace(-0.2, 0.2, layer.moving_mean.shape[0]).astype(np.float32))
+    folded = fold_batch_norm(model)
+    assert not [l for l in folded.layers if isinstance(l, keras.layers.BatchNormalization)]
+    assert [l.name for l in folded.layers if isinstance(l, keras.layers.Add)] == [
+        "stack1_add", "stack2_add", "stack3_add"]
+    np.testing.assert_allclose(folded(x).numpy(), model(x, training=False).numpy(), rtol=1e-4, atol=1e-5)

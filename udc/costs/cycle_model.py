@@ -170,15 +170,26 @@ def cell_of(layer, choices):
 
 
 def layer_cells(layers) -> dict:
-    """{layer name: every (input width, output width) its choices allow}."""
+    """{layer name: every (input width, output width) its choices allow} (one width where input and output are
+    one width group's)."""
     cells = {}
     for layer in layers:
         _, widths_in = sm.input_width_distribution(layer)
-        if sm.layer_kind(layer) == "depthwise":
+        if sm.layer_kind(layer) == "depthwise" or _input_owner(layer) is _owner(layer):
             cells[layer.name] = [(w, w) for w in widths_in]
         else:
             cells[layer.name] = [(i, o) for i in widths_in for o in layer.widths]
     return cells
+
+
+def _owner(layer):
+    """The layer that holds `layer`'s width choice: its width group's leader, or itself."""
+    return layer.width_from or layer
+
+
+def _input_owner(layer):
+    source = search_layers.width_source(layer)
+    return None if source is None else _owner(source)
 
 
 def _as_choices(widths: dict) -> dict:
@@ -204,15 +215,22 @@ def probe_schedule(layers) -> list[dict]:
 
 
 def _best_probe(layers, chosen, missing) -> dict:
-    """The widths that measure the most missing cells: dynamic programming along the chain, since a
-    layer's cell depends only on its own width and on the width of the layer before it (`width_source`)."""
+    """The widths that measure the most missing cells: exactly, by dynamic programming, along a chain (a layer's
+    cell depends only on its own width and the width of the layer before it, `width_source`); on a graph (width
+    groups of residual Adds) by coordinate ascent from the first missing cell."""
+    previous = None
+    for layer in chosen:
+        if layer.width_from is not None or search_layers.width_source(layer) is not previous:
+            return _ascended_probe(layers, chosen, missing)
+        previous = layer
+    return _chain_probe(layers, chosen, missing)
+
+
+def _chain_probe(layers, chosen, missing) -> dict:
     followers = {c.name: [l for l in layers if not l.has_width_choice and search_layers.width_source(l) is c]
                  for c in chosen}
-    best, previous = {None: (0, {})}, None  # previous layer's width -> (cells gained, widths so far)
+    best = {None: (0, {})}  # previous layer's width -> (cells gained, widths so far)
     for layer in chosen:
-        if search_layers.width_source(layer) is not previous:
-            raise UdcError(f"layer {layer.name} does not take its input from {getattr(previous, 'name', 'the input')}; "
-                           "the cycle model follows a chain of layers")
         options = {}
         for width in layer.widths:
             def gained(path):
@@ -221,8 +239,38 @@ def _best_probe(layers, chosen, missing) -> dict:
 
             options[width] = max(((score + gained(path), dict(path, **{layer.name: width}))
                                   for score, path in best.values()), key=lambda pick: pick[0])
-        best, previous = options, layer
+        best = options
     return max(best.values(), key=lambda pick: pick[0])[1]
+
+
+def _ascended_probe(layers, chosen, missing) -> dict:
+    """Each width choice (a group's leader stands for the group) in turn at the width that measures the most missing
+    cells, until none gains; started where the first missing cell is measured, so that every probe gains one."""
+    owners = list(dict.fromkeys(_owner(layer) for layer in chosen))
+
+    def widths_of(assignment):
+        return {layer.name: assignment[_owner(layer).name] for layer in chosen}
+
+    def gained(assignment):
+        choices = _as_choices(widths_of(assignment))
+        return sum(int(cell_of(layer, choices) in missing[layer.name]) for layer in layers)
+
+    assignment = {owner.name: owner.widths[-1] for owner in owners}
+    layer = next(layer for layer in layers if missing[layer.name])
+    input_width, width = min(missing[layer.name])
+    if _input_owner(layer) is not None:
+        assignment[_input_owner(layer).name] = input_width
+    if layer.has_width_choice:
+        assignment[_owner(layer).name] = width
+    score, improved = gained(assignment), True
+    while improved:
+        improved = False
+        for owner in owners:
+            for width in owner.widths:
+                trial = {**assignment, owner.name: width}
+                if gained(trial) > score:
+                    assignment, score, improved = trial, gained(trial), True
+    return widths_of(assignment)
 
 
 def measure(supernet, target, template: bytes, log=print) -> CycleTables:
@@ -231,11 +279,8 @@ def measure(supernet, target, template: bytes, log=print) -> CycleTables:
     order: every probe of `probe_schedule` at every byte level, for each weight pattern and kernel size a layer
     may choose (each probe at one kernel size: the layers that do not have it keep their largest)."""
     layers = search_layers.searchable_layers(supernet)
-    operators = narrowing.weight_operator_indices(template)
-    if len(operators) != len(layers):
-        raise UdcError(f"the template has {len(operators)} weight operators, the supernet {len(layers)} "
-                       "searchable layers; export the supernet's largest child as the template")
-    index_of = {layer.name: op for layer, op in zip(layers, operators)}
+    index_of = dict(zip([layer.name for layer in layers],
+                        narrowing.layer_operators(template, [layer.name for layer in layers])))
     patterns = list(dict.fromkeys(p for layer in layers for p in layer.patterns))  # dense first
     choosing = [layer for layer in layers if len(layer.kernel_sizes) > 1]
     # The template's (largest) kernels first; a layer without the size at hand keeps its largest.

@@ -25,6 +25,38 @@ def weight_operator_indices(data: bytes) -> list[int]:
     return [i for i, op in enumerate(model.subgraphs[0].operators) if tflite_file.op_name(model, op) in _WEIGHT_OPS]
 
 
+def layer_operators(data: bytes, names) -> list[int]:
+    """The index of the weight operator of each Keras layer of `names` (the searchable layers of the model the file
+    was converted from), in the order of `names`.
+
+    The converter orders operators by its own topological order, which may differ from Keras' order of the layers
+    (ResNet-8's second convolution of a stack before its shortcut, or after), so each operator is matched by the
+    layer name in its tensors' names (the converter keeps the Keras scope, `model/quant_stack2_b/Conv2D`); the
+    operators no name matches (the last one is often named `StatefulPartitionedCall:0`) take the layers left, in
+    order."""
+    model = tflite_file.parse(data)
+    graph = model.subgraphs[0]
+    operators = weight_operator_indices(data)
+    if len(operators) != len(names):
+        raise UdcError(f"the file has {len(operators)} weight operators, the model {len(names)} weight layers; "
+                       "convert the model the layers belong to")
+    wanted, matched = set(names), {}
+    for i in operators:
+        op = graph.operators[i]
+        scopes = {part.removeprefix("quant_") for t in list(op.outputs) + [op.inputs[1]]
+                  for part in _text(graph.tensors[t].name).replace(";", "/").split("/")}
+        found = (scopes & wanted) - set(matched.values())
+        if len(found) == 1:
+            matched[i] = found.pop()
+    left = iter(name for name in names if name not in set(matched.values()))
+    index_of = {matched.get(i) or next(left): i for i in operators}
+    return [index_of[name] for name in names]
+
+
+def _text(name) -> str:
+    return name.decode() if isinstance(name, bytes) else str(name or "")
+
+
 def narrowed(data: bytes, widths: dict, kernel_sizes=None) -> bytes:
     """A copy of the .tflite with operator i's output channels cut to widths[i] (operators not in
     `widths` keep theirs; a depthwise operator follows its input), and every input cut to match; a

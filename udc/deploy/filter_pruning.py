@@ -11,7 +11,6 @@ Ethos-U55-128, a 3x3 convolution at 8 outputs 5,149 cycles, at 9 outputs 8,376).
 import numpy as np
 
 from udc.compat import keras
-from udc.deploy.fold import check_chain
 from udc.errors import UdcError
 
 # Layers that pass channels through unchanged and hold no weights.
@@ -35,11 +34,21 @@ def pruned_widths(model, fraction: float, alignment: int | None = None) -> dict:
     return widths
 
 
+def _check_chain(model):
+    """Each layer must take the previous one's output, as read from the model's own config
+    (a layer's inbound nodes also list the other models it was called in, e.g. after strip_pruning)."""
+    config = model.get_config()["layers"]
+    for previous, layer in zip(config, config[1:]):
+        inputs = [entry[0] for node in layer.get("inbound_nodes", [[[previous["name"]]]]) for entry in node]
+        if inputs != [previous["name"]]:
+            raise UdcError(f"filter pruning handles chains of layers; layer {layer['name']} takes {inputs}")
+
+
 def prune_filters(model, widths: dict):
     """A copy of chain `model` whose Conv2D layer `name` keeps the `widths[name]` filters of largest L1
     norm, and whose layers after it (BatchNorm, depthwise convolutions, the next convolution's or
     Dense layer's input) keep the matching channels. Same names, same weights otherwise."""
-    check_chain(model)
+    _check_chain(model)
     unknown = set(widths) - {layer.name for layer in model.layers if type(layer) is keras.layers.Conv2D}
     if unknown:
         raise UdcError(f"no Conv2D layer named {', '.join(sorted(unknown))} to prune in {model.name}")

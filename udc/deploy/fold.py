@@ -11,6 +11,7 @@ import numpy as np
 
 from udc.compat import keras
 from udc.errors import UdcError
+from udc.space.derive import LayerGraph
 
 # The layers with a kernel that folding, grid QAT and the int8 export treat as weights.
 WEIGHT_LAYERS = (keras.layers.Conv2D, keras.layers.DepthwiseConv2D, keras.layers.Dense)
@@ -47,39 +48,27 @@ def output_channel_axis(layer) -> int:
     return 2 if isinstance(layer, keras.layers.DepthwiseConv2D) else -1
 
 
-def _is_plain_relu(layer) -> bool:
-    if isinstance(layer, keras.layers.ReLU):
-        c = layer.get_config()
-        return c.get("max_value") is None and not c.get("negative_slope") and not c.get("threshold")
-    return isinstance(layer, keras.layers.Activation) and layer.get_config()["activation"] == "relu"
-
-
-def check_chain(model):
-    """Each layer must take the previous one's output, as read from the model's own config
-    (a layer's inbound nodes also list the other models it was called in, e.g. after strip_pruning)."""
-    config = model.get_config()["layers"]
-    for previous, layer in zip(config, config[1:]):
-        inputs = [entry[0] for node in layer.get("inbound_nodes", [[[previous["name"]]]]) for entry in node]
-        if inputs != [previous["name"]]:
-            raise UdcError(f"folding handles chains of layers; layer {layer['name']} takes {inputs}")
-
-
 def fold_batch_norm(model, name=None):
-    """A copy of a chain model with every Conv/Dense -> BatchNorm -> ReLU run made one layer.
+    """A copy of a model with every Conv/Dense -> BatchNorm -> ReLU run made one layer (`LayerGraph.absorbed_run`:
+    the BatchNorm and ReLU that alone take the run's output); every other layer, a residual Add included, is
+    copied with its weights.
 
     A run without BatchNorm or without ReLU folds what it has; a layer that already has
     a non-linear activation keeps a following BatchNorm separate.
     """
-    check_chain(model)
-    layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
-    inputs = keras.Input(shape=model.input_shape[1:], name=model.input_names[0])
-    x, weights, i = inputs, {}, 0
-    while i < len(layers):
-        layer = layers[i]
-        i += 1
+    graph = LayerGraph(model)
+    first = model.layers[0]
+    inputs = keras.Input(shape=model.input_shape[1:], name=first.name)
+    tensors, weights, absorbed = {first.name: inputs}, {}, {}
+    for layer in model.layers[1:]:
+        if layer.name in absorbed:
+            tensors[layer.name] = tensors[absorbed[layer.name]]
+            continue
+        x = [tensors[source] for source in graph.inbound[layer.name]]
+        x = x if len(x) > 1 else x[0]
         if not isinstance(layer, WEIGHT_LAYERS) or layer.get_config()["activation"] != "linear":
             copy = layer.__class__.from_config(layer.get_config())
-            x = copy(x)
+            tensors[layer.name] = copy(x)
             weights[copy] = layer.get_weights()
             continue
         if isinstance(layer, keras.layers.DepthwiseConv2D) and layer.depth_multiplier != 1:
@@ -87,17 +76,17 @@ def fold_batch_norm(model, name=None):
         kernel = kernel_of(layer).numpy()
         width = kernel.shape[output_channel_axis(layer)]
         bias = layer.bias.numpy() if layer.use_bias else np.zeros(width, np.float32)
-        if i < len(layers) and isinstance(layers[i], keras.layers.BatchNormalization):
-            kernel, bias = fold_into(kernel, bias, batch_norm_params(layers[i]), output_channel_axis(layer))
-            i += 1
-        activation = "linear"
-        if i < len(layers) and _is_plain_relu(layers[i]):
-            activation = "relu"
-            i += 1
-        folded = layer.__class__.from_config({**layer.get_config(), "use_bias": True, "activation": activation})
-        x = folded(x)
+        bn, relu = graph.absorbed_run(layer)
+        if bn is not None:
+            kernel, bias = fold_into(kernel, bias, batch_norm_params(bn), output_channel_axis(layer))
+        for plain in (bn, relu):
+            if plain is not None:
+                absorbed[plain.name] = layer.name
+        folded = layer.__class__.from_config({**layer.get_config(), "use_bias": True,
+                                              "activation": "relu" if relu is not None else "linear"})
+        tensors[layer.name] = folded(x)
         weights[folded] = [kernel, bias]
-    result = keras.Model(inputs, x, name=name or f"{model.name}_folded")
+    result = keras.Model(inputs, tensors[model.layers[-1].name], name=name or f"{model.name}_folded")
     for layer, w in weights.items():
         layer.set_weights(w)
     return result

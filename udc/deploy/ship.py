@@ -141,14 +141,17 @@ def size_figures(spec, data, target, vela_bytes) -> dict:
     encoding (the size model calibrated on these weights) and, as
     `export_plain_codec_*`, the codec on the stored stream.
     """
-    from udc.costs import size_model as sm
+    from udc.costs import narrowing, size_model as sm
 
     exported = sm.exported_bytes(data, target)
     plain = sm.exported_bytes(data, target, order="flat")
     figures = {"selection_estimate_bytes": spec.estimated_bytes, "selection_codec_bytes": spec.codec_bytes,
                "export_estimate_bytes": exported["total"], "export_plain_codec_bytes": plain["total"]}
     figures.update({k.replace("_bytes", "_error"): v / vela_bytes - 1.0 for k, v in figures.items()})
-    figures["export_layer_bytes"] = exported["layers"]
+    # In the order of the spec's layers: the converter may order the operators otherwise (`layer_operators`).
+    position = {op: n for n, op in enumerate(narrowing.weight_operator_indices(data))}
+    figures["export_layer_bytes"] = [exported["layers"][position[op]] for op in
+                                     narrowing.layer_operators(data, [layer.name for layer in spec.layers])]
     return figures
 
 

@@ -50,7 +50,8 @@ def inbound_layers(model) -> dict:
     return inbound
 
 
-def _is_plain_relu(layer) -> bool:
+def is_plain_relu(layer) -> bool:
+    """A ReLU layer (or relu Activation) without a cap, slope or threshold: what a weight layer can hold inside."""
     if isinstance(layer, keras.layers.ReLU):
         c = layer.get_config()
         return c.get("max_value") is None and not c.get("negative_slope") and not c.get("threshold")
@@ -65,8 +66,9 @@ def _activation_of(layer, is_output: bool):
                       "ReLU (folded into the layer as the NPU runs it); use ReLU, or a linear layer then ReLU")
 
 
-class _Walk:
-    """One pass over the plain model: which layers each searchable layer absorbs, and what each keeps."""
+class LayerGraph:
+    """A plain model's layers as a graph: what each takes and gives, and the BatchNorm and ReLU that move inside a
+    weight layer (`absorbed_run`; BatchNorm folding, `udc.deploy.fold`, follows the same rule)."""
 
     def __init__(self, model):
         self.model = model
@@ -91,7 +93,7 @@ class _Walk:
         after = self.only_consumer(layer.name)
         if isinstance(after, keras.layers.BatchNormalization) and _activation_of(layer, False) is None:
             bn, after = after, self.only_consumer(after.name)
-        if isinstance(after, keras.layers.ReLU | keras.layers.Activation) and _is_plain_relu(after) \
+        if isinstance(after, keras.layers.ReLU | keras.layers.Activation) and is_plain_relu(after) \
                 and _activation_of(layer, False) is None:
             relu = after
         return bn, relu
@@ -108,7 +110,7 @@ def derive_supernet(model, options: SearchOptions, name=None):
     if not isinstance(model, keras.Model) or len(model.inputs) != 1 or len(model.outputs) != 1:
         raise ConfigError(f"model {getattr(model, 'name', model)!r} is not a functional tf_keras model with one input "
                           "and one output; udc derives supernets from such models")
-    walk = _Walk(model)
+    walk = LayerGraph(model)
     plan = _Plan(model, walk)
     inputs = keras.Input(shape=model.input_shape[1:], name=model.layers[0].name)
     tensors = {model.layers[0].name: inputs}
@@ -163,7 +165,7 @@ class _Plan:
                         self.absorbed[plain.name] = layer.name
                 self.producer[layer.name] = layer.name
                 order.append(layer.name)
-            elif isinstance(layer, CARRIED_LAYERS) or _is_plain_relu(layer):
+            elif isinstance(layer, CARRIED_LAYERS) or is_plain_relu(layer):
                 if _flattens_a_map(layer) and joined[0] is not None:
                     fixed.add(joined[0])  # the Dense after it reads each channel at every pixel
                 self.producer[layer.name] = None if _flattens_a_map(layer) else joined[0]

@@ -157,4 +157,18 @@ def test_depthwise_grid_quantize_config_uses_the_depthwise_kernel():
     layer = keras.layers.DepthwiseConv2D(3)
     layer.build((None, 6, 6, 4))
     [(weight, quantizer)] = q.GridQuantizeConfig(3).get_weights_and_quantizers(layer)
-    assert weight is layer.depthwise_kernel and quantizer.per_axis is False
+    assert weight is layer.depthwise_kernel and quantizer.per_axis and quantizer.depthwise
+
+
+def test_a_depthwise_kernel_takes_a_grid_per_channel_as_the_search_and_the_file_do():
+    """Axis 2 of the HWC1 kernel: a per-tensor grid at 3 bits would zero a channel of small weights."""
+    kernel = np.ones((3, 3, 4, 1), np.float32) * np.array([1.0, 0.5, 0.05, 0.01], np.float32)[None, None, :, None]
+    kernel[0, 0] *= -1
+    layer = keras.layers.DepthwiseConv2D(3)
+    layer.build((None, 6, 6, 4))
+    [(_, quantizer)] = q.GridQuantizeConfig(3).get_weights_and_quantizers(layer)
+    variables = quantizer.build(kernel.shape, "kernel", layer)
+    assert variables["max_var"].shape == (4,)
+    out = quantizer(tf.constant(kernel), training=True, weights=variables).numpy()
+    np.testing.assert_allclose(out, kernel, rtol=0.02)  # +-max of each channel is on its own grid
+    np.testing.assert_allclose(out, q.grid_quantize(tf.constant(kernel), 3, 2).numpy(), rtol=0.02)

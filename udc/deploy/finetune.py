@@ -1,7 +1,7 @@
 """Quantization-aware fine-tuning of a stripped model with its bit grids and sparsity kept.
 
 Every Conv2D / DepthwiseConv2D / Dense of the stripped model is annotated with
-`GridQuantizeConfig(bits)` (per-axis for Conv2D, per tensor otherwise) and the model
+`GridQuantizeConfig(bits)` (per channel for convolutions, depthwise ones included; per tensor for Dense) and the model
 goes through `tfmot.quantization.keras.quantize_apply`. Two traps (docs/stack_facts.md):
 
 * tfmot's layout transform replaces a custom config on a Conv followed by a separate
@@ -69,7 +69,7 @@ def quantize_model(plain, bits):
     def clone(layer):
         copy = layer.__class__.from_config(layer.get_config())
         if layer.name in bits and isinstance(layer, WEIGHT_LAYERS):
-            per_axis = isinstance(layer, keras.layers.Conv2D) and not isinstance(layer, keras.layers.DepthwiseConv2D)
+            per_axis = not isinstance(layer, keras.layers.Dense)  # per channel, as the search's grid and the file
             return annotate(copy, GridQuantizeConfig(bits[layer.name], per_axis=per_axis))
         return copy
 

@@ -97,18 +97,31 @@ _quantizers = tfmot.quantization.keras.quantizers
 class GridWeightQuantizer(_quantizers.Quantizer):
     """tfmot weight quantizer: b-bit grid inside an 8-bit narrow-range fake-quant.
 
-    per_axis=True: one range per output channel (last axis); use it for Conv2D only.
+    per_axis=True: one range per output channel (the last axis; axis 2 of a depthwise HWC1 kernel with
+    depthwise=True); use it for convolutions, not Dense.
     """
 
-    def __init__(self, bits: int, per_axis: bool = False):
+    def __init__(self, bits: int, per_axis: bool = False, depthwise: bool = False):
         qmax_for(bits)  # validates
         self.bits = int(bits)
         self.per_axis = bool(per_axis)
+        self.depthwise = bool(depthwise)
         # Not a layer weight: the exported range already holds the step, and a fine-tune sets it anew.
         self.step_factor = tf.Variable(1.0, trainable=False, dtype=tf.float32)
 
+    def _channel_axis(self, shape):
+        """The output-channel axis: the last, or 2 for a depthwise HWC1 kernel."""
+        return 2 if self.depthwise else len(shape) - 1
+
+    def _scale_shape(self, shape):
+        return [-1 if axis == self._channel_axis(shape) else 1 for axis in range(len(shape))]
+
+    def _channels_last(self, shape):
+        return [int(n) for axis, n in enumerate(shape) if axis != self._channel_axis(shape)] + [
+            int(shape[self._channel_axis(shape)])]
+
     def build(self, tensor_shape, name, layer):
-        shape = (int(tensor_shape[-1]),) if self.per_axis else ()
+        shape = (int(tensor_shape[self._channel_axis(tensor_shape)]),) if self.per_axis else ()
         init = keras.initializers.Constant
         low = layer.add_weight(name + "_min", shape=shape, initializer=init(-6.0), trainable=False)
         high = layer.add_weight(name + "_max", shape=shape, initializer=init(6.0), trainable=False)
@@ -117,7 +130,7 @@ class GridWeightQuantizer(_quantizers.Quantizer):
     def grid_range(self, kernel):
         """The fake-quant range's upper end for `kernel` (per channel or scalar): 127 codes of
         size s / code step, with s the grid step (`step_factor` * max|w| / qmax)."""
-        s = grid_scale(kernel, self.bits, -1 if self.per_axis else None) * self.step_factor
+        s = grid_scale(kernel, self.bits, self._channel_axis(kernel.shape) if self.per_axis else None) * self.step_factor
         s_flat = tf.reshape(s, [-1]) if self.per_axis else tf.reshape(s, [])
         return s_flat * (INT8_QMAX / float(code_step(self.bits)))
 
@@ -141,16 +154,18 @@ class GridWeightQuantizer(_quantizers.Quantizer):
         # The grid step always comes from the range, so codes are exact multiples of `step`.
         s = high * (step / INT8_QMAX)
         if self.per_axis:
-            s = tf.reshape(s, [1] * (len(inputs.shape) - 1) + [-1])
+            s = tf.reshape(s, self._scale_shape(inputs.shape))
         gridded = round_to_grid(inputs, s, self.bits)
         low = -high
         if self.per_axis:
-            return tf.quantization.fake_quant_with_min_max_vars_per_channel(
-                gridded, low, high, num_bits=8, narrow_range=True)
+            # A depthwise HWC1 kernel has its channels on axis 2: as HW1C (the same order in memory) they are last.
+            quantized = tf.quantization.fake_quant_with_min_max_vars_per_channel(
+                tf.reshape(gridded, self._channels_last(gridded.shape)), low, high, num_bits=8, narrow_range=True)
+            return tf.reshape(quantized, tf.shape(gridded))
         return tf.quantization.fake_quant_with_min_max_vars(gridded, low, high, num_bits=8, narrow_range=True)
 
     def get_config(self):
-        return {"bits": self.bits, "per_axis": self.per_axis}
+        return {"bits": self.bits, "per_axis": self.per_axis, "depthwise": self.depthwise}
 
     def __eq__(self, other):
         return isinstance(other, GridWeightQuantizer) and self.get_config() == other.get_config()
@@ -179,10 +194,10 @@ class GridQuantizeConfig(tfmot.quantization.keras.QuantizeConfig):
 
     def get_weights_and_quantizers(self, layer):
         attribute = self._kernel_attribute(layer)
-        # A depthwise kernel is HWC1: a last-axis range would be one range for all channels
-        # anyway, so it is quantized per tensor.
-        per_axis = self.per_axis and attribute == "kernel"
-        return [(getattr(layer, attribute), GridWeightQuantizer(self.bits, per_axis))]
+        # A depthwise kernel is HWC1: one range per channel (axis 2), as the searchable layer's grid and the int8
+        # file's per-channel scales have it.
+        return [(getattr(layer, attribute),
+                 GridWeightQuantizer(self.bits, self.per_axis, depthwise=attribute == "depthwise_kernel"))]
 
     def get_activations_and_quantizers(self, layer):
         return []

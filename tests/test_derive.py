@@ -15,11 +15,11 @@ from udc.space.derive import derive_supernet
 from udc.space.dimensions import WIDTH
 from udc.space.supernet import build_supernet
 
-SMALL = {  # backbone: (input shape, classes, largest widths), small enough for a unit test
-    "ds_cnn": ((49, 10, 1), 12, (32, 32, 32, 32, 32)),
-    "mobilenet_v1": ((32, 32, 3), 2, None),
-    "fmnist_cnn": ((8, 8, 1), 10, (16, 16, 32, 32, 32)),
-    "resnet8": ((12, 12, 3), 10, (16, 16, 32)),
+SMALL = {  # backbone: (input shape, classes, largest widths, kernel sizes), small enough for a unit test
+    "ds_cnn": ((49, 10, 1), 12, (32, 32, 32, 32, 32), (1, 3)),
+    "mobilenet_v1": ((32, 32, 3), 2, None, (1, 3)),
+    "fmnist_cnn": ((8, 8, 1), 10, (16, 16, 32, 32, 32), (1, 3)),
+    "resnet8": ((12, 12, 3), 10, (16, 16, 32), (1, 3)),
 }
 
 
@@ -52,9 +52,9 @@ def assert_strips_to_the_hard_supernet(supernet, shape, seed=0):
 
 @pytest.mark.parametrize("backbone", sorted(SMALL))
 def test_each_backbone_strips_to_its_hard_supernet(backbone):
-    shape, classes, widths = SMALL[backbone]
+    shape, classes, widths, kernel_sizes = SMALL[backbone]
     keras.utils.set_random_seed(0)
-    supernet = build_supernet(backbone, shape, classes, SearchOptions(alignment=8, kernel_sizes=(1, 3)), widths)
+    supernet = build_supernet(backbone, shape, classes, SearchOptions(alignment=8, kernel_sizes=kernel_sizes), widths)
     plain = assert_strips_to_the_hard_supernet(supernet, shape)
     assert plain.output_shape == (None, classes)
     assert not [l for l in plain.layers if isinstance(l, keras.layers.BatchNormalization)]

@@ -114,6 +114,7 @@ from udc.space.supernet import build_supernet
 from udc.targets import target_of
 from udc.training import checkpoints
 from udc.training.augment import Augmentation
+from udc.training.batch_norm import reestimate_statistics
 from udc.training.distillation import distillation_loss
 from udc.training.epoch_loop import all_finite, epoch_batches, learning_rate_schedule, named, non_finite_error
 from udc.training.progress import StepProgress
@@ -140,31 +141,12 @@ def recalibrate_batch_norm(model, forward, split, batch_size, batches=20, seed=0
 
     `forward(x)` runs `model` in training mode, traced once (`tf.function`): the child is
     chosen by variables, so one trace serves every child; run eagerly, the 20 batches took
-    5.5 s a child on Fashion-MNIST, most of the time of selection. With momentum 0 each
-    pass leaves its batch's own statistics, which are summed here.
+    5.5 s a child on Fashion-MNIST, most of the time of selection (`udc.training.batch_norm`).
     """
     search_layers.set_hard(model, hard)
     norms = [layer.bn for layer in search_layers.searchable_layers(model) if layer.bn is not None]
-    momenta = [bn.momentum for bn in norms]
-    sums = [[np.zeros(v.shape, np.float64) for v in (bn.moving_mean, bn.moving_variance)] for bn in norms]
-    count = 0
-    try:
-        for bn in norms:
-            bn.momentum = 0.0  # also what a (re)trace of `forward` bakes in
-        with search_layers.inference_weights():
-            for x, _ in epoch_batches(split, batch_size, seed, 10**6, batches):
-                forward(x)
-                count += 1
-                for (mean, variance), bn in zip(sums, norms):
-                    mean += bn.moving_mean.numpy()
-                    variance += bn.moving_variance.numpy()
-        for (mean, variance), bn in zip(sums, norms):
-            if count:  # no batch (a split smaller than one) leaves the statistics as they were
-                bn.moving_mean.assign(mean / count)
-                bn.moving_variance.assign(variance / count)
-    finally:
-        for bn, momentum in zip(norms, momenta):
-            bn.momentum = momentum
+    with search_layers.inference_weights():
+        reestimate_statistics(norms, forward, split, batch_size, batches, seed)
 
 
 def _accuracy_of(predict, split, batch_size=512):

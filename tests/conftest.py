@@ -68,7 +68,8 @@ def digits_supernet(tmp_path_factory):
 # test_bad_input_search, the first to need the shared digits supernet (digits_supernet), trains it while
 # the other worker runs test_search_resume: the later files that need it find it trained.
 SLOWEST_FIRST = (
-    "test_search_resume.py", "test_bad_input_search.py", "test_baselines.py", "test_search_patterns.py",
+    "test_search_resume.py", "test_bad_input_search.py", "test_configs_tasks.py", "test_baselines.py",
+    "test_search_patterns.py", "test_search_graph.py",
     "test_search_training.py", "test_bad_input_tflite.py", "test_bad_input_data.py", "test_cli.py", "test_search.py",
     "test_ensemble_models.py", "test_convert.py", "test_finetune.py", "test_size_model.py", "test_patterns.py",
 )

@@ -53,8 +53,10 @@ SHORT_RUNS = {
                "search.finetune_epochs": 5},
     "resnet8": {"train.epochs": 2, "search.supernet_epochs": 1, "search.search_epochs": 1,
                 "search.finetune_epochs": 1},
+    # Widths in powers of two: at every multiple of 16 its 256-channel pointwise pair has 256 (input, output) cells,
+    # 256 probes of the whole network at each byte level for the cycle tables of each target.
     "mobilenet_v1": {"train.epochs": 3, "search.supernet_epochs": 1, "search.search_epochs": 1,
-                     "search.finetune_epochs": 1},
+                     "search.finetune_epochs": 1, "search.widths": "(16,32,64,128,256)"},
 }
 
 flags.DEFINE_string("workdir", "runs/backbone_targets", "Where each search runs, as <backbone>/<target>.")

@@ -16,22 +16,13 @@ from udc.compat import keras
 from udc.deploy.fold import kernel_of
 from udc.errors import UdcError
 from udc.space import searchable_layers
+from udc.space.derive import LayerGraph
 from udc.space.kernel_sizes import centred
-
-
-def _consumers(model) -> dict:
-    """{layer name: names of the layers that take its output}, from the model's own config."""
-    consumers = {}
-    for layer in model.get_config()["layers"]:
-        for node in layer.get("inbound_nodes", []):
-            for entry in node:
-                consumers.setdefault(entry[0], []).append(layer["name"])
-    return consumers
 
 
 def load_float_weights(supernet, float_model) -> None:
     """Copies the weights of `float_model` (the plain backbone) into `supernet`'s largest shape."""
-    consumers = _consumers(float_model)
+    consumers = LayerGraph(float_model).consumers
     names = {layer.name for layer in float_model.layers}
     for layer in searchable_layers(supernet):
         if layer.name not in names:

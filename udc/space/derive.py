@@ -129,7 +129,7 @@ def _build(model, walk, plan, options, tensors, searchable) -> None:
         sources = walk.inbound[layer.name]
         x = [tensors[source] for source in sources]
         if isinstance(layer, WEIGHT_LAYERS):
-            bn, relu = walk.absorbed_run(layer)
+            bn, relu = plan.runs[layer.name]
             leader = plan.leader.get(layer.name, layer.name)
             searchable[layer.name] = _searchable(
                 layer, bn, relu, searchable.get(plan.producer[sources[0]]), options,
@@ -141,13 +141,13 @@ def _build(model, walk, plan, options, tensors, searchable) -> None:
 
 
 class _Plan:
-    """What the walk finds before it builds: the plain layers that move inside a weight layer (`absorbed`), the
-    weight layer whose channels each layer's output carries (`producer`; None: the model input's, or none after a
-    Flatten), the width groups (`leader`: a member of a group of several -> its first member) and the weight layers
+    """What the walk finds before it builds: each weight layer's BatchNorm and ReLU (`runs`, `absorbed_run`), the
+    plain layers that move inside a weight layer (`absorbed`), the weight layer whose channels each layer's output
+    carries (`producer`; None: the model input's, or none after a Flatten), the width groups (`leader`: a member of a group of several -> its first member) and the weight layers
     that keep their width (`fixed`)."""
 
     def __init__(self, model, walk):
-        self.absorbed, self.producer = {}, {model.layers[0].name: None}
+        self.absorbed, self.producer, self.runs = {}, {model.layers[0].name: None}, {}
         self._parent, order, fixed = {}, [], set()
         for layer in model.layers[1:]:
             if layer.name in self.absorbed:
@@ -166,7 +166,8 @@ class _Plan:
                 raise ConfigError(f"layer {layer.name} ({type(layer).__name__}) joins {len(joined)} branches; udc "
                                   "joins branches with Add (one width group) only; use Add")
             elif isinstance(layer, WEIGHT_LAYERS):
-                for plain in walk.absorbed_run(layer):
+                self.runs[layer.name] = walk.absorbed_run(layer)
+                for plain in self.runs[layer.name]:
                     if plain is not None:
                         self.absorbed[plain.name] = layer.name
                 self.producer[layer.name] = layer.name

@@ -65,8 +65,10 @@ def to_markdown(report: dict) -> str:
         ("NPU cycles", f"{v['cycles']:,}"),
         ("Inference time", f"{v['inference_time_s'] * 1e3:.3f} ms"),
         ("Operators on NPU / CPU", f"{v['npu_ops']} / {v['cpu_ops']} ({v['npu_fraction']:.0%} NPU); on CPU: {cpu}"),
-        ("Weight layers in the U85's 2:4 sparse format", f"{report['weights'].get('two_four_layers', 0)} of "
-         f"{len(report['weights']['per_tensor'])} meet its rules (per layer: report.json, weights.per_tensor[].two_four)"),
+        # Only the Ethos-U85 runs 2:4-sparse weights faster; elsewhere the row would only confuse.
+        *([("Weight layers in the U85's 2:4 sparse format", f"{report['weights'].get('two_four_layers', 0)} of "
+            f"{len(report['weights']['per_tensor'])} meet its rules (per layer: report.json, "
+            "weights.per_tensor[].two_four)")] if v["target"].get("accelerator", "").startswith("ethos-u85") else []),
         ("TFLite Micro arena bytes", f"{report['tflm']['arena_bytes']:,}"),
         ("TFLite Micro vs LiteRT", f"same class on {report['tflm']['top1_agreement_with_litert']:.0%} of "
          f"sampled images, outputs within {report['tflm']['max_output_code_difference']} int8 codes"),

@@ -506,7 +506,7 @@ class SupernetSearch:
                     f"{cycle_figures['multiplier_cycles']:.3f} " if cycle_figures else "")
                  + f"T {temperature:.2f} ({seconds:.0f} s)")
         if name == "search":
-            self.log(f"  choices (width/kernel size/sparsity/bits): {format_choices(choices)}")
+            self.log(f"  choices (width/kernel size/sparsity/bits): {format_choices(choices, self.layers)}")
         if self.writer is not None:
             with self.writer.as_default(step=len(self.history()) + 1):
                 for key in ("loss", "accuracy", "val_accuracy", "val_accuracy_mixture", "val_accuracy_smallest",
@@ -543,7 +543,7 @@ class SupernetSearch:
         self.sizes.calibrate()
         limits = self.limits(limit)
         decoded = {layer.name: layer.hard_choice() for layer in self.layers}
-        self.log(f"selection: decoded {format_choices(decoded)}: {format_costs(limits, decoded)} (limits "
+        self.log(f"selection: decoded {format_choices(decoded, self.layers)}: {format_costs(limits, decoded)} (limits "
                  + ", ".join(f"{l.limit:,.0f} {l.unit}" for l in limits) + ")")
         rng = np.random.default_rng(self.config.seed)
         candidates = []
@@ -558,8 +558,8 @@ class SupernetSearch:
                           "candidate_val_accuracies": [round(a, 4) for a, _, _ in scored]}
         self.log(f"  {len(candidates)} candidates within the limits, validation accuracy "
                  f"{min(a for a, _, _ in scored):.2%}..{accuracy:.2%} (the decoded one's: {scored[0][0]:.2%}); "
-                 f"chosen: {'the decoded one' if index == 0 else f'sample {index}'}: {format_choices(best)} "
-                 f"{format_costs(limits, best)}")
+                 f"chosen: {'the decoded one' if index == 0 else f'sample {index}'}: "
+                 f"{format_choices(best, self.layers)} {format_costs(limits, best)}")
         return best
 
     def _sampled_choices(self, rng) -> dict:

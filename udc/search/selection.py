@@ -171,7 +171,7 @@ def fill(limits: list, choices: dict, log=print) -> dict:
     if moves:
         log(f"  fill: {moves} moves up to " + ", ".join(f"{t:,} {l.unit} (limit {l.limit:,.0f})"
                                                         for t, l in zip(totals, limits))
-            + f": {format_choices(choices)}")
+            + f": {format_choices(choices, limits[0].cost.layers)}")
     return choices
 
 
@@ -184,13 +184,27 @@ def format_costs(limits, choices) -> str:
     return ", ".join(f"{l.cost.exact(choices):,} {l.unit}" for l in limits)
 
 
-def format_choices(choices: dict) -> str:
-    """Each layer's width/sparsity/bits, its kernel size before them (a Dense layer's is 1x1, as Vela runs it) and
-    its N:M pattern with the sparsity where it has one (e.g. `conv1 48/5x5/2:4+50%/6b`); no kernel size for a
-    choice written before kernel sizes."""
-    def kernel(c):
-        size = c.get("kernel_size")
-        return f"{size}x{size}/" if size else ""
+def format_choices(choices: dict, layers) -> str:
+    """Each layer's width/sparsity/bits, its kernel before them (a Dense layer's is 1x1, as Vela runs it; a held
+    non-square one as it is, e.g. 10x4) and its N:M pattern with the sparsity where it has one (e.g.
+    `conv1 48/5x5/2:4+50%/6b`); a depthwise layer's width is its input's; no kernel for a choice written before
+    kernel sizes. `layers`: the searchable layers the choices are of."""
+    by_name = {layer.name: layer for layer in layers}
 
-    return " ".join(f"{name} {c['width']}/{kernel(c)}{'' if pattern_of(c) == DENSE else pattern_of(c) + '+'}"
-                    f"{c['sparsity']:.0%}/{c['bits']}b" for name, c in choices.items())
+    def width(name, c):
+        layer = by_name.get(name)
+        if layer is None or layer.has_width_choice:
+            return c["width"]
+        source = search_layers.width_source(layer)
+        return choices[source.name]["width"] if source is not None and source.name in choices else layer.max_width
+
+    def kernel(name, c):
+        size = c.get("kernel_size")
+        if not size:
+            return ""
+        shape = by_name[name].kernel_shape(size) if hasattr(by_name.get(name), "kernel_shape") else (size, size)
+        return f"{shape[0]}x{shape[1]}/"
+
+    return " ".join(f"{name} {width(name, c)}/{kernel(name, c)}"
+                    f"{'' if pattern_of(c) == DENSE else pattern_of(c) + '+'}{c['sparsity']:.0%}/{c['bits']}b"
+                    for name, c in choices.items())

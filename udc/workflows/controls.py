@@ -100,8 +100,8 @@ def ship_control(config, splits, workdir, kind: str, index: int, target, log=pri
         search.use_trained_supernet()
         search.sizes.calibrate()
         choices, selection = control_children(search, kind, index, config.seed, int(search.target_bytes))
-        log(f"control {kind} {index + 1}: {format_choices(choices)} {search.sizes.exact(choices)} B by the codec, "
-            f"validation {selection['val_accuracy']:.2%} on the supernet")
+        log(f"control {kind} {index + 1}: {format_choices(choices, search.layers)} {search.sizes.exact(choices)} B "
+            f"by the codec, validation {selection['val_accuracy']:.2%} on the supernet")
         return ship_child(config, splits, search, choices, workdir, target, selection=selection,
                           teacher=lambda: float_model(config, splits, float_model_path(config, workdir), log=log),
                           started=started, log=log)

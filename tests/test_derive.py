@@ -9,6 +9,7 @@ from udc.compat import keras
 from udc.deploy.strip import strip
 from udc.errors import ConfigError
 from udc.models import build_backbone
+from udc.search.selection import format_choices
 from udc.space import SearchOptions, architecture_variables, searchable_layers, set_hard
 from udc.space.children import set_choices, with_shared_widths
 from udc.space.derive import derive_supernet
@@ -70,6 +71,11 @@ def test_ds_cnn_keeps_its_10x4_kernel_and_its_classifier_keeps_the_classes():
     # BatchNorm and ReLU moved inside: the derived supernet has the weight layers, the dropout, the pool.
     assert [type(l).__name__ for l in supernet.layers[1:3]] == ["SearchableConv2D", "SearchableDepthwiseConv2D"]
     assert [l.name for l in supernet.layers[-3:]] == ["dropout", "pool", "logits"]
+    # The search's log lines say what the layers run: the held 10x4 stem, a depthwise layer at its input's width.
+    choices = {name: layer.hard_choice() for name, layer in layers.items()}
+    choices["conv0"]["width"] = 16
+    shown = dict(zip(*[iter(format_choices(choices, layers.values()).split())] * 2))
+    assert shown["conv0"].startswith("16/10x4/") and shown["dw1"].startswith("16/")
 
 
 def test_a_users_keras_file_is_searched_without_udc_code_for_it(tmp_path):
@@ -165,11 +171,34 @@ def test_a_group_the_input_joins_keeps_the_inputs_channels():
     assert supernet.get_layer("out").input_from is supernet.get_layer("branch")
 
 
-def test_an_add_after_a_depthwise_layer_and_a_concatenate_get_one_line():
+def test_an_add_after_a_depthwise_layer_and_a_concatenate_of_rows_get_one_line():
     inputs = keras.Input((8, 8, 4))
     x = keras.layers.DepthwiseConv2D(3, padding="same", name="dw")(inputs)
     y = keras.layers.Conv2D(4, 1, name="pw")(inputs)
     for join, message in ((keras.layers.Add(name="join"), "the Add join joins the output of depthwise layer dw"),
-                          (keras.layers.Concatenate(name="cat"), r"layer cat \(Concatenate\) joins 2 branches")):
+                          (keras.layers.Concatenate(axis=1, name="cat"), "the Concatenate cat joins along axis 1")):
         with pytest.raises(ConfigError, match=message):
             derive_supernet(keras.Model(inputs, join([y, x])), SearchOptions())
+
+
+def test_a_concatenates_branches_keep_their_widths_and_strip_to_the_hard_supernet():
+    """An inception-like join: a 1x1 branch and a depthwise-separable one. The layer after the join reads every
+    channel, so each branch keeps its width, and so does the layer that sets the depthwise branch's channels; the
+    stem before the branches still chooses."""
+    inputs = keras.Input((8, 8, 3))
+    stem = keras.layers.ReLU(name="stem_relu")(keras.layers.Conv2D(16, 3, padding="same", name="stem")(inputs))
+    a = keras.layers.Conv2D(8, 1, activation="relu", name="branch_a")(stem)
+    b = keras.layers.Conv2D(16, 1, activation="relu", name="branch_b")(stem)
+    b = keras.layers.DepthwiseConv2D(3, padding="same", name="branch_b_dw")(b)
+    x = keras.layers.Concatenate(name="cat")([a, b])
+    x = keras.layers.Conv2D(16, 1, activation="relu", name="after")(x)
+    x = keras.layers.Dense(3, name="out")(keras.layers.GlobalAveragePooling2D(name="pool")(x))
+    keras.utils.set_random_seed(0)
+    supernet = derive_supernet(keras.Model(inputs, x), SearchOptions(alignment=4, kernel_sizes=(1, 3)))
+    layers = {layer.name: layer for layer in searchable_layers(supernet)}
+    assert layers["branch_a"].widths == (8,) and layers["branch_b"].widths == (16,)
+    assert layers["stem"].widths == (4, 8, 12, 16) and layers["after"].widths == (4, 8, 12, 16)
+    assert layers["after"].input_from is None  # reads the joined channels at full depth
+    assert layers["branch_a"].input_from is layers["stem"]
+    plain = assert_strips_to_the_hard_supernet(supernet, (8, 8, 3))
+    assert plain.get_layer("after").input_shape[-1] == 24

@@ -1,6 +1,6 @@
 """A user's own residual model, saved as a `.keras` file, searched end to end (issue 13): udc derives its supernet
-(width groups for the Adds), searches under a byte and a cycle budget on an Ethos-U65-256, strips, fine-tunes and
-exports it, and Vela meets both budgets with every operator on the NPU."""
+(width groups for the Adds, a Concatenate's branches at their widths), searches under a byte and a cycle budget on
+an Ethos-U65-256, strips, fine-tunes and exports it, and Vela meets both budgets with every operator on the NPU."""
 
 import re
 
@@ -19,7 +19,8 @@ SHORT = {"steps_per_epoch": 5, "supernet_epochs": 1, "search_epochs": 1, "finetu
 
 
 def residual_model(path):
-    """Written by hand, as a user would: a stem, one residual block with a strided 1x1 shortcut, a classifier."""
+    """Written by hand, as a user would: a stem, one residual block with a strided 1x1 shortcut, two branches
+    joined by a Concatenate, a classifier."""
     inputs = keras.Input((8, 8, 1))
     x = keras.layers.Conv2D(16, 3, padding="same", use_bias=False, name="stem")(inputs)
     x = keras.layers.BatchNormalization(name="stem_bn")(x)
@@ -31,6 +32,9 @@ def residual_model(path):
     y = keras.layers.BatchNormalization(name="block_b_bn")(y)
     shortcut = keras.layers.Conv2D(32, 1, strides=2, name="shortcut")(x)
     x = keras.layers.ReLU(name="block_relu")(keras.layers.Add(name="block_add")([shortcut, y]))
+    a = keras.layers.Conv2D(8, 1, activation="relu", name="branch_a")(x)  # two branches joined on channels
+    b = keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="branch_b")(x)
+    x = keras.layers.Concatenate(name="branches")([a, b])
     x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
     outputs = keras.layers.Dense(10, activation="softmax", name="classes")(x)
     keras.Model(inputs, outputs, name="users_resnet").save(path)
@@ -57,7 +61,8 @@ def test_a_users_residual_keras_model_is_searched_and_exported_within_both_budge
     assert report["vela"]["encoded_weight_bytes"] <= budget_kb * 1024 and search["within_budget"]
     layers = {layer["name"]: layer for layer in search["arch_spec"]["layers"]}
     assert layers["block_b"]["width"] == layers["shortcut"]["width"], "the Add's two inputs share one width"
+    assert layers["branch_a"]["width"] == layers["branch_b"]["width"] == 8, "a Concatenate's branches keep theirs"
     data = (tmp_path / "search" / "model.tflite").read_bytes()
     model = tflite_file.parse(data)
-    assert "ADD" in [tflite_file.op_name(model, op) for op in model.subgraphs[0].operators]
+    assert {"ADD", "CONCATENATION"} <= {tflite_file.op_name(model, op) for op in model.subgraphs[0].operators}
     assert report["accuracy"]["int8_tflite"] > 0.2  # learnt something in a few steps (chance: 0.1)

@@ -66,6 +66,7 @@ def narrowed(data: bytes, widths: dict, kernel_sizes=None) -> bytes:
     model = tflite_file.parse(data)
     graph = model.subgraphs[0]
     channels = {}  # tensor index -> its new channel count
+    original = [int(t.shape[-1]) if t.shape is not None and len(t.shape) else 0 for t in graph.tensors]
     for i, op in enumerate(graph.operators):
         name = tflite_file.op_name(model, op)
         source = op.inputs[0]
@@ -91,12 +92,27 @@ def narrowed(data: bytes, widths: dict, kernel_sizes=None) -> bytes:
             if i in widths:
                 raise UdcError(f"operator {i} ({name}) has no weights; only weight operators take a width")
             out_channels = in_channels
+        elif name == "CONCATENATION":
+            out_channels = _concatenated_channels(graph, op, i, channels, original)
         else:
             raise UdcError(f"cannot narrow a model with a {name} operator (operator {i})")
         for output in op.outputs:
             channels[output] = out_channels
             graph.tensors[output].shape = _with_channels(graph.tensors[output].shape, out_channels)
     return tflite_file.serialise(model)
+
+
+def _concatenated_channels(graph, op, index, channels, original) -> int:
+    """The channels of a channel CONCATENATION whose inputs keep theirs (a search holds a Concatenate's branches at
+    their widths, `udc.space.derive`): a narrowed branch would move the next one's channels, which the operator after
+    it, cut to its input's first channels, cannot follow."""
+    rank = len(graph.tensors[op.outputs[0]].shape)
+    if getattr(op.builtinOptions, "axis", -1) not in (-1, rank - 1):
+        raise UdcError(f"cannot narrow a CONCATENATION along axis {op.builtinOptions.axis} (operator {index})")
+    if any(channels.get(t, original[t]) != original[t] for t in op.inputs):
+        raise UdcError(f"cannot narrow the inputs of a CONCATENATION (operator {index}); its branches keep their "
+                       "widths")
+    return sum(original[t] for t in op.inputs)
 
 
 def _centre(whole: slice, size: int, kept: int) -> slice:

@@ -19,12 +19,17 @@ name and largest shape:
   through it, so a layer after it reads its input width from the searchable layer before it (`input_from`);
 * the weight layers whose outputs a residual Add joins form a **width group**: they keep the same channels, so
   the first holds the group's width choice and the others share it (`width_from`, see `udc.space.layers`); a
-  group the model's input joins keeps the input's channels.
+  group the model's input joins keeps the input's channels;
+* the weight layers whose outputs a channel Concatenate joins keep their widths (with their width groups): the
+  layer after the join reads all of its channels, the branches' at fixed offsets. A branch's width choice would
+  move the next branch's channels, which an exact pass that reads its input's first channels cannot follow, and
+  the branches' width options need not match (16 and 24 channels have other options), so no shared choice fits
+  them all. The search says which layers keep their width (`udc.workflows.pipeline`).
 
 A softmax on the output layer is dropped: udc trains and calibrates on logits, and the argmax is the same.
-A layer udc cannot search or carry (a Conv2D with groups, a depth multiplier above 1, a Concatenate, whose output
-width would be a sum of choices, an activation other than ReLU inside a weight layer) is refused with one line that
-names it and what to do.
+A layer udc cannot search or carry (a Conv2D with groups, a depth multiplier above 1, a Concatenate along another
+axis than channels, an activation other than ReLU inside a weight layer) is refused with one line that names it and
+what to do.
 """
 
 from udc.compat import keras
@@ -143,8 +148,9 @@ def _build(model, walk, plan, options, tensors, searchable) -> None:
 class _Plan:
     """What the walk finds before it builds: each weight layer's BatchNorm and ReLU (`runs`, `absorbed_run`), the
     plain layers that move inside a weight layer (`absorbed`), the weight layer whose channels each layer's output
-    carries (`producer`; None: the model input's, or none after a Flatten), the width groups (`leader`: a member of a group of several -> its first member) and the weight layers
-    that keep their width (`fixed`)."""
+    carries (`producer`; None: the model input's, or none after a Flatten or a Concatenate), the width groups
+    (`leader`: a member of a group of several -> its first member) and the weight layers that keep their width
+    (`fixed`)."""
 
     def __init__(self, model, walk):
         self.absorbed, self.producer, self.runs = {}, {model.layers[0].name: None}, {}
@@ -162,9 +168,15 @@ class _Plan:
                 if len(members) < len(joined):  # the model's input joins: the group keeps the input's channels
                     fixed.update(members)
                 self.producer[layer.name] = members[0] if members else None
+            elif isinstance(layer, keras.layers.Concatenate):
+                _check_concatenated(layer)
+                # The next layer reads every channel of the joined tensor: each branch keeps its width.
+                fixed.update(self._width_owner(model, walk, m) for m in joined if m is not None)
+                fixed.discard(None)
+                self.producer[layer.name] = None
             elif len(joined) != 1:
                 raise ConfigError(f"layer {layer.name} ({type(layer).__name__}) joins {len(joined)} branches; udc "
-                                  "joins branches with Add (one width group) only; use Add")
+                                  "joins branches with Add (one width group) or Concatenate only; use one of those")
             elif isinstance(layer, WEIGHT_LAYERS):
                 self.runs[layer.name] = walk.absorbed_run(layer)
                 for plain in self.runs[layer.name]:
@@ -179,7 +191,7 @@ class _Plan:
             else:
                 raise ConfigError(f"layer {layer.name} ({type(layer).__name__}) is not one udc can search or carry; "
                                   "udc searches Conv2D, DepthwiseConv2D and Dense (with BatchNormalization and ReLU), "
-                                  "joins branches with Add and carries "
+                                  "joins branches with Add or Concatenate and carries "
                                   f"{', '.join(c.__name__ for c in CARRIED_LAYERS[:-1])}; replace it")
         groups = {}
         for name in order:
@@ -187,6 +199,13 @@ class _Plan:
         fixed_groups = {self._root(name) for name in fixed}
         self.leader = {name: members[0] for members in groups.values() if len(members) > 1 for name in members}
         self.fixed = {name for name in order if self._root(name) in fixed_groups}
+
+    def _width_owner(self, model, walk, name):
+        """The weight layer whose width choice sets weight layer `name`'s channels: itself, or through depthwise
+        layers (whose width is their input's) the one before them (None: the model input)."""
+        while name is not None and isinstance(model.get_layer(name), keras.layers.DepthwiseConv2D):
+            name = self.producer[walk.inbound[name][0]]
+        return name
 
     def _root(self, name):
         while self._parent.get(name, name) != name:
@@ -199,6 +218,12 @@ def _check_joined(model, add, members):
         if isinstance(model.get_layer(member), keras.layers.DepthwiseConv2D):
             raise ConfigError(f"the Add {add.name} joins the output of depthwise layer {member}, whose width is its "
                               "input's; put a 1x1 Conv2D after it, or join before it")
+
+
+def _check_concatenated(layer):
+    if layer.axis not in (-1, len(layer.output_shape) - 1):
+        raise ConfigError(f"the Concatenate {layer.name} joins along axis {layer.axis}; udc joins branches along "
+                          "channels (axis=-1) only; concatenate the channels, or reshape after the join")
 
 
 def _flattens_a_map(layer) -> bool:

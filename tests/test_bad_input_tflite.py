@@ -7,7 +7,7 @@ the first half of a full-integer int8 file, EMPTY = 0 bytes, DIR = a directory.
 <f> is the path of the bad file; every line starts with `udc-<binary>: error: `.
 
 udc-export --config=configs/digits.py --model=<f> --output_dir=<out>
-  float         <f> is a float model: its input 'serving_default_input_1:0' is FLOAT32; udc needs a
+  float         <f> is a float model: its input 'serving_default_image:0' is FLOAT32; udc needs a
                 full-integer int8 model (int8 input and output, int8 weights, int8 activations): convert the
                 Keras model with udc-export --model=<the Keras model>, or use the TFLite converter with a
                 representative dataset and inference_input_type=tf.int8, inference_output_type=tf.int8
@@ -60,7 +60,7 @@ OUTPUTS = ("model.tflite", "model_vela.tflite", "report.json", "report.md", "cas
 
 def _tiny_model(seed):
     keras.utils.set_random_seed(seed)
-    return keras.Sequential([keras.layers.Input((8, 8, 1)), keras.layers.Conv2D(4, 3, activation="relu"),
+    return keras.Sequential([keras.layers.Input((8, 8, 1), name="image"), keras.layers.Conv2D(4, 3, activation="relu"),
                              keras.layers.Flatten(), keras.layers.Dense(10)])
 
 
@@ -93,7 +93,7 @@ def _assert_nothing_written(out):
     assert not [name for name in OUTPUTS if (out / name).exists()]
 
 
-FLOAT = ("is a float model", "its input 'serving_default_input_1:0' is FLOAT32") + FULL_INTEGER_FIX
+FLOAT = ("is a float model", "its input 'serving_default_image:0' is FLOAT32") + FULL_INTEGER_FIX
 DYNAMIC = ("is a dynamic-range model (int8 weights, float activations)",) + FULL_INTEGER_FIX
 TRUNCATED = ("is truncated or corrupt", "re-export it")
 

@@ -167,9 +167,11 @@ def main(argv):
     from udc.data import load_splits, split_seed
     from udc.ensemble import calibrate, check_held_out, load_members, report
     from udc.fileio import write_text_atomic
+    from udc.report.machine import load_average
     from udc.targets import target_of
 
     command = " ".join(["python", "tools/benchmark_ensemble.py"] + [shlex.quote(a) for a in sys.argv[1:]])
+    load_before = load_average()
     config = loaded_config(CONFIG)
     config_filename = config_flags.get_config_filename(FLAGS["config"])
     if FLAGS.accelerator:
@@ -233,6 +235,9 @@ def main(argv):
                   f"held-out validation images; reported on the {len(splits.test):,} test images. Host latency: "
                   "median of 200 batch-1 LiteRT invocations, one thread, on a machine shared with other jobs "
                   "(noisy); Vela cycles are exact for the model.")
+    r["load_average"] = {"before": load_before, "after": load_average()}  # 1, 5 and 15 minutes
+    r["notes"] += (f" Load average (1, 5, 15 min) before the run {r['load_average']['before']}, after "
+                   f"{r['load_average']['after']}.")
     result.cascade.save(work_dir / f"cascade{suffix}.json")
     files = report.write_report(r, FLAGS.output_dir, stem=f"ensemble{suffix}")
     md = Path(files["md"])

@@ -6,7 +6,6 @@ Writes pareto.json, pareto.md and pareto.png (in --output_dir, default
 benchmarks/<dataset>); a rerun with the same --workdir resumes after the last finished point.
 """
 
-import os
 import sys
 
 from absl import flags
@@ -29,10 +28,6 @@ _UNIFORM_CONTROLS = flags.DEFINE_boolean(
     "scaled to fit) at every budget (udc.workflows.controls).")
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Where pareto.* go (default: benchmarks/<dataset>).")
 flags.mark_flags_as_required(["config"])
-
-
-def _load_average() -> str:
-    return " ".join(f"{v:.2f}" for v in os.getloadavg())
 
 
 def _fmt(value, spec, none="–"):
@@ -125,12 +120,12 @@ def main(argv):
     from pathlib import Path
 
     from udc.fileio import ensure_writable_dir, write_json_atomic, write_text_atomic
-    from udc.report.machine import describe_machine
+    from udc.report.machine import describe_machine, load_average
     from udc.report.pareto import compare, plot
     from udc.workflows.baselines import FineTuning
     from udc.workflows.benchmark import run_benchmark
 
-    load_before = _load_average()
+    load_before = load_average()
     config = loaded_config(_CONFIG)
     budgets = budgets_kb(_BUDGETS)
     tuning = FineTuning(epochs=_EPOCHS.value, batch_size=config.train.batch_size, seed=config.seed)
@@ -141,7 +136,7 @@ def main(argv):
     command = " ".join(["udc-benchmark", *sys.argv[1:]])
     machine = describe_machine()
     budget = training_budget(config, _EPOCHS.value)
-    load = (load_before, _load_average())
+    load = (load_before, load_average())
     write_json_atomic(out / "pareto.json", {"command": command, "machine": machine, "load_average": load,
                                             "finetune_epochs": _EPOCHS.value, "training_budget": budget,
                                             "points": points, "summary": summary})

@@ -1,4 +1,4 @@
-"""A one-line description of this machine, recorded beside every benchmark result."""
+"""A one-line description of this machine and its load, recorded beside every benchmark result."""
 
 import os
 import platform
@@ -12,3 +12,9 @@ def describe_machine() -> str:
                platform.processor() or "unknown CPU")
     return (f"{os.cpu_count()} cores ({cpu}), no accelerator, {platform.system()} {platform.release()}, "
             f"Python {platform.python_version()}")
+
+
+def load_average() -> str:
+    """The 1, 5 and 15 minute load averages, e.g. "0.71 1.69 1.72": a benchmark records them before and after, since
+    a figure taken beside other work is not a result."""
+    return " ".join(f"{v:.2f}" for v in os.getloadavg())

@@ -108,6 +108,12 @@ def test_calibration_best_accuracy_under_max_cost():
         calibration.select(points, 1.0, max_cost=0.5)
     with pytest.raises(UdcError, match="give a goal"):
         calibration.select(points, 1.0)
+    # A share of the full ensemble's cost instead: checked as a goal of its own, one line per mistake.
+    calibration.check_goal(None, None, 0.4)
+    for args, message in (((None, 5.0, 0.4), "give --max_cost or --max_cost_ratio, not both"),
+                          ((None, None, 1.5), r"--max_cost_ratio is a share .* must lie in \(0, 1\], got 1.5")):
+        with pytest.raises(UdcError, match=message):
+            calibration.check_goal(*args)
 
 
 def test_sweep_agrees_with_run_cascade_and_front_is_monotone():
@@ -215,7 +221,7 @@ def test_member_selection_leaves_out_a_model_that_adds_nothing():
     chosen, record = select_members(pool, labels, costs, "max_prob", "log_linear", 3, log=lines.append)
     assert not {1, 2} <= set(chosen) and 3 in chosen, chosen
     assert chosen == sorted(chosen, key=lambda i: costs[i])  # cascade order: cheapest first
-    assert all(step["gain"] > record["min_gain"] for step in record["steps"]) and record["cost_range"] == 10.0
+    assert all(step["gain"] > record["min_gain"] for step in record["steps"]) and record["cost_range"] == 10.0 + 3.1 + 3.0
     assert [step["area"] for step in record["steps"]] == sorted(step["area"] for step in record["steps"])
     assert len(lines) == len(record["steps"]) + (len(chosen) < 3) and "member selection" in lines[0]
     with pytest.raises(UdcError, match="--max_members must be at least 1"):

@@ -90,6 +90,17 @@ def test_the_cascade_runs_in_tflite_micro_as_in_litert(members, digits, tmp_path
         Cascade.load(path, runtime="gpu")
 
 
+def test_a_cost_share_goal_takes_the_most_accurate_point_within_it(members, digits):
+    """--max_cost_ratio: the best validation accuracy at that share of the full ensemble's average cycles."""
+    result = calibrate(members, digits, cost_metric="vela_cycles", max_cost_ratio=0.5, log=lambda _: None)
+    report = result.report
+    full = report["full_ensemble"]["cost"]["vela_cycles"]
+    assert report["goal"]["max_cost"] == pytest.approx(0.5 * full) and report["goal"]["max_drop_points"] is None
+    assert report["chosen"]["val_average_cost"] <= 0.5 * full + 1e-6
+    within = [c for c in report["curve"] if c["val_average_cost"] <= 0.5 * full + 1e-6]
+    assert report["chosen"]["val_accuracy"] == max(c["val_accuracy"] for c in within)
+
+
 def test_descriptor_with_changed_or_missing_file_is_refused(members, tmp_path):
     import shutil
 

@@ -14,7 +14,7 @@
    chosen on validation (udc.ensemble.selection).
 2. Runs the cascade calibration exactly as `udc-ensemble` does: members ordered by
    Vela cycles on --accelerator, thresholds swept on the config's held-out validation
-   split (never seen in training), the goal --max_drop, reported on the test split.
+   split (never seen in training), the goal --max_drop (or --max_cost_ratio), reported on the test split.
 3. Writes the report with this command, the machine and the issue's goals checked. With --pool the
    cascade is also set against every single model of the pool (their test accuracy from their own
    reports): the ones of equal or more Vela cycles than its average, and the most accurate one that fits
@@ -52,6 +52,9 @@ flags.DEFINE_integer("max_train", 27000, "Training images per member (keeps the 
 flags.DEFINE_string("accelerator", None, "Ethos-U configuration for Vela cycles (default: the config's; "
                     "the searches are made for it too).")
 flags.DEFINE_float("max_drop", 0.2, "Goal: accuracy points below the full ensemble (validation).")
+flags.DEFINE_float("max_cost_ratio", None, "Instead: the most accurate operating point (validation) at this share "
+                   "of the full ensemble's average cycles or less, the issue's cost goal (--max_drop then applies only "
+                   "if given).")
 flags.DEFINE_enum("rule", "max_prob", ["max_prob", "margin"], "Exit rule.")
 flags.DEFINE_enum("combination", "log_linear", ["log_linear", "average"], "How a stage combines its members.")
 FLAGS = flags.FLAGS
@@ -198,13 +201,18 @@ def main(argv):
     splits = load_splits(config)
     members = load_members(paths, target=target, latency_repeats=200)
     check_held_out(members, config.dataset, split_seed(config), config.val_fraction)
-    result = calibrate(members, splits, rule=FLAGS.rule, cost_metric="vela_cycles", max_drop=FLAGS.max_drop,
-                       combination=FLAGS.combination, max_members=FLAGS.max_members)
+    max_drop = None if FLAGS.max_cost_ratio is not None and not FLAGS["max_drop"].present else FLAGS.max_drop
+    result = calibrate(members, splits, rule=FLAGS.rule, cost_metric="vela_cycles", max_drop=max_drop,
+                       combination=FLAGS.combination, max_members=FLAGS.max_members,
+                       max_cost_ratio=FLAGS.max_cost_ratio)
     r = result.report
     r["accelerator"] = target.name
     r["command"] = command
     r["equivalent_udc_ensemble_command"] = (
-        f"{equivalent} --accelerator {target.accelerator} --max_drop {FLAGS.max_drop:g} --rule {FLAGS.rule} "
+        f"{equivalent} --accelerator {target.accelerator}"
+        + (f" --max_drop {max_drop:g}" if max_drop is not None else "")
+        + (f" --max_cost_ratio {FLAGS.max_cost_ratio:g}" if FLAGS.max_cost_ratio is not None else "")
+        + f" --rule {FLAGS.rule} "
         f"--output_dir {work_dir / ('report' + suffix)}")
     r["members_origin"] = origin
     pool = ({m.name: {"cycles": m.vela_cycles, "flash_kib": m.flash_kib,

@@ -44,6 +44,8 @@ def define_flags():
                        "of the full ensemble (on validation).")
     flags.DEFINE_float("max_cost", None, "Goal: best accuracy at this average cost or less "
                        "(cycles for --cost=vela_cycles, ms for host_latency).")
+    flags.DEFINE_float("max_cost_ratio", None, "Goal: best accuracy at this share of the full ensemble's average "
+                       "cost or less (e.g. 0.4); instead of --max_cost.")
     flags.DEFINE_enum("rule", "max_prob", ["max_prob", "margin"], "Exit test: top probability or top-1 minus top-2.")
     flags.DEFINE_enum("combination", "log_linear", ["log_linear", "average"],
                       "How a stage combines its members: a log-linear pool fitted on validation (never less "
@@ -100,7 +102,7 @@ def _train_widths() -> list[float]:
 
 def _check_numbers() -> None:
     """The numeric flags, before any slow work: one line for the first that makes no sense."""
-    check_goal(FLAGS.max_drop, FLAGS.max_cost)
+    check_goal(FLAGS.max_drop, FLAGS.max_cost, FLAGS.max_cost_ratio)
     if not 0 < FLAGS.val_fraction < 1:
         raise UdcError(f"--val_fraction must lie strictly between 0 and 1, got {FLAGS.val_fraction:g}; "
                        "the thresholds are calibrated on that share of the training set, e.g. --val_fraction 0.1")
@@ -161,7 +163,8 @@ def main(argv):
         members = loaded(train_width_members(splits, _train_widths(), Path(output_dir) / "members",
                                              epochs=FLAGS.epochs, seed=FLAGS.seed))
     result = calibrate(members, splits, rule=FLAGS.rule, cost_metric=FLAGS.cost, combination=FLAGS.combination,
-                       max_drop=FLAGS.max_drop, max_cost=FLAGS.max_cost, max_members=FLAGS.max_members)
+                       max_drop=FLAGS.max_drop, max_cost=FLAGS.max_cost, max_cost_ratio=FLAGS.max_cost_ratio,
+                       max_members=FLAGS.max_members)
     result.report["accelerator"] = target.name
     result.report["command"] = " ".join([PROG] + [shlex.quote(a) for a in sys.argv[1:]])
     descriptor = result.cascade.save(Path(output_dir) / "cascade.json")

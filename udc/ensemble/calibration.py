@@ -120,10 +120,17 @@ def pareto_front(points) -> list[OperatingPoint]:
     return front
 
 
-def check_goal(max_drop: float | None, max_cost: float | None) -> None:
-    """Raises UdcError unless there is a goal and it makes sense (max_drop in accuracy points)."""
-    if max_drop is None and max_cost is None:
-        raise UdcError("give a goal: --max_drop (accuracy points) or --max_cost (average cost)")
+def check_goal(max_drop: float | None, max_cost: float | None, max_cost_ratio: float | None = None) -> None:
+    """Raises UdcError unless there is a goal and it makes sense (max_drop in accuracy points, max_cost_ratio a
+    share of the full ensemble's average cost)."""
+    if max_drop is None and max_cost is None and max_cost_ratio is None:
+        raise UdcError("give a goal: --max_drop (accuracy points), --max_cost (average cost) or --max_cost_ratio "
+                       "(share of the full ensemble's average cost)")
+    if max_cost is not None and max_cost_ratio is not None:
+        raise UdcError("give --max_cost or --max_cost_ratio, not both: each bounds the average cost")
+    if max_cost_ratio is not None and not (np.isfinite(max_cost_ratio) and 0 < max_cost_ratio <= 1):
+        raise UdcError(f"--max_cost_ratio is a share of the full ensemble's average cost and must lie in (0, 1], "
+                       f"got {max_cost_ratio:g}; e.g. --max_cost_ratio 0.4")
     if max_drop is not None and not (np.isfinite(max_drop) and 0 <= max_drop <= 100):
         raise UdcError(f"--max_drop is in accuracy points and must lie in [0, 100], got {max_drop:g}; "
                        "e.g. --max_drop 0.5 allows half a point below the full ensemble")

@@ -49,11 +49,15 @@ def _storage(members) -> dict:
 
 def calibrate(members: list[Member], splits, rule: str = "max_prob", cost_metric: str = "vela_cycles",
               max_drop: float | None = None, max_cost: float | None = None,
-              combination: str = "log_linear", max_members: int = 0, log=print) -> CalibratedCascade:
+              combination: str = "log_linear", max_members: int = 0, max_cost_ratio: float | None = None,
+              log=print) -> CalibratedCascade:
     """Orders the members cheapest first, fits how each stage combines them (`combination`) and sweeps
     thresholds on splits.val, reports on splits.test. With `max_members` (below the number given) the
-    given members are a pool, and the cascade is the subset `udc.ensemble.selection` picks on splits.val."""
+    given members are a pool, and the cascade is the subset `udc.ensemble.selection` picks on splits.val.
+    `max_cost_ratio` bounds the average cost as a share of the (chosen) members' full ensemble's, as `max_cost`
+    does in the cost's units (see `calibration.select`)."""
     logic.check_rule(rule)
+    calibration.check_goal(max_drop, max_cost, max_cost_ratio)
     check_combination(combination)
     if cost_metric not in COST_METRICS:
         raise UdcError(f"unknown cost '{cost_metric}'; choose one of: {', '.join(COST_METRICS)}")
@@ -98,6 +102,8 @@ def calibrate(members: list[Member], splits, rule: str = "max_prob", cost_metric
     full_val = float(np.mean(logic.stage_probabilities(val_probs, weights)[-1].argmax(1) == splits.val.y))
     full_test = float(np.mean(logic.stage_probabilities(test_probs, weights)[-1].argmax(1) == splits.test.y))
     full_cost = {k: float(_costs(members, k).sum()) for k in metrics}
+    if max_cost_ratio is not None:
+        max_cost = max_cost_ratio * full_cost[cost_metric]
 
     points = calibration.sweep(val_probs, splits.val.y, costs, rule, stage_weights=weights)
     front = calibration.pareto_front(points)
@@ -147,7 +153,7 @@ def calibrate(members: list[Member], splits, rule: str = "max_prob", cost_metric
                         **({"stage_weights": [w.tolist() for w in weights]} if weights is not None else {})},
         "cost_metric": cost_metric,
         "cost_units": {k: COST_UNITS[k] for k in metrics},
-        "goal": {"max_drop_points": max_drop, "max_cost": max_cost},
+        "goal": {"max_drop_points": max_drop, "max_cost": max_cost, "max_cost_ratio": max_cost_ratio},
         "dataset": {"name": splits.name, "val_size": len(splits.val), "test_size": len(splits.test)},
         "members": singles,
         **({"storage": _storage(members)} if all(m.encoded_bytes is not None for m in members) else {}),

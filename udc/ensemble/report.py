@@ -37,7 +37,8 @@ def markdown(report: dict, title: str = "Flexible ensemble with early exit") -> 
     goal = report["goal"]
     goal_text = " and ".join(t for t in (
         goal["max_drop_points"] is not None and f"accuracy drop from the full ensemble <= {goal['max_drop_points']} points (validation)",
-        goal["max_cost"] is not None and f"average cost <= {goal['max_cost']}") if t)
+        goal["max_cost"] is not None and f"average cost <= {goal['max_cost']:,.6g}"
+        + (f" ({goal['max_cost_ratio']:.0%} of the full ensemble's)" if goal.get("max_cost_ratio") else "")) if t)
     lines += [f"Goal: {goal_text}.", ""]
     selection = report.get("member_selection")
     if selection:

@@ -6,10 +6,15 @@ same inputs add cost and no accuracy. The selection measures what a set of membe
 as a cascade, on the validation split: members cheapest first, the stages' combination
 fitted (`udc.ensemble.combination`), the thresholds swept (`udc.ensemble.calibration`),
 and the **area** under the front of that sweep: the mean, over average-cost budgets c from
-0 to the costliest model of the pool, of the best validation accuracy a threshold setting
-reaches at average cost c or less (0 below the cheapest member). It rewards a cascade that
-is accurate early (cheap members that answer most inputs) and late (the accuracy its full
-ensemble reaches), which is what a user choosing an operating point afterwards wants.
+0 to the costliest cascade the selection can build (its `max_members` costliest pool models
+together), of the best validation accuracy a threshold setting reaches at average cost c or
+less (0 below the cheapest member). It rewards a cascade that is accurate early (cheap members
+that answer most inputs) and late (the accuracy its full ensemble reaches), which is what a
+user choosing an operating point afterwards wants. Why not up to the costliest single model:
+a full ensemble's accuracy sits at average costs above every single model, so that range
+ignored it, and a member that lifts it never joined (three seeds' 8/32/64 KiB models: a third
+64 KiB model of another seed raised the full ensemble's validation accuracy, and its test
+accuracy from 92.69 to 92.78 %, but added no area below the costliest model's cycles).
 
 Greedy forward selection: start empty; add the pool model that raises the area most (the
 cascade order is always cheapest first); stop when no model raises it by more than
@@ -52,7 +57,7 @@ def select_members(val_probs, labels, costs, rule: str, combination: str, max_me
     if max_members < 1:
         raise UdcError(f"--max_members must be at least 1 (0: use every given member), got {max_members}")
     costs = np.asarray(costs, np.float64)
-    cost_range = float(costs.max())
+    cost_range = float(np.sort(costs)[-max_members:].sum())  # the costliest cascade of max_members pool models
     chosen, area, steps = [], 0.0, []
     while len(chosen) < min(max_members, len(costs)):
         trials = []

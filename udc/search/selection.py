@@ -195,8 +195,7 @@ def format_choices(choices: dict, layers) -> str:
         layer = by_name.get(name)
         if layer is None or layer.has_width_choice:
             return c["width"]
-        source = search_layers.width_source(layer)
-        return choices[source.name]["width"] if source is not None and source.name in choices else layer.max_width
+        return sm.input_width_of(layer, choices) or layer.max_width  # a depthwise layer's width is its input's
 
     def kernel(name, c):
         size = c.get("kernel_size")

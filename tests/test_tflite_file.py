@@ -1,3 +1,6 @@
+import subprocess
+import sys
+
 import pytest
 
 from udc import tflite_file
@@ -32,3 +35,18 @@ def test_rejects_files_that_are_not_tflite(tmp_path):
 def test_rejects_a_truncated_flatbuffer(digits_int8):
     with pytest.raises(NotATfliteFileError):
         tflite_file.parse(digits_int8[:64])
+
+
+@pytest.mark.parametrize("modules", [
+    ("udc.tflite_file", "udc.targets", "udc.data", "udc.workdir_lock", "udc.workflows.config_counts",
+     "udc.ensemble.calibration"),
+    *((f"udc.cli.{binary}",) for binary in ("inspect", "export", "search", "train", "pipeline", "ensemble")),
+])  # one binary a process: their flags would clash
+def test_what_the_binaries_check_first_loads_no_tensorflow(modules):
+    """A bad .tflite, dataset, target or workdir is refused before TensorFlow's start-up (seconds): the modules
+    that check them import no TensorFlow (tflite_file reads with tflite-micro's copy of the TFLite schema)."""
+    code = (f"import importlib, sys\nfor m in {modules!r}: importlib.import_module(m)\n"
+            "print(sorted(m for m in ('tensorflow', 'tf_keras', 'tensorflow_model_optimization') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "[]"

@@ -5,7 +5,10 @@ measures and deploys full-integer int8 models only.
 
 Uses the schema module generated for TFLite and the `flatbuffers` package, so a
 rewritten file (metadata added, quantization parameters repaired) is a plain TFLite
-file that the converter, Vela and TFLite Micro read as usual.
+file that the converter, Vela and TFLite Micro read as usual. The schema module is
+tflite-micro's copy: the same generated code as TensorFlow's (TensorFlow 2.21's
+operators, types and options; tflite-micro's adds two newer float8 types), read
+without TensorFlow's start-up, so a bad file is refused in a fraction of a second.
 """
 
 import dataclasses
@@ -14,7 +17,7 @@ from pathlib import Path
 
 import flatbuffers
 import numpy as np
-from tensorflow.lite.python import schema_py_generated as schema  # noqa: F401 (re-exported)
+from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema  # noqa: F401 (re-exported)
 
 from udc.errors import NotATfliteFileError, NotInt8ModelError
 

@@ -19,20 +19,22 @@ flags.mark_flags_as_required(["config", "model"])
 def main(argv):
     del argv
     from udc import tflite_file
-    from udc.data import load_splits
-    from udc.deploy.export import measure_tflite
-    from udc.deploy.model_io import load_model
-    from udc.report.model_report import to_markdown
     from udc.targets import target_of
-    from udc.workflows.pipeline import export_from_config
 
     config = loaded_config(_CONFIG)
     model_path = Path(_MODEL.value)
     output_dir = Path(_OUTPUT_DIR.value) if _OUTPUT_DIR.value else model_path.parent
-    # Bad input fails before the dataset is loaded.
+    # Bad input fails before the dataset is loaded, and a bad target or .tflite before TensorFlow's start-up.
     target = target_of(config, _ACCELERATOR.value)
     is_tflite = model_path.suffix == ".tflite"
-    model = tflite_file.read_int8_model(model_path) if is_tflite else load_model(model_path)
+    tflite = tflite_file.read_int8_model(model_path) if is_tflite else None
+    from udc.data import load_splits
+    from udc.deploy.export import measure_tflite
+    from udc.deploy.model_io import load_model
+    from udc.report.model_report import to_markdown
+    from udc.workflows.pipeline import export_from_config
+
+    model = tflite if is_tflite else load_model(model_path)
     splits = load_splits(config)
     if is_tflite:
         report = measure_tflite(model, splits, target, output_dir, name=_NAME.value,

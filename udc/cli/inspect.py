@@ -18,11 +18,14 @@ def main(argv):
     if len(argv) != 2:
         fail("udc-inspect", "give exactly one .tflite file: udc-inspect MODEL.tflite")
     from udc import tflite_file
-    from udc.report.inspect import format_table, inspect_model
     from udc.targets import get_target
 
     target = get_target(_ACCELERATOR.value) if _ACCELERATOR.value else None
-    stats = inspect_model(tflite_file.read_bytes(argv[1]), target, source=argv[1])
+    data = tflite_file.read_bytes(argv[1])
+    tflite_file.check_int8(data, argv[1])  # a bad file is refused before TensorFlow's start-up
+    from udc.report.inspect import format_table, inspect_model
+
+    stats = inspect_model(data, target, source=argv[1])
     if _JSON.value:
         print(json.dumps([dataclasses.asdict(s) for s in stats], indent=2))
     else:

@@ -17,14 +17,23 @@ flags.mark_flags_as_required(["config"])
 
 def main(argv):
     del argv
-    from udc.report.model_report import to_markdown
+    from udc.data import load_splits
     from udc.targets import target_of
-    from udc.workflows.pipeline import export_from_config, train_and_save
+    from udc.workdir_lock import workdir_lock
+    from udc.workflows.config_counts import check_counts
 
     config = loaded_config(_CONFIG)
-    target_of(config, _ACCELERATOR.value)  # an unknown accelerator fails before training
-    model, splits = train_and_save(config, _WORKDIR.value)
-    report = export_from_config(model, splits, config, _WORKDIR.value, "model", _ACCELERATOR.value)
+    # An unknown accelerator, bad counts, a bad dataset and a busy or unwritable workdir are refused before
+    # TensorFlow's start-up.
+    target_of(config, _ACCELERATOR.value)
+    check_counts(config, "train")
+    splits = load_splits(config)
+    with workdir_lock(_WORKDIR.value):  # held for the run (the training takes it again: the lock is re-entrant)
+        from udc.report.model_report import to_markdown
+        from udc.workflows.pipeline import export_from_config, train_and_save
+
+        model, splits = train_and_save(config, _WORKDIR.value, splits=splits)
+        report = export_from_config(model, splits, config, _WORKDIR.value, "model", _ACCELERATOR.value)
     print(to_markdown(report))
 
 

@@ -29,16 +29,18 @@ flags.mark_flags_as_required(["config"])
 
 def main(argv):
     del argv
+    from udc.data import load_splits
     from udc.errors import ConfigError
     from udc.workflows.config_counts import check_counts
 
     config = loaded_config(_CONFIG)
     if "search" not in config:
         raise ConfigError("the config has no 'search' section; start from configs/fashion_mnist.py")
-    check_counts(config, "search")  # before TensorFlow's start-up
+    check_counts(config, "search")  # before TensorFlow's start-up, as is a bad dataset
+    splits = load_splits(config)
     from udc.workflows.pipeline import search_and_export
 
-    search_and_export(config, _WORKDIR.value)
+    search_and_export(config, _WORKDIR.value, splits=splits)
     print(f"wrote {_WORKDIR.value}/model.tflite, arch_spec.json and report.md")
 
 

@@ -12,13 +12,18 @@ flags.mark_flags_as_required(["config"])
 
 def main(argv):
     del argv
+    from udc.data import load_splits
+    from udc.workdir_lock import workdir_lock
     from udc.workflows.config_counts import check_counts
 
     config = loaded_config(_CONFIG)
-    check_counts(config, "train")  # before TensorFlow's start-up
-    from udc.workflows.pipeline import train_and_save
+    # Bad counts, a bad dataset and a busy or unwritable workdir are refused before TensorFlow's start-up.
+    check_counts(config, "train")
+    splits = load_splits(config)
+    with workdir_lock(_WORKDIR.value):  # held for the run (the training takes it again: the lock is re-entrant)
+        from udc.workflows.pipeline import train_and_save
 
-    train_and_save(config, _WORKDIR.value)
+        train_and_save(config, _WORKDIR.value, splits=splits)
 
 
 def run():

@@ -17,7 +17,7 @@ the layers and the pooling measured this way was 0.0-0.6 % under Vela's whole-ne
 """
 
 import numpy as np
-from tensorflow.lite.python import schema_py_generated as schema
+from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
 
 from udc import tflite_file
 

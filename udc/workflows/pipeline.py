@@ -102,8 +102,9 @@ def shared_float_model_path(workdir) -> Path:
 
 
 def search_and_export(config, workdir, log=print, stop_after_epochs=None, export=True,
-                      stop_after_finetune_epochs=None):
-    """udc-search: supernet search under the budget -> strip -> QAT fine-tune -> export, checked by Vela.
+                      stop_after_finetune_epochs=None, splits=None):
+    """udc-search: supernet search under the budget -> strip -> QAT fine-tune -> export, checked by Vela;
+    `splits`: the config's data, if the caller has it.
 
     Holds WORKDIR's lock for the whole run (`udc.workdir_lock`) and resumes from it; one whose
     export finished with this config gives back its report at once (`finished_report`).
@@ -118,7 +119,8 @@ def search_and_export(config, workdir, log=print, stop_after_epochs=None, export
     check_training(config)
     budget_bytes(config)
     budget_cycles(config, target)
-    splits = load_splits(config)  # a bad dataset too
+    if splits is None:
+        splits = load_splits(config)  # a bad dataset too
     check_supported(config, target, splits)  # an option the target cannot run too
     with workdir_lock(workdir) as workdir:
         return _search_and_export_locked(config, splits, workdir, log, stop_after_epochs, export,

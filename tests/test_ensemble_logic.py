@@ -110,6 +110,7 @@ def test_calibration_best_accuracy_under_max_cost():
         calibration.select(points, 1.0)
     # A share of the full ensemble's cost instead: checked as a goal of its own, one line per mistake.
     calibration.check_goal(None, None, 0.4)
+    calibration.check_goal(None, None, None, cheaper_than_flash_peer=True)  # bounds the cost on its own
     for args, message in (((None, 5.0, 0.4), "give --max_cost or --max_cost_ratio, not both"),
                           ((None, None, 1.5), r"--max_cost_ratio is a share .* must lie in \(0, 1\], got 1.5")):
         with pytest.raises(UdcError, match=message):

@@ -13,6 +13,7 @@ from udc.data import load_raw, load_splits, make_splits
 from udc.deploy.tflm import MicroInterpreter
 from udc.ensemble import Cascade, calibrate, load_members
 from udc.ensemble import cascade as logic
+from udc.ensemble.calibration import GoalNotReachableError
 from udc.ensemble.descriptor import DescriptorError
 from udc.ensemble.members import IncompatibleMembersError, check_compatible
 from udc.errors import ConfigError, UdcError
@@ -99,6 +100,24 @@ def test_a_cost_share_goal_takes_the_most_accurate_point_within_it(members, digi
     assert report["chosen"]["val_average_cost"] <= 0.5 * full + 1e-6
     within = [c for c in report["curve"] if c["val_average_cost"] <= 0.5 * full + 1e-6]
     assert report["chosen"]["val_accuracy"] == max(c["val_accuracy"] for c in within)
+
+
+def test_the_flash_peer_bounds_the_cost_from_below_the_best_single_model_within_the_cascades_flash(members, digits):
+    """--cheaper_than_flash_peer: the cascade chosen from a pool costs less than its flash peer, the most accurate
+    single model (validation) that fits in the flash its members take together; a lone member cannot."""
+    result = calibrate(members, digits, cost_metric="vela_cycles", max_cost_ratio=1.0, max_members=2,
+                       cheaper_than_flash_peer=True, log=lambda _: None)
+    report = result.report
+    peer = report["goal"]["flash_peer"]
+    fitting = [m for m in members if m.flash_kib <= report["storage"]["flash_kib"] + 1e-9]
+    val_accuracy = {m.name: float(np.mean(m.probabilities(digits.val.x).argmax(1) == digits.val.y)) for m in fitting}
+    assert peer["name"] in val_accuracy and peer["val_accuracy"] == pytest.approx(max(val_accuracy.values()))
+    assert report["goal"]["max_cost"] == pytest.approx(report["full_ensemble"]["cost"]["vela_cycles"])
+    below_peer = [c for c in report["curve"] if c["val_average_cost"] < peer["cost"]]
+    assert report["chosen"]["val_average_cost"] < peer["cost"]
+    assert report["chosen"]["val_accuracy"] == max(c["val_accuracy"] for c in below_peer)
+    with pytest.raises(GoalNotReachableError, match=r"or drop --cheaper_than_flash_peer \(the flash peer"):
+        calibrate(members[:1], digits, cheaper_than_flash_peer=True, log=lambda _: None)
 
 
 def test_descriptor_with_changed_or_missing_file_is_refused(members, tmp_path):

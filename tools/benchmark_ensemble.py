@@ -55,6 +55,8 @@ flags.DEFINE_float("max_drop", 0.2, "Goal: accuracy points below the full ensemb
 flags.DEFINE_float("max_cost_ratio", None, "Instead: the most accurate operating point (validation) at this share "
                    "of the full ensemble's average cycles or less, the issue's cost goal (--max_drop then applies only "
                    "if given).")
+flags.DEFINE_boolean("cheaper_than_flash_peer", False, "Also cost less (validation) than the most accurate single "
+                     "model that fits in the cascade's flash, the issue's equal-flash goal.")
 flags.DEFINE_enum("rule", "max_prob", ["max_prob", "margin"], "Exit rule.")
 flags.DEFINE_enum("combination", "log_linear", ["log_linear", "average"], "How a stage combines its members.")
 FLAGS = flags.FLAGS
@@ -204,7 +206,7 @@ def main(argv):
     max_drop = None if FLAGS.max_cost_ratio is not None and not FLAGS["max_drop"].present else FLAGS.max_drop
     result = calibrate(members, splits, rule=FLAGS.rule, cost_metric="vela_cycles", max_drop=max_drop,
                        combination=FLAGS.combination, max_members=FLAGS.max_members,
-                       max_cost_ratio=FLAGS.max_cost_ratio)
+                       max_cost_ratio=FLAGS.max_cost_ratio, cheaper_than_flash_peer=FLAGS.cheaper_than_flash_peer)
     r = result.report
     r["accelerator"] = target.name
     r["command"] = command
@@ -212,6 +214,7 @@ def main(argv):
         f"{equivalent} --accelerator {target.accelerator}"
         + (f" --max_drop {max_drop:g}" if max_drop is not None else "")
         + (f" --max_cost_ratio {FLAGS.max_cost_ratio:g}" if FLAGS.max_cost_ratio is not None else "")
+        + (" --cheaper_than_flash_peer" if FLAGS.cheaper_than_flash_peer else "")
         + f" --rule {FLAGS.rule} "
         f"--output_dir {work_dir / ('report' + suffix)}")
     r["members_origin"] = origin

@@ -46,6 +46,9 @@ def define_flags():
                        "(cycles for --cost=vela_cycles, ms for host_latency).")
     flags.DEFINE_float("max_cost_ratio", None, "Goal: best accuracy at this share of the full ensemble's average "
                        "cost or less (e.g. 0.4); instead of --max_cost.")
+    flags.DEFINE_boolean("cheaper_than_flash_peer", False, "Goal: also cost less than the flash peer, the most "
+                         "accurate single member (on validation) that fits in the flash the cascade's members take "
+                         "together: the model a device could store instead.")
     flags.DEFINE_enum("rule", "max_prob", ["max_prob", "margin"], "Exit test: top probability or top-1 minus top-2.")
     flags.DEFINE_enum("combination", "log_linear", ["log_linear", "average"],
                       "How a stage combines its members: a log-linear pool fitted on validation (never less "
@@ -102,7 +105,7 @@ def _train_widths() -> list[float]:
 
 def _check_numbers() -> None:
     """The numeric flags, before any slow work: one line for the first that makes no sense."""
-    check_goal(FLAGS.max_drop, FLAGS.max_cost, FLAGS.max_cost_ratio)
+    check_goal(FLAGS.max_drop, FLAGS.max_cost, FLAGS.max_cost_ratio, FLAGS.cheaper_than_flash_peer)
     if not 0 < FLAGS.val_fraction < 1:
         raise UdcError(f"--val_fraction must lie strictly between 0 and 1, got {FLAGS.val_fraction:g}; "
                        "the thresholds are calibrated on that share of the training set, e.g. --val_fraction 0.1")
@@ -132,6 +135,10 @@ def main(argv):
     source = _member_source()
     from pathlib import Path
 
+    from udc import tflite_file
+
+    for path in FLAGS.members if source == "--members" else ():
+        tflite_file.read_int8_model(path)  # a bad member file is refused before TensorFlow's start-up too
     from udc.data import load_splits, split_seed
     from udc.ensemble import calibrate, check_held_out, load_members, report
     from udc.fileio import ensure_writable_dir
@@ -164,7 +171,7 @@ def main(argv):
                                              epochs=FLAGS.epochs, seed=FLAGS.seed))
     result = calibrate(members, splits, rule=FLAGS.rule, cost_metric=FLAGS.cost, combination=FLAGS.combination,
                        max_drop=FLAGS.max_drop, max_cost=FLAGS.max_cost, max_cost_ratio=FLAGS.max_cost_ratio,
-                       max_members=FLAGS.max_members)
+                       cheaper_than_flash_peer=FLAGS.cheaper_than_flash_peer, max_members=FLAGS.max_members)
     result.report["accelerator"] = target.name
     result.report["command"] = " ".join([PROG] + [shlex.quote(a) for a in sys.argv[1:]])
     descriptor = result.cascade.save(Path(output_dir) / "cascade.json")

@@ -120,12 +120,13 @@ def pareto_front(points) -> list[OperatingPoint]:
     return front
 
 
-def check_goal(max_drop: float | None, max_cost: float | None, max_cost_ratio: float | None = None) -> None:
+def check_goal(max_drop: float | None, max_cost: float | None, max_cost_ratio: float | None = None,
+               cheaper_than_flash_peer: bool = False) -> None:
     """Raises UdcError unless there is a goal and it makes sense (max_drop in accuracy points, max_cost_ratio a
-    share of the full ensemble's average cost)."""
-    if max_drop is None and max_cost is None and max_cost_ratio is None:
-        raise UdcError("give a goal: --max_drop (accuracy points), --max_cost (average cost) or --max_cost_ratio "
-                       "(share of the full ensemble's average cost)")
+    share of the full ensemble's average cost; cheaper_than_flash_peer bounds the cost on its own)."""
+    if max_drop is None and max_cost is None and max_cost_ratio is None and not cheaper_than_flash_peer:
+        raise UdcError("give a goal: --max_drop (accuracy points), --max_cost (average cost), --max_cost_ratio "
+                       "(share of the full ensemble's average cost) or --cheaper_than_flash_peer")
     if max_cost is not None and max_cost_ratio is not None:
         raise UdcError("give --max_cost or --max_cost_ratio, not both: each bounds the average cost")
     if max_cost_ratio is not None and not (np.isfinite(max_cost_ratio) and 0 < max_cost_ratio <= 1):

@@ -47,17 +47,31 @@ def _storage(members) -> dict:
             "flash_kib": float(sum(m.flash_kib for m in members))}
 
 
+def flash_peer(pool: list[Member], val_probs, labels, costs, cascade: list[Member]) -> dict:
+    """The single model a device could store instead of the cascade: of the `pool` (with its validation
+    probabilities and costs), the most accurate on validation whose flash is at most what the cascade's members
+    take together. Every member of the cascade fits, so there is one."""
+    flash_kib = sum(m.flash_kib for m in cascade)
+    fitting = [i for i, m in enumerate(pool) if m.flash_kib <= flash_kib + 1e-9]
+    accuracy = {i: float(np.mean(val_probs[i].argmax(1) == labels)) for i in fitting}
+    best = max(fitting, key=lambda i: (accuracy[i], -costs[i]))
+    return {"name": pool[best].name, "flash_kib": pool[best].flash_kib, "val_accuracy": accuracy[best],
+            "cost": float(costs[best])}
+
+
 def calibrate(members: list[Member], splits, rule: str = "max_prob", cost_metric: str = "vela_cycles",
               max_drop: float | None = None, max_cost: float | None = None,
               combination: str = "log_linear", max_members: int = 0, max_cost_ratio: float | None = None,
-              log=print) -> CalibratedCascade:
+              cheaper_than_flash_peer: bool = False, log=print) -> CalibratedCascade:
     """Orders the members cheapest first, fits how each stage combines them (`combination`) and sweeps
     thresholds on splits.val, reports on splits.test. With `max_members` (below the number given) the
     given members are a pool, and the cascade is the subset `udc.ensemble.selection` picks on splits.val.
     `max_cost_ratio` bounds the average cost as a share of the (chosen) members' full ensemble's, as `max_cost`
-    does in the cost's units (see `calibration.select`)."""
+    does in the cost's units (see `calibration.select`). `cheaper_than_flash_peer` also keeps it below the cost of
+    the cascade's flash peer (`flash_peer`): a cascade pays its flash only if it answers faster than the single
+    model that flash could hold."""
     logic.check_rule(rule)
-    calibration.check_goal(max_drop, max_cost, max_cost_ratio)
+    calibration.check_goal(max_drop, max_cost, max_cost_ratio, cheaper_than_flash_peer)
     check_combination(combination)
     if cost_metric not in COST_METRICS:
         raise UdcError(f"unknown cost '{cost_metric}'; choose one of: {', '.join(COST_METRICS)}")
@@ -74,11 +88,15 @@ def calibrate(members: list[Member], splits, rule: str = "max_prob", cost_metric
     metrics = [m for m in COST_METRICS if all(x.cost_or_none(m) is not None for x in members)]
     if cost_metric not in metrics:
         raise UdcError(f"cost '{cost_metric}' was not measured for every member")
+    if cheaper_than_flash_peer and any(m.flash_kib is None for m in members):
+        raise UdcError("--cheaper_than_flash_peer compares flash, which Vela measures: load the members with a "
+                       "target (load_members(paths, target=...)) or drop --cheaper_than_flash_peer")
     order = logic.order_by_cost(_costs(members, cost_metric))
     members = [members[i] for i in order]
     costs = _costs(members, cost_metric)
 
     val_probs = [m.probabilities(splits.val.x) for m in members]
+    pool, pool_val_probs, pool_costs = members, val_probs, costs
     selection = None
     if max_members and max_members < len(members):
         chosen, record = select_members(val_probs, splits.val.y, costs, rule, combination, max_members, log)
@@ -104,10 +122,22 @@ def calibrate(members: list[Member], splits, rule: str = "max_prob", cost_metric
     full_cost = {k: float(_costs(members, k).sum()) for k in metrics}
     if max_cost_ratio is not None:
         max_cost = max_cost_ratio * full_cost[cost_metric]
+    peer, cost_cap = None, max_cost
+    if cheaper_than_flash_peer:
+        peer = flash_peer(pool, pool_val_probs, splits.val.y, pool_costs, members)
+        below_peer = peer["cost"] * (1 - 1e-9)  # strictly fewer: an equal cost is no gain for the flash spent
+        cost_cap = below_peer if max_cost is None else min(max_cost, below_peer)
 
     points = calibration.sweep(val_probs, splits.val.y, costs, rule, stage_weights=weights)
     front = calibration.pareto_front(points)
-    chosen = calibration.select(points, full_val, max_drop=max_drop, max_cost=max_cost)
+    try:
+        chosen = calibration.select(points, full_val, max_drop=max_drop, max_cost=cost_cap)
+    except calibration.GoalNotReachableError as e:
+        if peer is None:
+            raise
+        raise calibration.GoalNotReachableError(
+            f"{e}, or drop --cheaper_than_flash_peer (the flash peer {peer['name']} costs {peer['cost']:,.6g})"
+        ) from None
 
     def on_test(thresholds):
         outcome = logic.run_cascade(test_probs, thresholds, rule, costs, weights)
@@ -153,7 +183,8 @@ def calibrate(members: list[Member], splits, rule: str = "max_prob", cost_metric
                         **({"stage_weights": [w.tolist() for w in weights]} if weights is not None else {})},
         "cost_metric": cost_metric,
         "cost_units": {k: COST_UNITS[k] for k in metrics},
-        "goal": {"max_drop_points": max_drop, "max_cost": max_cost, "max_cost_ratio": max_cost_ratio},
+        "goal": {"max_drop_points": max_drop, "max_cost": max_cost, "max_cost_ratio": max_cost_ratio,
+                 "flash_peer": peer},
         "dataset": {"name": splits.name, "val_size": len(splits.val), "test_size": len(splits.test)},
         "members": singles,
         **({"storage": _storage(members)} if all(m.encoded_bytes is not None for m in members) else {}),

@@ -38,7 +38,10 @@ def markdown(report: dict, title: str = "Flexible ensemble with early exit") -> 
     goal_text = " and ".join(t for t in (
         goal["max_drop_points"] is not None and f"accuracy drop from the full ensemble <= {goal['max_drop_points']} points (validation)",
         goal["max_cost"] is not None and f"average cost <= {goal['max_cost']:,.6g}"
-        + (f" ({goal['max_cost_ratio']:.0%} of the full ensemble's)" if goal.get("max_cost_ratio") else "")) if t)
+        + (f" ({goal['max_cost_ratio']:.0%} of the full ensemble's)" if goal.get("max_cost_ratio") else ""),
+        goal.get("flash_peer") and f"below the cost of its flash peer {goal['flash_peer']['name']} (the most "
+        f"accurate single model on validation within the cascade's flash: {goal['flash_peer']['flash_kib']:.1f} KiB, "
+        f"{goal['flash_peer']['cost']:,.6g}, {100 * goal['flash_peer']['val_accuracy']:.2f} %)") if t)
     lines += [f"Goal: {goal_text}.", ""]
     selection = report.get("member_selection")
     if selection:
@@ -105,16 +108,20 @@ def plot_png(report: dict) -> bytes:
     curve = report["curve"]
     ax.plot([c["test_average_cost"][metric] for c in curve], [100 * c["test_accuracy"] for c in curve],
             "-", color="tab:blue", lw=1.2, label="cascade (val-Pareto thresholds, on test)")
-    for s in report["members"]:
+    # Members are numbered by stage at their points and named in the legend: the names of members close in
+    # cost (one architecture of other seeds shares its cost) would print over each other.
+    for i, s in enumerate(report["members"]):
         ax.plot(s["cost"][metric], 100 * s["test_accuracy"], "s", color="tab:gray")
-        ax.annotate(s["name"], (s["cost"][metric], 100 * s["test_accuracy"]), textcoords="offset points",
-                    xytext=(4, -10), fontsize=7)
+        ax.annotate(str(i + 1), (s["cost"][metric], 100 * s["test_accuracy"]), textcoords="offset points",
+                    xytext=(5, -4 - 8 * (i % 2)), fontsize=8)
     full = report["full_ensemble"]
     ax.plot(full["cost"][metric], 100 * full["test_accuracy"], "D", color="tab:green", label="full ensemble")
     chosen = report["chosen"]
     ax.plot(chosen["test_average_cost"][metric], 100 * chosen["test_accuracy"], "*", color="tab:red",
             ms=14, label="chosen operating point")
-    ax.plot([], [], "s", color="tab:gray", label="single members")
+    ax.plot([], [], "s", color="tab:gray", label="single members, by stage:")
+    for i, s in enumerate(report["members"]):
+        ax.plot([], [], " ", label=f"{i + 1}: {s['name']}")
     ax.set_xlabel(f"average cost per input ({metric}, {unit})")
     ax.set_ylabel("test accuracy (%)")
     ax.set_title(f"Early-exit cascade, rule {report['rule']} ({report['dataset']['name']})")

@@ -1,7 +1,9 @@
-"""A small fmnist supernet trained briefly on digits, and a choice for each of its layers."""
+"""A small fmnist supernet trained briefly on digits, a choice for each of its layers, and a supernet whose branches
+a Concatenate joins."""
 
 from udc.compat import keras
 from udc.space import SearchOptions
+from udc.space.derive import derive_supernet
 from udc.space.layers import traced_pass
 from udc.space.supernet import fmnist_supernet
 
@@ -24,3 +26,21 @@ def trained_supernet(splits):
     with traced_pass("soft"):  # fit runs the soft mixture only: no need to trace each layer's exact branch too
         model.fit(splits.train.x[:640], splits.train.y[:640], batch_size=64, epochs=1, verbose=0)
     return model
+
+
+def joined_branches(join_to_add=False):
+    """A stem, two equal branches (a 1x1 one and a depthwise-separable one) joined by a Concatenate, then a 1x1
+    convolution (or, `join_to_add`, an Add of the joined tensor and a 32-channel convolution of the stem)."""
+    inputs = keras.Input((8, 8, 3))
+    stem = keras.layers.ReLU(name="stem_relu")(keras.layers.Conv2D(16, 3, padding="same", name="stem")(inputs))
+    a = keras.layers.Conv2D(16, 1, activation="relu", name="branch_a")(stem)
+    b = keras.layers.Conv2D(16, 1, activation="relu", name="branch_b")(stem)
+    b = keras.layers.DepthwiseConv2D(3, padding="same", name="branch_b_dw")(b)
+    x = keras.layers.Concatenate(name="cat")([a, b])
+    if join_to_add:
+        x = keras.layers.Add(name="add")([x, keras.layers.Conv2D(32, 1, name="wide")(stem)])
+    x = keras.layers.Conv2D(16, 1, activation="relu", name="after")(keras.layers.MaxPooling2D(name="max")(x))
+    x = keras.layers.Dense(3, name="out")(keras.layers.GlobalAveragePooling2D(name="pool")(x))
+    keras.utils.set_random_seed(0)
+    options = SearchOptions(alignment=8, kernel_sizes=(1, 3), patterns=("dense", "2:4"), sparsities=(0.0, 0.5))
+    return derive_supernet(keras.Model(inputs, x), options)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from cycle_helpers import assert_expected_cycles_are_exact_at_hard_choices
+from supernet_helpers import joined_branches
 from udc import tflite_file
 from udc.compat import keras
 from udc.costs import cycle_model as cm
@@ -145,3 +146,27 @@ def test_a_residual_network_is_probed_in_every_cell_and_its_operators_found_by_n
     for layer, op in zip(layers, operators):
         assert weights[op][0] == layer.max_width or layer.name == "logits", layer.name
         assert (weights[op][1:3] == (1, 1)) == layer.name.endswith("shortcut")
+
+
+def test_concatenated_branches_are_probed_in_every_cell_and_narrowed_at_their_offsets():
+    """Two equal branches of one width group joined by a Concatenate: the layer after the join has a cell per sum
+    of the branches' widths, and a probe narrows each branch in place, the joined layer's rows at both offsets."""
+    supernet = joined_branches()
+    layers = searchable_layers(supernet)
+    after = supernet.get_layer("after")
+    assert cm.layer_cells(layers)["after"] == [(16, 8), (16, 16), (32, 8), (32, 16)]
+    schedule = cm.probe_schedule(layers)
+    measured = {cm.cell_of(after, {n: {"width": w} for n, w in widths.items()}) for widths in schedule}
+    assert measured == set(cm.layer_cells(layers)["after"])
+    template = largest_child_template(supernet, np.random.default_rng(0).random((8, 8, 8, 3)).astype(np.float32))
+    index_of = dict(zip([layer.name for layer in layers],
+                        narrowing.layer_operators(template, [layer.name for layer in layers])))
+    full = {w.op_index: w.values for w in tflite_file.weight_tensors(tflite_file.parse(template))}
+    narrow = [widths for widths in schedule if widths["branch_a"] == 8][0]
+    probe = narrowing.narrowed(template, {index_of[name]: width for name, width in narrow.items()})
+    cut = {w.op_index: w.values for w in tflite_file.weight_tensors(tflite_file.parse(probe))}
+    op = index_of["after"]
+    rows = list(range(8)) + list(range(16, 24))
+    np.testing.assert_array_equal(cut[op], full[op][:narrow["after"], :, :, rows])
+    assert cut[index_of["branch_b_dw"]].shape[-1] == 8
+    assert TARGET.compile(probe).cpu_ops == 0

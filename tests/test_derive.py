@@ -5,7 +5,9 @@ search gets one line naming the layer."""
 import numpy as np
 import pytest
 
+from supernet_helpers import joined_branches
 from udc.compat import keras
+from udc.costs import size_model as sm
 from udc.deploy.strip import strip
 from udc.errors import ConfigError
 from udc.models import build_backbone
@@ -202,3 +204,37 @@ def test_a_concatenates_branches_keep_their_widths_and_strip_to_the_hard_superne
     assert layers["branch_a"].input_from is layers["stem"]
     plain = assert_strips_to_the_hard_supernet(supernet, (8, 8, 3))
     assert plain.get_layer("after").input_shape[-1] == 24
+
+
+def test_a_concatenate_of_equal_branches_shares_one_width_and_strips_to_the_hard_supernet():
+    """The branches (the depthwise one through the layer that sets its channels) join one width group; the layer
+    after the join, past a pooling, reads two blocks live up to that width. The stripped child computes the hard
+    supernet's outputs, and the size model codes the stripped kernel's rows, at every width."""
+    supernet = joined_branches()
+    layers = {layer.name: layer for layer in searchable_layers(supernet)}
+    assert layers["branch_a"].width_from is layers["branch_b"] and layers["branch_a"].widths == (8, 16)
+    assert layers["after"].input_copies == 2 and layers["after"].input_from is layers["branch_a"]
+    assert sm.input_width_distribution(layers["after"])[1] == (16, 32)
+    np.testing.assert_array_equal(layers["after"].input_channels(16), list(range(8)) + list(range(16, 24)))
+    widths = set()
+    for seed in range(4):
+        plain = assert_strips_to_the_hard_supernet(supernet, (8, 8, 3), seed)
+        choices = {name: layer.hard_choice() for name, layer in layers.items()}
+        width = choices["branch_b"]["width"]
+        widths.add(width)
+        assert plain.get_layer("branch_a").filters == width and plain.get_layer("after").input_shape[-1] == 2 * width
+        c = choices["after"]
+        codes = sm.layer_codes(layers["after"], c["bits"], c["sparsity"], c["width"],
+                               sm.input_width_of(layers["after"], choices), c["pattern"])
+        _, masks = strip(supernet)
+        kept = np.transpose(masks["after"], (3, 0, 1, 2)) != 0
+        assert codes.shape == kept.shape and np.all(kept[codes != 0]), "codes only where strip kept weights"
+    assert widths == {8, 16}, "the seeds drew both widths"
+
+
+def test_a_concatenate_whose_blocks_reach_an_add_keeps_its_branches():
+    supernet = joined_branches(join_to_add=True)
+    layers = {layer.name: layer for layer in searchable_layers(supernet)}
+    assert layers["branch_a"].widths == layers["branch_b"].widths == (16,) and layers["wide"].widths == (32,)
+    assert layers["after"].input_copies == 1
+    assert_strips_to_the_hard_supernet(supernet, (8, 8, 3))

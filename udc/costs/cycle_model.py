@@ -259,7 +259,7 @@ def _ascended_probe(layers, chosen, missing) -> dict:
     layer = next(layer for layer in layers if missing[layer.name])
     input_width, width = min(missing[layer.name])
     if _input_owner(layer) is not None:
-        assignment[_input_owner(layer).name] = input_width
+        assignment[_input_owner(layer).name] = input_width // layer.input_copies
     if layer.has_width_choice:
         assignment[_owner(layer).name] = width
     score, improved = gained(assignment), True

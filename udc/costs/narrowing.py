@@ -59,60 +59,62 @@ def _text(name) -> str:
 
 def narrowed(data: bytes, widths: dict, kernel_sizes=None) -> bytes:
     """A copy of the .tflite with operator i's output channels cut to widths[i] (operators not in
-    `widths` keep theirs; a depthwise operator follows its input), and every input cut to match; a
-    convolution in `kernel_sizes` ({operator index: k}) keeps the k x k centre of its kernel (with
-    `same` padding the output keeps its size, `udc.space.kernel_sizes`)."""
+    `widths` keep theirs; a depthwise operator follows its input), and every input cut to match (after a
+    CONCATENATION, the channels each narrowed branch keeps at its offset); a convolution in `kernel_sizes`
+    ({operator index: k}) keeps the k x k centre of its kernel (with `same` padding the output keeps its size,
+    `udc.space.kernel_sizes`)."""
     kernel_sizes = kernel_sizes or {}
     model = tflite_file.parse(data)
     graph = model.subgraphs[0]
-    channels = {}  # tensor index -> its new channel count
     original = [int(t.shape[-1]) if t.shape is not None and len(t.shape) else 0 for t in graph.tensors]
+    kept = {}  # tensor index -> the channels of the original tensor it keeps, in order
+
+    def kept_of(tensor):
+        return kept.get(tensor, np.arange(original[tensor]))
+
     for i, op in enumerate(graph.operators):
         name = tflite_file.op_name(model, op)
-        source = op.inputs[0]
-        in_channels = channels.get(source, int(graph.tensors[source].shape[-1]))
+        rows = kept_of(op.inputs[0])
         if name in _WEIGHT_OPS:
             weights = graph.tensors[op.inputs[1]]
-            if name == "DEPTHWISE_CONV_2D":
-                out_channels = in_channels
-                keep = (slice(None), slice(None), slice(None), slice(0, in_channels))
+            if name == "DEPTHWISE_CONV_2D":  # output channel c is input channel c
+                out = rows
+                keep = (slice(None),) * 3 + (rows,)
             else:
-                out_channels = int(widths.get(i, weights.shape[0]))
-                if out_channels > weights.shape[0]:
+                width = int(widths.get(i, weights.shape[0]))
+                if width > weights.shape[0]:
                     raise UdcError(f"operator {i} ({name}) has {weights.shape[0]} output channels, fewer than "
-                                   f"{out_channels}; narrow a template at least as wide")
-                keep = (slice(0, out_channels),) + (slice(None),) * (len(weights.shape) - 2) + (slice(0, in_channels),)
+                                   f"{width}; narrow a template at least as wide")
+                out = np.arange(width)
+                keep = (slice(0, width),) + (slice(None),) * (len(weights.shape) - 2) + (rows,)
             if i in kernel_sizes:  # OHWI and 1HWC: the spatial axes are 1 and 2
                 keep = tuple(_centre(keep[axis], weights.shape[axis], kernel_sizes[i]) if axis in (1, 2)
                              else keep[axis] for axis in range(4))
-            _cut(model, weights, keep, out_channels)
+            _cut(model, weights, keep, out)
             if len(op.inputs) > 2 and op.inputs[2] >= 0:
-                _cut(model, graph.tensors[op.inputs[2]], (slice(0, out_channels),), out_channels)
+                _cut(model, graph.tensors[op.inputs[2]], (out,), out)
         elif name in _CHANNEL_KEEPING_OPS:
             if i in widths:
                 raise UdcError(f"operator {i} ({name}) has no weights; only weight operators take a width")
-            out_channels = in_channels
+            out = rows
         elif name == "CONCATENATION":
-            out_channels = _concatenated_channels(graph, op, i, channels, original)
+            out = _concatenated_channels(graph, op, i, kept_of, original)
         else:
             raise UdcError(f"cannot narrow a model with a {name} operator (operator {i})")
         for output in op.outputs:
-            channels[output] = out_channels
-            graph.tensors[output].shape = _with_channels(graph.tensors[output].shape, out_channels)
+            kept[output] = out
+            graph.tensors[output].shape = _with_channels(graph.tensors[output].shape, len(out))
     return tflite_file.serialise(model)
 
 
-def _concatenated_channels(graph, op, index, channels, original) -> int:
-    """The channels of a channel CONCATENATION whose inputs keep theirs (a search holds a Concatenate's branches at
-    their widths, `udc.space.derive`): a narrowed branch would move the next one's channels, which the operator after
-    it, cut to its input's first channels, cannot follow."""
+def _concatenated_channels(graph, op, index, kept_of, original) -> np.ndarray:
+    """The channels a channel CONCATENATION keeps: each input's kept channels at that input's offset in the
+    original output."""
     rank = len(graph.tensors[op.outputs[0]].shape)
     if getattr(op.builtinOptions, "axis", -1) not in (-1, rank - 1):
         raise UdcError(f"cannot narrow a CONCATENATION along axis {op.builtinOptions.axis} (operator {index})")
-    if any(channels.get(t, original[t]) != original[t] for t in op.inputs):
-        raise UdcError(f"cannot narrow the inputs of a CONCATENATION (operator {index}); its branches keep their "
-                       "widths")
-    return sum(original[t] for t in op.inputs)
+    offsets = np.cumsum([0] + [original[t] for t in op.inputs])
+    return np.concatenate([kept_of(t) + offset for t, offset in zip(op.inputs, offsets)])
 
 
 def _centre(whole: slice, size: int, kept: int) -> slice:
@@ -129,8 +131,8 @@ def _with_channels(shape, channels):
     return shape
 
 
-def _cut(model, tensor, keep, out_channels) -> None:
-    """Keeps `keep` of a constant tensor's values, its shape and its per-channel quantization."""
+def _cut(model, tensor, keep, channels: np.ndarray) -> None:
+    """Keeps `keep` of a constant tensor's values and its shape, and the per-channel quantization of `channels`."""
     values = tflite_file.buffer_array(model, tensor)[keep]
     # A buffer of its own: the converter shares one buffer between equal constants (zero biases).
     buffer = tflite_file.schema.BufferT()
@@ -140,8 +142,8 @@ def _cut(model, tensor, keep, out_channels) -> None:
     tensor.shape = np.array(values.shape, np.int32)
     q = tensor.quantization
     if q is not None and q.scale is not None and len(q.scale) > 1:
-        q.scale = np.asarray(q.scale)[:out_channels]
-        q.zeroPoint = np.asarray(q.zeroPoint)[:out_channels]
+        q.scale = np.asarray(q.scale)[channels]
+        q.zeroPoint = np.asarray(q.zeroPoint)[channels]
 
 
 def coarsened(data: bytes, bits: int, sparsity: float) -> bytes:

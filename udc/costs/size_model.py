@@ -51,7 +51,8 @@ convolution has one pair of tables per weight
 traversal of the target (`Target.weight_traversals`), chosen per input-width option by
 the target's rule, so the expectation runs over the input width's options rather than
 its mean); `E[c_out] = sum_i p_i width_i` and `E[c_in]` the expected
-width of the layer named by `input_from` (the full input depth if none). Choices of
+width of the layer named by `input_from` (times its `input_copies` after a Concatenate; the full input depth if
+none). Choices of
 different layers are independent, so `E[c_in * c_out] = E[c_in] E[c_out]` exactly: the
 dependence on the previous layer's width is carried by its probabilities, and gradients
 flow to both layers' width logits. A depthwise layer has K * E[c_in] weights.
@@ -106,8 +107,10 @@ def layer_codes(layer, bits: int, sparsity: float, width=None, input_width=None,
     if kind == "depthwise":
         sub = kernel[:, :, :input_width or kernel.shape[2], :]
     else:
-        cin, width = input_width or kernel.shape[-2], width or kernel.shape[-1]
-        sub = kernel[:cin, :width] if kind == "dense" else kernel[:, :, :cin, :width]
+        width = width or kernel.shape[-1]
+        rows = kernel[..., :input_width, :] if layer.input_copies == 1 or input_width is None \
+            else np.take(kernel, layer.input_channels(input_width), axis=-2)  # concatenated blocks' live rows
+        sub = rows[..., :width]
     return kernel_codes(prune(sub, pattern, sparsity, layer.in_axis), bits, kind)
 
 
@@ -166,8 +169,10 @@ def input_width_of(layer, choices):
     if source is None:
         return None
     if layer_kind(source) == "depthwise":
-        return input_width_of(source, choices) or source.max_input_width
-    return choices[source.name]["width"]
+        width = input_width_of(source, choices) or source.max_input_width
+    else:
+        width = choices[source.name]["width"]
+    return width * layer.input_copies
 
 
 def network_codec_bytes(layers, choices=None, target=None, order=None) -> dict:
@@ -223,11 +228,13 @@ def exported_bytes(data: bytes, target=None, order=None) -> dict:
 # ------------------------------------------------------------------ calibration
 
 def _calibration_shape(layer):
-    """A sub-shape about a quarter of the kernel (half the output and input channels)."""
+    """A sub-shape about a quarter of the kernel (half the output and input channels; the input a multiple of the
+    concatenated blocks, `input_channels`)."""
     kernel = layer.kernel.shape
     if layer_kind(layer) == "depthwise":
         return None, max(1, kernel[2] // 4)
-    return max(1, kernel[-1] // 2), max(1, kernel[-2] // 2)
+    copies = layer.input_copies
+    return max(1, kernel[-1] // 2), max(copies, kernel[-2] // 2 // copies * copies)
 
 
 def _weights_in(layer, width=None, input_width=None, kernel_size=None):
@@ -332,8 +339,10 @@ def input_width_distribution(layer):
     if source is None:
         return tf.ones([1]), (int(layer.kernel.shape[-2]),)
     if layer_kind(source) == "depthwise":
-        return input_width_distribution(source)
-    return source.choice_probabilities()["width"], tuple(source.widths)
+        probs, widths = input_width_distribution(source)
+    else:
+        probs, widths = source.choice_probabilities()["width"], source.widths
+    return probs, tuple(w * layer.input_copies for w in widths)
 
 
 def expected_input_width(layer):

@@ -24,17 +24,12 @@ from udc.space.quantizers import grid_quantize
 
 
 def _sub_kernel(layer, c, input_width):
-    kernel = layer.kernel.numpy()
-    kernel = layer.centre(kernel, KERNEL_SIZE.chosen(layer, c))
+    kernel = layer.centre(layer.kernel.numpy(), KERNEL_SIZE.chosen(layer, c))
+    kernel = np.take(kernel, layer.input_channels(input_width), axis=layer.in_axis)  # a Concatenate's blocks too
     if isinstance(layer, search_layers.SearchableDepthwiseConv2D):
-        sub = kernel[:, :, :input_width, :]
-        axis = 2
-    elif isinstance(layer, search_layers.SearchableDense):
-        sub = kernel[:input_width, :c["width"]]
-        axis = None
+        sub, axis = kernel, 2
     else:
-        sub = kernel[:, :, :input_width, :c["width"]]
-        axis = -1
+        sub, axis = kernel[..., :c["width"]], (None if isinstance(layer, search_layers.SearchableDense) else -1)
     pruned = sm.prune(sub, pattern_of(c), c["sparsity"], layer.in_axis)
     return pruned, grid_quantize(pruned, c["bits"], axis).numpy()
 

@@ -20,11 +20,14 @@ name and largest shape:
 * the weight layers whose outputs a residual Add joins form a **width group**: they keep the same channels, so
   the first holds the group's width choice and the others share it (`width_from`, see `udc.space.layers`); a
   group the model's input joins keeps the input's channels;
-* the weight layers whose outputs a channel Concatenate joins keep their widths (with their width groups): the
-  layer after the join reads all of its channels, the branches' at fixed offsets. A branch's width choice would
-  move the next branch's channels, which an exact pass that reads its input's first channels cannot follow, and
-  the branches' width options need not match (16 and 24 channels have other options), so no shared choice fits
-  them all. The search says which layers keep their width (`udc.workflows.pipeline`).
+* the weight layers whose outputs a channel Concatenate of **equal** branches joins form one width group too
+  (through a depthwise layer, the layer that sets its channels): each branch is live up to the same width, so the
+  layer after the join reads `input_copies` blocks, the first (width) channels of each (`udc.space.layers`), and
+  its input width is their sum. The branches keep their widths when they differ (16 and 24 channels have other
+  width options, so no one choice fits both), when the model's input joins, and when the joined tensor reaches
+  a layer that reads its channels otherwise (an Add, another Concatenate, a depthwise layer, the model's
+  output); the layer after such a join reads all of its channels. The search says which layers keep their width
+  (`udc.workflows.pipeline`).
 
 A softmax on the output layer is dropped: udc trains and calibrates on logits, and the argmax is the same.
 A layer udc cannot search or carry (a Conv2D with groups, a depth multiplier above 1, a Concatenate along another
@@ -139,7 +142,8 @@ def _build(model, walk, plan, options, tensors, searchable) -> None:
             searchable[layer.name] = _searchable(
                 layer, bn, relu, searchable.get(plan.producer[sources[0]]), options,
                 is_output=(relu or bn or layer).name in walk.output_layers, keeps_width=layer.name in plan.fixed,
-                width_from=None if leader == layer.name else searchable[leader])
+                width_from=None if leader == layer.name else searchable[leader],
+                input_copies=plan.copies.get(sources[0], 1))
             tensors[layer.name] = searchable[layer.name](x[0])
         else:
             tensors[layer.name] = layer.__class__.from_config(layer.get_config())(x if len(x) > 1 else x[0])
@@ -148,18 +152,35 @@ def _build(model, walk, plan, options, tensors, searchable) -> None:
 class _Plan:
     """What the walk finds before it builds: each weight layer's BatchNorm and ReLU (`runs`, `absorbed_run`), the
     plain layers that move inside a weight layer (`absorbed`), the weight layer whose channels each layer's output
-    carries (`producer`; None: the model input's, or none after a Flatten or a Concatenate), the width groups
-    (`leader`: a member of a group of several -> its first member) and the weight layers that keep their width
-    (`fixed`)."""
+    carries (`producer`; None: the model input's, or none after a Flatten or a held Concatenate) and in how many
+    concatenated blocks (`copies`, 1 if absent), the width groups (`leader`: a member of a group of several -> its
+    first member) and the weight layers that keep their width (`fixed`).
+
+    A Concatenate of equal branches joins them in one width group, unless its output reaches a layer that cannot
+    read blocks (an Add, another Concatenate, a depthwise layer): then the walk starts again with it held."""
 
     def __init__(self, model, walk):
-        self.absorbed, self.producer, self.runs = {}, {model.layers[0].name: None}, {}
+        held = set()  # Concatenates whose branches keep their widths
+        while True:
+            try:
+                self._walk(model, walk, held)
+                return
+            except _BlocksNotReadable as reached:
+                held.add(reached.concatenate)
+
+    def _walk(self, model, walk, held):
+        self.absorbed, self.producer, self.runs, self.copies = {}, {model.layers[0].name: None}, {}, {}
         self._parent, order, fixed = {}, [], set()
+        joined_by = {}  # a layer whose output carries concatenated blocks -> the Concatenate that made them
         for layer in model.layers[1:]:
             if layer.name in self.absorbed:
                 self.producer[layer.name] = self.producer[self.absorbed[layer.name]]
                 continue
-            joined = [self.producer[source] for source in walk.inbound[layer.name]]
+            sources = walk.inbound[layer.name]
+            joined = [self.producer[source] for source in sources]
+            blocks = [joined_by[source] for source in sources if source in joined_by]
+            if blocks and isinstance(layer, _READ_OTHER_THAN_BLOCKS):
+                raise _BlocksNotReadable(blocks[0])
             if isinstance(layer, keras.layers.Add):
                 members = [m for m in joined if m is not None]
                 _check_joined(model, layer, members)
@@ -170,10 +191,16 @@ class _Plan:
                 self.producer[layer.name] = members[0] if members else None
             elif isinstance(layer, keras.layers.Concatenate):
                 _check_concatenated(layer)
-                # The next layer reads every channel of the joined tensor: each branch keeps its width.
-                fixed.update(self._width_owner(model, walk, m) for m in joined if m is not None)
-                fixed.discard(None)
-                self.producer[layer.name] = None
+                owners = [None if m is None else self._width_owner(model, walk, m) for m in joined]
+                if layer.name not in held and None not in owners \
+                        and len({shape[-1] for shape in layer.input_shape}) == 1:
+                    for owner in owners[1:]:  # one width choice: each block is live up to the same width
+                        self._parent[self._root(owner)] = self._root(owners[0])
+                    self.producer[layer.name], self.copies[layer.name] = joined[0], len(joined)
+                    joined_by[layer.name] = layer.name
+                else:  # the next layer reads every channel of the joined tensor: each branch keeps its width
+                    fixed.update(owner for owner in owners if owner is not None)
+                    self.producer[layer.name] = None
             elif len(joined) != 1:
                 raise ConfigError(f"layer {layer.name} ({type(layer).__name__}) joins {len(joined)} branches; udc "
                                   "joins branches with Add (one width group) or Concatenate only; use one of those")
@@ -186,13 +213,19 @@ class _Plan:
                 order.append(layer.name)
             elif isinstance(layer, CARRIED_LAYERS) or is_plain_relu(layer):
                 if _flattens_a_map(layer) and joined[0] is not None:
-                    fixed.add(joined[0])  # the Dense after it reads each channel at every pixel
+                    fixed.add(self._width_owner(model, walk, joined[0]))  # the Dense after it reads each channel
+                    fixed.discard(None)  # at every pixel
                 self.producer[layer.name] = None if _flattens_a_map(layer) else joined[0]
+                if blocks and not _flattens_a_map(layer):  # channel c stays channel c: the blocks stay
+                    self.copies[layer.name], joined_by[layer.name] = self.copies[sources[0]], blocks[0]
             else:
                 raise ConfigError(f"layer {layer.name} ({type(layer).__name__}) is not one udc can search or carry; "
                                   "udc searches Conv2D, DepthwiseConv2D and Dense (with BatchNormalization and ReLU), "
                                   "joins branches with Add or Concatenate and carries "
                                   f"{', '.join(c.__name__ for c in CARRIED_LAYERS[:-1])}; replace it")
+        reached = sorted(walk.output_layers & set(joined_by))
+        if reached:  # the model's output keeps its channels
+            raise _BlocksNotReadable(joined_by[reached[0]])
         groups = {}
         for name in order:
             groups.setdefault(self._root(name), []).append(name)
@@ -211,6 +244,19 @@ class _Plan:
         while self._parent.get(name, name) != name:
             name = self._parent[name]
         return name
+
+
+# Layers that read a tensor's channels other than as blocks each live up to one width (`_Plan`).
+_READ_OTHER_THAN_BLOCKS = (keras.layers.Add, keras.layers.Concatenate, keras.layers.DepthwiseConv2D)
+
+
+class _BlocksNotReadable(Exception):
+    """The output of `concatenate`, joined as blocks of one width group, reaches a layer that reads channels
+    otherwise."""
+
+    def __init__(self, concatenate):
+        super().__init__(concatenate)
+        self.concatenate = concatenate
 
 
 def _check_joined(model, add, members):
@@ -232,12 +278,13 @@ def _flattens_a_map(layer) -> bool:
         and layer.input_shape[1] * layer.input_shape[2] > 1
 
 
-def _searchable(layer, bn, relu, input_from, options: SearchOptions, is_output: bool, keeps_width: bool, width_from):
+def _searchable(layer, bn, relu, input_from, options: SearchOptions, is_output: bool, keeps_width: bool, width_from,
+                input_copies):
     """The searchable layer that replaces weight layer `layer` (with `bn` and `relu` inside)."""
     activation = "relu" if relu is not None else _activation_of(layer, is_output)
     common = dict(sparsities=options.sparsities, bits=options.bits, alignment=options.alignment,
                   batch_norm=bn is not None, activation=activation, input_from=input_from, name=layer.name,
-                  width_from=width_from,
+                  width_from=width_from, input_copies=input_copies,
                   use_bias=False if bn is not None else layer.get_config().get("use_bias", True))
     if bn is not None:
         common["bn_momentum"] = bn.momentum

@@ -88,8 +88,12 @@ selection and strip see one option (`WIDTH.searchable` is False for the others).
 member draws its own Gumbel sample from that one distribution (the Add sums branches masked alike in
 expectation); the exact passes, which the sandwich rule trains and strip builds, share the index.
 
-`input_from` and `width_from` are Python links, not part of `get_config`: a model rebuilt from config must
-set them again.
+**Concatenated branches**: a channel Concatenate of branches of one width group (equal channels, one width
+choice) gives the layer after it `input_copies` blocks of the group's channels, each live up to the chosen width
+(`input_channels`); the exact pass and the codec read those rows only, so a child costs what its widths cost.
+
+`input_from`, `width_from` and `input_copies` are Python links, not part of `get_config`: a model rebuilt from
+config must set them again.
 
 Each layer may contain its BatchNorm and activation (`batch_norm=True`,
 `activation="relu"`): the mask must come after them, and keeping the activation inside
@@ -232,7 +236,7 @@ class SearchableLayer(keras.layers.Layer):
     def __init__(self, widths=None, sparsities=opts.DEFAULT_SPARSITIES, bits=opts.DEFAULT_BITS,
                  patterns=opts.DEFAULT_PATTERNS, alignment=opts.DEFAULT_ALIGNMENT, batch_norm=False, activation=None,
                  use_bias=None, bn_momentum=0.9, temperature=DEFAULT_START_TEMPERATURE, input_from=None, width_from=None,
-                 kernel_initializer="glorot_uniform", **kwargs):
+                 input_copies=1, kernel_initializer="glorot_uniform", **kwargs):
         super().__init__(**kwargs)
         self.alignment = alignment
         self._widths_arg = None if widths is None else tuple(widths)
@@ -246,6 +250,7 @@ class SearchableLayer(keras.layers.Layer):
         self.initial_temperature = float(temperature)
         self._input_from = _Ref(input_from)  # not an attribute Keras would track as a sublayer
         self._width_from = _Ref(width_from)
+        self.input_copies = int(input_copies)  # concatenated blocks of `input_from`'s channels (module doc)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.last_width_mask = None
 
@@ -290,6 +295,19 @@ class SearchableLayer(keras.layers.Layer):
     @property
     def max_width(self) -> int:
         raise NotImplementedError
+
+    def input_channels(self, input_width: int) -> np.ndarray:
+        """The kernel's input rows live at `input_width` input channels: the first ones, or with `input_copies`
+        concatenated blocks the first input_width / copies of each block."""
+        block = self.max_input_width // self.input_copies
+        live = int(input_width) // self.input_copies
+        return (np.arange(live)[None, :] + block * np.arange(self.input_copies)[:, None]).reshape(-1)
+
+    def _live_inputs(self, x, in_width, axis):
+        """`x` (a tensor) cut along `axis` to the rows `input_channels` gives for `in_width` (a scalar tensor)."""
+        block = self.max_input_width // self.input_copies
+        rows = tf.range(in_width // self.input_copies)[None, :] + block * tf.range(self.input_copies)[:, None]
+        return tf.gather(x, tf.reshape(rows, [-1]), axis=axis)
 
     # --- build -----------------------------------------------------------------
     def build(self, input_shape):
@@ -371,7 +389,8 @@ class SearchableLayer(keras.layers.Layer):
     def _exact_slice(self):
         """(input width, output width, prune count per sparsity rate) of the exact sub-network."""
         source = width_source(self)
-        in_options = (int(self.kernel.shape[self.in_axis]),) if source is None else source.widths
+        in_options = ((int(self.kernel.shape[self.in_axis]),) if source is None
+                      else tuple(w * self.input_copies for w in source.widths))
         out_options = self.widths if self.has_width_choice else (1,)
         if getattr(self, "_prune_counts", None) is None:  # numpy: usable in any graph
             self._prune_counts = np.array(
@@ -404,11 +423,14 @@ class SearchableLayer(keras.layers.Layer):
         """
         in_width, out_width, counts = self._exact_slice()
         rank = len(self.kernel.shape)
-        size = [-1] * rank
-        size[self.in_axis % rank] = in_width
+        kernel, size = self.kernel, [-1] * rank
+        if self.input_copies == 1:
+            size[self.in_axis % rank] = in_width
+        else:
+            kernel = self._live_inputs(kernel, in_width, self.in_axis % rank)
         if self.has_width_choice:
             size[-1] = out_width
-        kernel = tf.slice(self.kernel, [0] * rank, tf.stack(size))
+        kernel = tf.slice(kernel, [0] * rank, tf.stack(size))
         for dim in KERNEL_DIMENSIONS:
             kernel = dim.exact(self, kernel, self._selected(dim), counts)
         return kernel, in_width, out_width
@@ -430,7 +452,8 @@ class SearchableLayer(keras.layers.Layer):
         operation on the zero-padded sub-kernel gives, as the input's channels past the input width are
         zero (the previous layer masked them)."""
         kernel, in_width, out_width = self._exact_kernel()
-        y = self._apply(inputs[..., :in_width], kernel)
+        live = inputs[..., :in_width] if self.input_copies == 1 else self._live_inputs(inputs, in_width, -1)
+        y = self._apply(live, kernel)
         produced = out_width if self.has_width_choice else in_width
         padding = [[0, 0]] * (len(inputs.shape) - 1) + [[0, self.max_width - produced]]
         y = tf.pad(y, padding)

@@ -155,7 +155,7 @@ def _search_and_export_locked(config, splits, workdir, log, stop_after_epochs, e
         [f"{search.budget_cycles:,} cycles"] if search.budget_cycles else [])
     log(f"search space: {len(search.layers)} layers; smallest network {smallest} B, budget "
         f"{' and '.join(budgets)} on {target.name}")
-    # A classifier, a layer flattened from a map, a Concatenate's branch (udc.space.derive) or a narrow layer.
+    # A classifier, a layer flattened from a map, a held Concatenate's branch (udc.space.derive) or a narrow layer.
     held = [layer.name for layer in search.layers if layer.has_width_choice and len(layer.widths) == 1]
     if held:
         log(f"  width held (one option): {', '.join(held)}")

@@ -21,7 +21,6 @@ within 0.3 points of that point's accuracy or above it, what share of its cycles
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -31,6 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from udc.fileio import write_json_atomic, write_text_atomic  # noqa: E402
+from udc.report.machine import load_average  # noqa: E402
 from udc.report.pareto import save_accuracy_chart  # noqa: E402
 
 
@@ -243,7 +243,7 @@ def main():
     parser.add_argument("--reference", default="", help="a point to compare the searches with at iso-accuracy "
                         "(e.g. pqat_2_4)")
     args = parser.parse_args()
-    before = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    before = load_average()
     latency = [latency_point(Path(w)) for w in args.searches]
     target = None
     if args.target:
@@ -258,7 +258,7 @@ def main():
     commands = Path(args.commands).read_text().splitlines() if args.commands else []
     result = {"command": "python " + " ".join([f"tools/{Path(__file__).name}"] + sys.argv[1:]),
               "searches": [c for c in commands if c.strip()], "load_before": before,
-              "load_after": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+              "load_after": load_average(),
               "target": args.target or "the Pareto run's", "missing": missing, "reference": args.reference,
               "latency_points": latency, "points": points}
     write_json_atomic(Path(args.output + ".json"), result)

@@ -16,7 +16,6 @@ Writes a table (.md), the raw series (.json) and a chart (.png).
 """
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -25,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from udc.fileio import write_json_atomic, write_text_atomic  # noqa: E402
-from udc.report.machine import describe_machine  # noqa: E402
+from udc.report.machine import describe_machine, load_average  # noqa: E402
 from udc.targets import get_target  # noqa: E402
 from udc.targets.staircase import (  # noqa: E402
     MARGIN, SERIES, alignment_by_kind, efficient_widths, measure_series, staircase_period)
@@ -90,7 +89,7 @@ def main():
                         help="An efficient width's cycles per channel are this much below both neighbours'.")
     parser.add_argument("--output", default="benchmarks/hardware/channel_staircase")
     args = parser.parse_args()
-    load_before = " ".join(f"{v:.2f}" for v in os.getloadavg())
+    load_before = load_average()
     targets = []
     for name in args.targets.split(","):
         target = get_target(name)
@@ -106,7 +105,7 @@ def main():
         targets.append(entry)
     result = {"command": " ".join(["python tools/channel_staircase.py", *sys.argv[1:]]),
               "machine": describe_machine(), "load_before": load_before,
-              "load_after": " ".join(f"{v:.2f}" for v in os.getloadavg()), "max_channels": args.max_channels,
+              "load_after": load_average(), "max_channels": args.max_channels,
               "fixed_channels": args.fixed_channels, "margin": args.margin, "targets": targets}
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -12,7 +12,6 @@ at the encoded bytes of the file's own weights, beside Vela's cycles of that fil
 
 import argparse
 import importlib.util
-import os
 import sys
 import time
 from pathlib import Path
@@ -23,6 +22,7 @@ sys.path.insert(0, str(ROOT))
 from udc.arch import ArchSpec  # noqa: E402
 from udc.deploy.strip import largest_child_template  # noqa: E402
 from udc.fileio import write_json_atomic, write_text_atomic  # noqa: E402
+from udc.report.machine import load_average  # noqa: E402
 
 
 def load_config(path):
@@ -95,7 +95,7 @@ def main():
     parser.add_argument("--targets", default="ethos-u55-128")
     parser.add_argument("--output", required=True, help="path without extension: writes .json and .md")
     args = parser.parse_args()
-    before = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    before = load_average()
     from udc.data import load_splits
     from udc.targets import get_target
 
@@ -105,7 +105,7 @@ def main():
     targets = [check_target(config, splits, get_target(name), points, lambda m: print(m, flush=True))
                for name in args.targets.split(",")]
     result = {"command": "python " + " ".join([f"tools/{Path(__file__).name}"] + sys.argv[1:]),
-              "load_before": before, "load_after": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+              "load_before": before, "load_after": load_average(),
               "targets": targets}
     write_json_atomic(Path(args.output + ".json"), result)
     write_text_atomic(Path(args.output + ".md"), markdown(result))

@@ -15,7 +15,6 @@ recorded one: it checks that the state restored is the state the search ended in
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -25,6 +24,7 @@ sys.path.insert(0, str(ROOT))
 from benchmark_search import last_search_epoch  # noqa: E402  (this folder: the script's own)
 from udc.arch import ArchSpec  # noqa: E402
 from udc.fileio import write_text_atomic  # noqa: E402
+from udc.report.machine import load_average  # noqa: E402
 
 
 def saved_config(base_config_path, point_dir):
@@ -100,12 +100,12 @@ def main():
                         help="the config file the searches were made from (their recorded keys override it)")
     parser.add_argument("--output", required=True, help="the markdown file to write")
     args = parser.parse_args()
-    before = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    before = load_average()
     rows = []
     for point in args.points:
         rows.append(remeasure(args.config, Path(point)))
         print(json.dumps(rows[-1]), flush=True)
-    after = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    after = load_average()
     command = "python " + " ".join([f"tools/{Path(__file__).name}"] + sys.argv[1:])
     write_text_atomic(args.output, table(rows, command, (before, after)))
 

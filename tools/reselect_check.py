@@ -11,7 +11,6 @@ refactoring of targets, costs and selection must leave as it was.
 """
 
 import argparse
-import os
 import shutil
 import sys
 from pathlib import Path
@@ -22,6 +21,7 @@ sys.path.insert(0, str(ROOT))
 from remeasure_search_end import saved_config  # noqa: E402  (this folder: the script's own)
 from udc.arch import ArchSpec  # noqa: E402
 from udc.fileio import write_text_atomic  # noqa: E402
+from udc.report.machine import load_average  # noqa: E402
 
 KEYS = ("name", "width", "input_width", "pattern", "sparsity", "bits", "codec_bytes")
 
@@ -49,9 +49,9 @@ def main():
     parser.add_argument("--config", default="configs/fashion_mnist.py")
     parser.add_argument("--output", required=True)
     args = parser.parse_args()
-    before = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    before = load_average()
     rows = [reselect(args.config, Path(p)) for p in args.points]
-    after = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    after = load_average()
     command = "python " + " ".join([f"tools/{Path(__file__).name}"] + sys.argv[1:])
     lines = ["# Selection again with the current code", "", f"Made with `{command}`; load average before {before}, "
              f"after {after}.", "", "| search | same layers (widths, pattern, sparsity, bits, codec bytes) "

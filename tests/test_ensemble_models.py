@@ -230,6 +230,25 @@ def test_cli_user_error_is_one_line(member_paths, tmp_path, monkeypatch, capsys)
     assert not any("Traceback" in line for line in err)
 
 
+def test_cli_reads_an_image_folder_at_the_members_input_size(member_paths, tmp_path, monkeypatch):
+    """Given members of 8x8 grey images, a folder of 20x16 colour images in ten class folders is read at 8x8 in grey."""
+    from udc.compat import tf
+
+    rng = np.random.default_rng(0)
+    for label in range(10):
+        (tmp_path / "images" / f"class_{label}").mkdir(parents=True)
+        for i in range(10):
+            image = rng.integers(0, 256, (20, 16, 3), dtype=np.uint8)
+            (tmp_path / "images" / f"class_{label}" / f"{i}.png").write_bytes(tf.io.encode_png(image).numpy())
+    out = tmp_path / "out"
+    code = _run_cli(monkeypatch, ["--members", ",".join(member_paths), "--dataset", "image_folder",
+                                  f"--data_dir={tmp_path / 'images'}", "--max_drop", "1", "--output_dir", str(out),
+                                  "--latency_repeats", "1"])
+    assert code in (0, None)
+    report = json.loads((out / "ensemble.json").read_text())
+    assert report["dataset"]["name"] == "image_folder" and report["dataset"]["test_size"] == 10
+
+
 def test_train_width_members_checks_seeds(digits, tmp_path):
     from udc.errors import UdcError
 

@@ -135,6 +135,12 @@ def weight_tensors(model: schema.ModelT) -> list[WeightTensor]:
     return found
 
 
+def input_shape(model: schema.ModelT) -> tuple:
+    """The shape of the model's (first) input, e.g. (1, 28, 28, 1)."""
+    main = model.subgraphs[0]
+    return tuple(int(d) for d in main.tensors[main.inputs[0]].shape)
+
+
 def read_int8_model(path) -> bytes:
     """The bytes of a full-integer int8 .tflite; any other file is refused (see check_int8)."""
     data = read_bytes(path)

@@ -9,7 +9,8 @@ ensemble.{json,md,png} and the deployment descriptor cascade.json to --output_di
 The members are either given (--members), searched by UDC at each budget of the config
 (--config with --budgets_kb; finished searches in --workdir are reused), or trained as
 fmnist_cnn at several width multipliers (--train_widths). With --config the splits are
-the config's, the ones the searches held out.
+the config's, the ones the searches held out. Given members read an image folder
+(--dataset=image_folder --data_dir=...) at their own input size and channels.
 """
 
 import math
@@ -56,7 +57,8 @@ def define_flags():
     flags.DEFINE_enum("cost", "vela_cycles", ["vela_cycles", "host_latency"], "Cost that orders members and is minimised.")
     flags.DEFINE_string("output_dir", None, "Where the report and cascade.json go "
                         "(default: --workdir with --config, else ensemble_out).")
-    flags.DEFINE_string("dataset", "fashion_mnist", "Dataset for the validation and test splits.")
+    flags.DEFINE_string("dataset", "fashion_mnist", "Dataset for the validation and test splits (image_folder: read "
+                        "at the members' input size and channels).")
     flags.DEFINE_string("data_dir", "", "Folder with the dataset files (default: the standard places).")
     flags.DEFINE_float("val_fraction", 0.1, "Fraction of the training set held out for validation.")
     flags.DEFINE_integer("seed", 0, "Seed of the train/validation split (use the members' training split).")
@@ -120,13 +122,17 @@ def _check_numbers() -> None:
     _train_widths()
 
 
-def _data_config():
-    """The data keys of udc.data.load_splits, from the dataset flags."""
+def _data_config(member_input=None):
+    """The data keys of udc.data.load_splits, from the dataset flags; with `member_input`, the members' input shape
+    (1, height, width, channels), an image folder's size and colour are the members' (other loaders ignore them)."""
     import ml_collections
 
+    images = {}
+    if member_input is not None and len(member_input) == 4:
+        images = {"image_size": tuple(member_input[1:3]), "grayscale": member_input[3] == 1}
     return ml_collections.ConfigDict({
         "dataset": FLAGS.dataset, "data_dir": FLAGS.data_dir, "download": False, "val_fraction": FLAGS.val_fraction,
-        "seed": FLAGS.seed, "max_train_examples": FLAGS.max_train, "max_test_examples": FLAGS.max_test})
+        "seed": FLAGS.seed, "max_train_examples": FLAGS.max_train, "max_test_examples": FLAGS.max_test, **images})
 
 
 def main(argv):
@@ -137,8 +143,9 @@ def main(argv):
 
     from udc import tflite_file
 
-    for path in FLAGS.members if source == "--members" else ():
-        tflite_file.read_int8_model(path)  # a bad member file is refused before TensorFlow's start-up too
+    # A bad member file is refused before TensorFlow's start-up too.
+    shapes = [tflite_file.input_shape(tflite_file.parse(tflite_file.read_int8_model(path)))
+              for path in (FLAGS.members if source == "--members" else ())]
     from udc.data import load_splits, split_seed
     from udc.ensemble import calibrate, check_held_out, load_members, report
     from udc.fileio import ensure_writable_dir
@@ -152,7 +159,7 @@ def main(argv):
             config.export.accelerator = FLAGS.accelerator
         target = target_of(config)
     else:
-        config = _data_config()
+        config = _data_config(shapes[0] if shapes else None)
         target = get_target(FLAGS.accelerator or DEFAULT_ACCELERATOR)
 
     def loaded(paths):

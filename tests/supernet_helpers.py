@@ -28,17 +28,17 @@ def trained_supernet(splits):
     return model
 
 
-def joined_branches(join_to_add=False):
-    """A stem, two equal branches (a 1x1 one and a depthwise-separable one) joined by a Concatenate, then a 1x1
-    convolution (or, `join_to_add`, an Add of the joined tensor and a 32-channel convolution of the stem)."""
+def joined_branches(join_to_add=False, channels=(16, 16)):
+    """A stem, two branches of `channels` (a 1x1 one and a depthwise-separable one) joined by a Concatenate, then a
+    1x1 convolution (or, `join_to_add`, an Add of the joined tensor and a convolution of the stem as wide)."""
     inputs = keras.Input((8, 8, 3))
     stem = keras.layers.ReLU(name="stem_relu")(keras.layers.Conv2D(16, 3, padding="same", name="stem")(inputs))
-    a = keras.layers.Conv2D(16, 1, activation="relu", name="branch_a")(stem)
-    b = keras.layers.Conv2D(16, 1, activation="relu", name="branch_b")(stem)
+    a = keras.layers.Conv2D(channels[0], 1, activation="relu", name="branch_a")(stem)
+    b = keras.layers.Conv2D(channels[1], 1, activation="relu", name="branch_b")(stem)
     b = keras.layers.DepthwiseConv2D(3, padding="same", name="branch_b_dw")(b)
     x = keras.layers.Concatenate(name="cat")([a, b])
     if join_to_add:
-        x = keras.layers.Add(name="add")([x, keras.layers.Conv2D(32, 1, name="wide")(stem)])
+        x = keras.layers.Add(name="add")([x, keras.layers.Conv2D(sum(channels), 1, name="wide")(stem)])
     x = keras.layers.Conv2D(16, 1, activation="relu", name="after")(keras.layers.MaxPooling2D(name="max")(x))
     x = keras.layers.Dense(3, name="out")(keras.layers.GlobalAveragePooling2D(name="pool")(x))
     keras.utils.set_random_seed(0)

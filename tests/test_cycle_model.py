@@ -148,25 +148,40 @@ def test_a_residual_network_is_probed_in_every_cell_and_its_operators_found_by_n
         assert (weights[op][1:3] == (1, 1)) == layer.name.endswith("shortcut")
 
 
-def test_concatenated_branches_are_probed_in_every_cell_and_narrowed_at_their_offsets():
-    """Two equal branches of one width group joined by a Concatenate: the layer after the join has a cell per sum
-    of the branches' widths, and a probe narrows each branch in place, the joined layer's rows at both offsets."""
-    supernet = joined_branches()
+@pytest.mark.parametrize("channels, cells", [
+    ((16, 16), [(16, 8), (16, 16), (32, 8), (32, 16)]),  # one width group: 8 + 8 or 16 + 16
+    ((8, 16), [(16, 8), (16, 16), (24, 8), (24, 16)]),  # each its own: 8 + 8 or 8 + 16
+])
+def test_concatenated_branches_are_probed_in_every_cell_and_narrowed_at_their_offsets(channels, cells):
+    """Two branches joined by a Concatenate: the layer after the join has a cell per sum of the branches' widths,
+    and a probe narrows each branch in place, the joined layer's rows at both offsets."""
+    supernet = joined_branches(channels=channels)
     layers = searchable_layers(supernet)
     after = supernet.get_layer("after")
-    assert cm.layer_cells(layers)["after"] == [(16, 8), (16, 16), (32, 8), (32, 16)]
+    assert cm.layer_cells(layers)["after"] == cells
     schedule = cm.probe_schedule(layers)
     measured = {cm.cell_of(after, {n: {"width": w} for n, w in widths.items()}) for widths in schedule}
-    assert measured == set(cm.layer_cells(layers)["after"])
+    assert measured == set(cells)
     template = largest_child_template(supernet, np.random.default_rng(0).random((8, 8, 8, 3)).astype(np.float32))
     index_of = dict(zip([layer.name for layer in layers],
                         narrowing.layer_operators(template, [layer.name for layer in layers])))
     full = {w.op_index: w.values for w in tflite_file.weight_tensors(tflite_file.parse(template))}
-    narrow = [widths for widths in schedule if widths["branch_a"] == 8][0]
+    narrow = [widths for widths in schedule if widths["branch_a"] == widths["branch_b"] == 8][0]
     probe = narrowing.narrowed(template, {index_of[name]: width for name, width in narrow.items()})
     cut = {w.op_index: w.values for w in tflite_file.weight_tensors(tflite_file.parse(probe))}
     op = index_of["after"]
-    rows = list(range(8)) + list(range(16, 24))
+    rows = list(range(8)) + list(range(channels[0], channels[0] + 8))
     np.testing.assert_array_equal(cut[op], full[op][:narrow["after"], :, :, rows])
     assert cut[index_of["branch_b_dw"]].shape[-1] == 8
     assert TARGET.compile(probe).cpu_ops == 0
+    # The tables of every cell: exact at hard choices, with gradients, and near Vela on an exported child.
+    tables = cm.measure(supernet, TARGET, template, log=lambda _: None)
+    assert_expected_cycles_are_exact_at_hard_choices(
+        tables, layers, sm.CodecTables(layers, TARGET).calibrate(),
+        lambda layers: [layer.width_logits for layer in layers if len(layer.widths) > 1])
+    choices = {layer.name: {"width": layer.widths[0], "pattern": "dense", "sparsity": 0.0, "bits": 8,
+                            "kernel_size": layer.kernel_sizes[-1]} for layer in layers}
+    images = np.random.default_rng(1).random((8, 8, 8, 3)).astype(np.float32)
+    data = convert_to_int8(strip(supernet, choices)[0], images)
+    weight_bytes = dict(zip([layer.name for layer in layers], sm.exported_bytes(data, TARGET)["layers"]))
+    assert tables.network_cycles(layers, choices, weight_bytes) == pytest.approx(TARGET.compile(data).cycles, rel=0.05)

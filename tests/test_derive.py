@@ -183,10 +183,10 @@ def test_an_add_after_a_depthwise_layer_and_a_concatenate_of_rows_get_one_line()
             derive_supernet(keras.Model(inputs, join([y, x])), SearchOptions())
 
 
-def test_a_concatenates_branches_keep_their_widths_and_strip_to_the_hard_supernet():
-    """An inception-like join: a 1x1 branch and a depthwise-separable one. The layer after the join reads every
-    channel, so each branch keeps its width, and so does the layer that sets the depthwise branch's channels; the
-    stem before the branches still chooses."""
+def test_a_concatenates_unequal_branches_choose_each_their_width_and_strip_to_the_hard_supernet():
+    """An inception-like join of an 8-channel 1x1 branch and a 16-channel depthwise-separable one: each branch
+    chooses its own width (the depthwise one through the layer that sets its channels), and the layer after the
+    join reads each block's live rows; its input width is distributed as the sum of the two choices."""
     inputs = keras.Input((8, 8, 3))
     stem = keras.layers.ReLU(name="stem_relu")(keras.layers.Conv2D(16, 3, padding="same", name="stem")(inputs))
     a = keras.layers.Conv2D(8, 1, activation="relu", name="branch_a")(stem)
@@ -196,14 +196,36 @@ def test_a_concatenates_branches_keep_their_widths_and_strip_to_the_hard_superne
     x = keras.layers.Conv2D(16, 1, activation="relu", name="after")(x)
     x = keras.layers.Dense(3, name="out")(keras.layers.GlobalAveragePooling2D(name="pool")(x))
     keras.utils.set_random_seed(0)
-    supernet = derive_supernet(keras.Model(inputs, x), SearchOptions(alignment=4, kernel_sizes=(1, 3)))
+    supernet = derive_supernet(keras.Model(inputs, x), SearchOptions(alignment=4, kernel_sizes=(1, 3),
+                                                                     sparsities=(0.0, 0.5)))
     layers = {layer.name: layer for layer in searchable_layers(supernet)}
-    assert layers["branch_a"].widths == (8,) and layers["branch_b"].widths == (16,)
-    assert layers["stem"].widths == (4, 8, 12, 16) and layers["after"].widths == (4, 8, 12, 16)
-    assert layers["after"].input_from is None  # reads the joined channels at full depth
-    assert layers["branch_a"].input_from is layers["stem"]
-    plain = assert_strips_to_the_hard_supernet(supernet, (8, 8, 3))
-    assert plain.get_layer("after").input_shape[-1] == 24
+    after = layers["after"]
+    assert layers["branch_a"].widths == (4, 8) and layers["branch_b"].widths == (4, 8, 12, 16)
+    assert layers["branch_a"].width_from is None and layers["branch_b"].width_from is None
+    assert after.input_blocks == ((layers["branch_a"], 8), (layers["branch_b_dw"], 16))
+    probs, widths = sm.input_width_distribution(after)
+    assert widths == (8, 12, 16, 20, 24)
+    expected = float(sm.expected_width(layers["branch_a"]) + sm.expected_width(layers["branch_b"]))
+    assert float(np.sum(probs.numpy() * widths)) == pytest.approx(expected)
+    for seed in range(4):
+        assert_strips_to_the_hard_supernet(supernet, (8, 8, 3), seed)
+    # One input width, two layouts: 8 + 4 and 4 + 8 channels read other rows, so the codes differ.
+    choices = {name: layer.hard_choice() for name, layer in layers.items()}
+    rows = {}
+    for width_a, width_b in ((8, 4), (4, 8)):
+        choices["branch_a"]["width"], choices["branch_b"]["width"] = width_a, width_b
+        assert sm.input_width_of(after, choices) == 12
+        rows[width_a] = sm.input_rows_of(after, choices)
+    np.testing.assert_array_equal(rows[8], list(range(8)) + list(range(8, 12)))
+    np.testing.assert_array_equal(rows[4], list(range(4)) + list(range(8, 16)))
+    set_choices(supernet, {**choices, "branch_a": {**choices["branch_a"], "width": 4},
+                           "branch_b": {**choices["branch_b"], "width": 8}})
+    set_hard(supernet, True)
+    plain, _ = strip(supernet)
+    assert plain.get_layer("after").input_shape[-1] == 12 and plain.get_layer("branch_b").filters == 8
+    kernel = after.effective_kernel().numpy()  # the hard child's kernel at the full shape: only live rows
+    dead = [row for row in range(24) if row not in rows[4]]
+    assert np.abs(kernel[:, :, rows[4], :]).sum() > 0 and not kernel[:, :, dead, :].any()
 
 
 def test_a_concatenate_of_equal_branches_shares_one_width_and_strips_to_the_hard_supernet():
@@ -213,9 +235,9 @@ def test_a_concatenate_of_equal_branches_shares_one_width_and_strips_to_the_hard
     supernet = joined_branches()
     layers = {layer.name: layer for layer in searchable_layers(supernet)}
     assert layers["branch_a"].width_from is layers["branch_b"] and layers["branch_a"].widths == (8, 16)
-    assert layers["after"].input_copies == 2 and layers["after"].input_from is layers["branch_a"]
+    assert layers["after"].input_blocks == ((layers["branch_a"], 16), (layers["branch_b_dw"], 16))
     assert sm.input_width_distribution(layers["after"])[1] == (16, 32)
-    np.testing.assert_array_equal(layers["after"].input_channels(16), list(range(8)) + list(range(16, 24)))
+    np.testing.assert_array_equal(layers["after"].input_rows((8, 8)), list(range(8)) + list(range(16, 24)))
     widths = set()
     for seed in range(4):
         plain = assert_strips_to_the_hard_supernet(supernet, (8, 8, 3), seed)
@@ -225,7 +247,8 @@ def test_a_concatenate_of_equal_branches_shares_one_width_and_strips_to_the_hard
         assert plain.get_layer("branch_a").filters == width and plain.get_layer("after").input_shape[-1] == 2 * width
         c = choices["after"]
         codes = sm.layer_codes(layers["after"], c["bits"], c["sparsity"], c["width"],
-                               sm.input_width_of(layers["after"], choices), c["pattern"])
+                               sm.input_width_of(layers["after"], choices), c["pattern"],
+                               input_rows=sm.input_rows_of(layers["after"], choices))
         _, masks = strip(supernet)
         kept = np.transpose(masks["after"], (3, 0, 1, 2)) != 0
         assert codes.shape == kept.shape and np.all(kept[codes != 0]), "codes only where strip kept weights"
@@ -236,5 +259,5 @@ def test_a_concatenate_whose_blocks_reach_an_add_keeps_its_branches():
     supernet = joined_branches(join_to_add=True)
     layers = {layer.name: layer for layer in searchable_layers(supernet)}
     assert layers["branch_a"].widths == layers["branch_b"].widths == (16,) and layers["wide"].widths == (32,)
-    assert layers["after"].input_copies == 1
+    assert layers["after"].input_blocks == ()
     assert_strips_to_the_hard_supernet(supernet, (8, 8, 3))

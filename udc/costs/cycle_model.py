@@ -192,6 +192,18 @@ def _input_owner(layer):
     return None if source is None else _owner(source)
 
 
+def _input_assignment(layer, input_width) -> dict:
+    """{width owner's name: width} that gives `layer` the input width `input_width` (after a Concatenate, the first
+    joint choice of its blocks that sums to it)."""
+    if layer.input_blocks:
+        owners = search_layers.block_owners(layer)
+        for widths in search_layers.input_block_widths(layer):
+            if sum(widths) == input_width:
+                return {owner.name: w for owner, w in zip(owners, widths) if owner is not None}
+    owner = _input_owner(layer)
+    return {} if owner is None else {owner.name: input_width}
+
+
 def _as_choices(widths: dict) -> dict:
     return {name: {"width": w} for name, w in widths.items()}
 
@@ -217,10 +229,10 @@ def probe_schedule(layers) -> list[dict]:
 def _best_probe(layers, chosen, missing) -> dict:
     """The widths that measure the most missing cells: exactly, by dynamic programming, along a chain (a layer's
     cell depends only on its own width and the width of the layer before it, `width_source`); on a graph (width
-    groups of residual Adds) by coordinate ascent from the first missing cell."""
+    groups of residual Adds, the blocks of a Concatenate) by coordinate ascent from the first missing cell."""
     previous = None
     for layer in chosen:
-        if layer.width_from is not None or search_layers.width_source(layer) is not previous:
+        if layer.width_from is not None or layer.input_blocks or search_layers.width_source(layer) is not previous:
             return _ascended_probe(layers, chosen, missing)
         previous = layer
     return _chain_probe(layers, chosen, missing)
@@ -258,8 +270,7 @@ def _ascended_probe(layers, chosen, missing) -> dict:
     assignment = {owner.name: owner.widths[-1] for owner in owners}
     layer = next(layer for layer in layers if missing[layer.name])
     input_width, width = min(missing[layer.name])
-    if _input_owner(layer) is not None:
-        assignment[_input_owner(layer).name] = input_width // layer.input_copies
+    assignment.update(_input_assignment(layer, input_width))
     if layer.has_width_choice:
         assignment[_owner(layer).name] = width
     score, improved = gained(assignment), True

@@ -51,8 +51,8 @@ convolution has one pair of tables per weight
 traversal of the target (`Target.weight_traversals`), chosen per input-width option by
 the target's rule, so the expectation runs over the input width's options rather than
 its mean); `E[c_out] = sum_i p_i width_i` and `E[c_in]` the expected
-width of the layer named by `input_from` (times its `input_copies` after a Concatenate; the full input depth if
-none). Choices of
+width of the layer named by `input_from` (after a Concatenate, the sum of its input blocks' widths, over their
+joint choices; the full input depth if none). Choices of
 different layers are independent, so `E[c_in * c_out] = E[c_in] E[c_out]` exactly: the
 dependence on the previous layer's width is carried by its probabilities, and gradients
 flow to both layers' width logits. A depthwise layer has K * E[c_in] weights.
@@ -97,10 +97,11 @@ def magnitude_prune(w: np.ndarray, sparsity: float) -> np.ndarray:
 
 
 def layer_codes(layer, bits: int, sparsity: float, width=None, input_width=None, pattern=DENSE,
-                kernel_size=None) -> np.ndarray:
+                kernel_size=None, input_rows=None) -> np.ndarray:
     """Int8 codes the exported layer stores for these hard choices, in TFLite's layout.
 
-    Conv: OHWI; depthwise: 1HWC; Dense: (out, in). Widths and the kernel size default to the full shape.
+    Conv: OHWI; depthwise: 1HWC; Dense: (out, in). Widths and the kernel size default to the full shape; the
+    input rows are the first `input_width` ones, or `input_rows` (after a Concatenate, `input_rows_of`).
     """
     kind = layer_kind(layer)
     kernel = layer.centre(layer.kernel.numpy(), kernel_size)
@@ -108,8 +109,7 @@ def layer_codes(layer, bits: int, sparsity: float, width=None, input_width=None,
         sub = kernel[:, :, :input_width or kernel.shape[2], :]
     else:
         width = width or kernel.shape[-1]
-        rows = kernel[..., :input_width, :] if layer.input_copies == 1 or input_width is None \
-            else np.take(kernel, layer.input_channels(input_width), axis=-2)  # concatenated blocks' live rows
+        rows = kernel[..., :input_width, :] if input_rows is None else np.take(kernel, input_rows, axis=-2)
         sub = rows[..., :width]
     return kernel_codes(prune(sub, pattern, sparsity, layer.in_axis), bits, kind)
 
@@ -157,22 +157,39 @@ def codes_bytes(codes: np.ndarray, kind: str = "conv", target=None, order=None, 
 
 
 def layer_codec_bytes(layer, bits, sparsity, width=None, input_width=None, target=None, order=None,
-                      traversal=None, pattern=DENSE, kernel_size=None) -> int:
+                      traversal=None, pattern=DENSE, kernel_size=None, input_rows=None) -> int:
     """Exact encoded bytes of one layer for hard choices (see `layer_codes`)."""
-    codes = layer_codes(layer, bits, sparsity, width, input_width, pattern, kernel_size)
+    codes = layer_codes(layer, bits, sparsity, width, input_width, pattern, kernel_size, input_rows)
     return codes_bytes(codes, layer_kind(layer), target, order, traversal)
 
 
 def input_width_of(layer, choices):
     """Input channels of `layer` under hard `choices` (None: the kernel's full input depth)."""
+    if layer.input_blocks:
+        return sum(_block_widths(layer, choices))
     source = layer.input_from
     if source is None:
         return None
     if layer_kind(source) == "depthwise":
-        width = input_width_of(source, choices) or source.max_input_width
-    else:
-        width = choices[source.name]["width"]
-    return width * layer.input_copies
+        return input_width_of(source, choices) or source.max_input_width
+    return choices[source.name]["width"]
+
+
+def input_rows_of(layer, choices):
+    """The kernel rows `layer` reads under hard `choices`: after a Concatenate, the live rows of each input block;
+    otherwise None (the first `input_width_of` rows)."""
+    return layer.input_rows(_block_widths(layer, choices)) if layer.input_blocks else None
+
+
+def _block_widths(layer, choices) -> list:
+    """The width of each of `layer`'s input blocks under hard `choices` (a depthwise branch's is its input's)."""
+    widths = []
+    for source, channels in layer.input_blocks:
+        if layer_kind(source) == "depthwise":
+            widths.append(input_width_of(source, choices) or channels)
+        else:
+            widths.append(choices[source.name]["width"])
+    return widths
 
 
 def network_codec_bytes(layers, choices=None, target=None, order=None) -> dict:
@@ -188,7 +205,8 @@ def network_codec_bytes(layers, choices=None, target=None, order=None) -> dict:
         width = None if layer_kind(layer) == "depthwise" else c["width"]
         sizes[layer.name] = layer_codec_bytes(layer, c["bits"], c["sparsity"], width, input_width_of(layer, choices),
                                               target, order, pattern=pattern_of(c),
-                                              kernel_size=KERNEL_SIZE.chosen(layer, c))
+                                              kernel_size=KERNEL_SIZE.chosen(layer, c),
+                                              input_rows=input_rows_of(layer, choices))
     sizes["total"] = sum(sizes.values())
     return sizes
 
@@ -228,13 +246,15 @@ def exported_bytes(data: bytes, target=None, order=None) -> dict:
 # ------------------------------------------------------------------ calibration
 
 def _calibration_shape(layer):
-    """A sub-shape about a quarter of the kernel (half the output and input channels; the input a multiple of the
-    concatenated blocks, `input_channels`)."""
+    """(output width, input width, input rows or None) of a sub-shape about a quarter of the kernel (half the output
+    and input channels; after a Concatenate, half of each input block)."""
     kernel = layer.kernel.shape
     if layer_kind(layer) == "depthwise":
-        return None, max(1, kernel[2] // 4)
-    copies = layer.input_copies
-    return max(1, kernel[-1] // 2), max(copies, kernel[-2] // 2 // copies * copies)
+        return None, max(1, kernel[2] // 4), None
+    if layer.input_blocks:
+        rows = layer.input_rows([max(1, channels // 2) for _, channels in layer.input_blocks])
+        return max(1, kernel[-1] // 2), len(rows), rows
+    return max(1, kernel[-1] // 2), max(1, kernel[-2] // 2), None
 
 
 def _weights_in(layer, width=None, input_width=None, kernel_size=None):
@@ -256,7 +276,7 @@ def codec_tables(layer, target=None, order=None):
     traversals, since Vela picks one from the input depth (a 24-channel input is
     traversed part-kernel-first and pads 3x3 kernels to 12 taps, a 32-channel one not).
     """
-    width, input_width = _calibration_shape(layer)
+    width, input_width, input_rows = _calibration_shape(layer)
     shape = (TRAVERSALS, len(layer.kernel_sizes), len(layer.patterns), len(layer.bits), len(layer.sparsities))
     slope, intercept = np.zeros(shape, np.float32), np.zeros(shape, np.float32)
     traversals = target.weight_traversals(layer_kind(layer)) if target is not None and order != "flat" else (None,)
@@ -268,14 +288,14 @@ def codec_tables(layer, target=None, order=None):
             for n, pattern in enumerate(layer.patterns):
                 for i, bits in enumerate(layer.bits):
                     for j, sparsity in enumerate(layer.sparsities):
-                        def measured(*widths):
-                            return layer_codec_bytes(layer, bits, sparsity, *widths, target, order, t, pattern,
-                                                     kernel_size)
+                        def measured(*shape):
+                            return layer_codec_bytes(layer, bits, sparsity, *shape[:2], target, order, t, pattern,
+                                                     kernel_size, *shape[2:])
 
                         full = measured(None, None)
                         a = full / n_full
                         if n_sub != n_full:
-                            a = (full - measured(width, input_width)) / (n_full - n_sub)
+                            a = (full - measured(width, input_width, input_rows)) / (n_full - n_sub)
                             if a < 0 or a * n_full > full:  # no positive fixed cost: proportional, exact at full size
                                 a = full / n_full
                         slope[rows, m, n, i, j], intercept[rows, m, n, i, j] = a, full - a * n_full
@@ -335,14 +355,26 @@ def expected_width(layer):
 
 def input_width_distribution(layer):
     """(probabilities tensor, widths tuple) of the layer's input channels."""
+    if layer.input_blocks:
+        return _block_sum_distribution(layer)
     source = layer.input_from
     if source is None:
         return tf.ones([1]), (int(layer.kernel.shape[-2]),)
     if layer_kind(source) == "depthwise":
-        probs, widths = input_width_distribution(source)
-    else:
-        probs, widths = source.choice_probabilities()["width"], source.widths
-    return probs, tuple(w * layer.input_copies for w in widths)
+        return input_width_distribution(source)
+    return source.choice_probabilities()["width"], tuple(source.widths)
+
+
+def _block_sum_distribution(layer):
+    """The distribution of the sum of `layer`'s input block widths: the joint one of the blocks' owners (independent
+    choices; a width group's blocks choose together), summed onto each total."""
+    owners = list(dict.fromkeys(o for o in search_layers.block_owners(layer) if o is not None))
+    joint = tf.ones([1])
+    for owner in owners:  # the order of `input_block_widths`: the first owner's option varies slowest
+        joint = tf.reshape(joint[:, None] * owner.choice_probabilities()["width"][None, :], [-1])
+    sums = [sum(widths) for widths in search_layers.input_block_widths(layer)]
+    totals = search_layers.input_width_options(layer)
+    return tf.math.unsorted_segment_sum(joint, [totals.index(t) for t in sums], len(totals)), totals
 
 
 def expected_input_width(layer):

@@ -23,9 +23,10 @@ from udc.space.patterns import DENSE, pattern_of
 from udc.space.quantizers import grid_quantize
 
 
-def _sub_kernel(layer, c, input_width):
+def _sub_kernel(layer, c, input_width, input_rows):
     kernel = layer.centre(layer.kernel.numpy(), KERNEL_SIZE.chosen(layer, c))
-    kernel = np.take(kernel, layer.input_channels(input_width), axis=layer.in_axis)  # a Concatenate's blocks too
+    rows = np.arange(input_width) if input_rows is None else input_rows  # after a Concatenate, each block's live rows
+    kernel = np.take(kernel, rows, axis=layer.in_axis)
     if isinstance(layer, search_layers.SearchableDepthwiseConv2D):
         sub, axis = kernel, 2
     else:
@@ -73,7 +74,7 @@ def strip(supernet, choices=None, name=None):
             input_width = sm.input_width_of(layer, choices) or layer.max_input_width
             depthwise = isinstance(layer, search_layers.SearchableDepthwiseConv2D)
             width = input_width if depthwise else c["width"]
-            pruned, gridded = _sub_kernel(layer, c, input_width)
+            pruned, gridded = _sub_kernel(layer, c, input_width, sm.input_rows_of(layer, choices))
             kernel, bias = _fold(layer, gridded, width)
             plain = _plain_layer(layer, c, width)
             tensors[layer.name] = plain(x[0])

@@ -55,12 +55,14 @@ class Sizes:
         c = choices[layer.name]
         depthwise = sm.layer_kind(layer) == "depthwise"
         width = None if depthwise else c["width"]
-        input_width = sm.input_width_of(layer, choices)
+        input_width, input_rows = sm.input_width_of(layer, choices), sm.input_rows_of(layer, choices)
         kernel_size = KERNEL_SIZE.chosen(layer, c)
-        key = (layer.name, width, input_width, kernel_size, pattern_of(c), c["bits"], c["sparsity"])
+        rows = None if input_rows is None else tuple(input_rows)  # blocks of a Concatenate: one sum, several layouts
+        key = (layer.name, width, input_width, rows, kernel_size, pattern_of(c), c["bits"], c["sparsity"])
         if key not in self._cache:
             self._cache[key] = sm.layer_codec_bytes(layer, c["bits"], c["sparsity"], width, input_width,
-                                                    self.target, pattern=pattern_of(c), kernel_size=kernel_size)
+                                                    self.target, pattern=pattern_of(c), kernel_size=kernel_size,
+                                                    input_rows=input_rows)
         return self._cache[key]
 
     def exact(self, choices) -> int:

@@ -20,14 +20,14 @@ name and largest shape:
 * the weight layers whose outputs a residual Add joins form a **width group**: they keep the same channels, so
   the first holds the group's width choice and the others share it (`width_from`, see `udc.space.layers`); a
   group the model's input joins keeps the input's channels;
-* the weight layers whose outputs a channel Concatenate of **equal** branches joins form one width group too
-  (through a depthwise layer, the layer that sets its channels): each branch is live up to the same width, so the
-  layer after the join reads `input_copies` blocks, the first (width) channels of each (`udc.space.layers`), and
-  its input width is their sum. The branches keep their widths when they differ (16 and 24 channels have other
-  width options, so no one choice fits both), when the model's input joins, and when the joined tensor reaches
-  a layer that reads its channels otherwise (an Add, another Concatenate, a depthwise layer, the model's
-  output); the layer after such a join reads all of its channels. The search says which layers keep their width
-  (`udc.workflows.pipeline`).
+* the branches a channel Concatenate joins keep choosing their widths: the layer after the join reads one
+  input block per branch, the first (width) channels of each (`input_blocks`, `udc.space.layers`), and its input
+  width is their sum. Branches of **equal** channels form one width group (through a depthwise layer, the layer
+  that sets its channels), so they share one width choice; branches of different channels choose each their own
+  (16 and 24 channels have different options, so no one choice fits both). The branches keep their widths when
+  the model's input joins and when the joined tensor reaches a layer that reads its channels otherwise (an Add,
+  another Concatenate, a depthwise layer, the model's output); the layer after such a join reads all of its
+  channels. The search says which layers keep their width (`udc.workflows.pipeline`).
 
 A softmax on the output layer is dropped: udc trains and calibrates on logits, and the argmax is the same.
 A layer udc cannot search or carry (a Conv2D with groups, a depth multiplier above 1, a Concatenate along another
@@ -143,7 +143,7 @@ def _build(model, walk, plan, options, tensors, searchable) -> None:
                 layer, bn, relu, searchable.get(plan.producer[sources[0]]), options,
                 is_output=(relu or bn or layer).name in walk.output_layers, keeps_width=layer.name in plan.fixed,
                 width_from=None if leader == layer.name else searchable[leader],
-                input_copies=plan.copies.get(sources[0], 1))
+                input_blocks=[(searchable[p], c) for p, c in plan.blocks.get(sources[0], ())])
             tensors[layer.name] = searchable[layer.name](x[0])
         else:
             tensors[layer.name] = layer.__class__.from_config(layer.get_config())(x if len(x) > 1 else x[0])
@@ -152,12 +152,13 @@ def _build(model, walk, plan, options, tensors, searchable) -> None:
 class _Plan:
     """What the walk finds before it builds: each weight layer's BatchNorm and ReLU (`runs`, `absorbed_run`), the
     plain layers that move inside a weight layer (`absorbed`), the weight layer whose channels each layer's output
-    carries (`producer`; None: the model input's, or none after a Flatten or a held Concatenate) and in how many
-    concatenated blocks (`copies`, 1 if absent), the width groups (`leader`: a member of a group of several -> its
-    first member) and the weight layers that keep their width (`fixed`).
+    carries (`producer`; None: the model input's, or none after a Flatten or a held Concatenate) or, after a
+    Concatenate, the (weight layer, channels) of each of its blocks (`blocks`), the width groups (`leader`: a member
+    of a group of several -> its first member) and the weight layers that keep their width (`fixed`).
 
-    A Concatenate of equal branches joins them in one width group, unless its output reaches a layer that cannot
-    read blocks (an Add, another Concatenate, a depthwise layer): then the walk starts again with it held."""
+    A Concatenate's branches keep their width choices (equal ones in one width group), unless its output reaches a
+    layer that cannot read blocks (an Add, another Concatenate, a depthwise layer, the model's output): then the
+    walk starts again with it held."""
 
     def __init__(self, model, walk):
         held = set()  # Concatenates whose branches keep their widths
@@ -169,7 +170,7 @@ class _Plan:
                 held.add(reached.concatenate)
 
     def _walk(self, model, walk, held):
-        self.absorbed, self.producer, self.runs, self.copies = {}, {model.layers[0].name: None}, {}, {}
+        self.absorbed, self.producer, self.runs, self.blocks = {}, {model.layers[0].name: None}, {}, {}
         self._parent, order, fixed = {}, [], set()
         joined_by = {}  # a layer whose output carries concatenated blocks -> the Concatenate that made them
         for layer in model.layers[1:]:
@@ -192,11 +193,12 @@ class _Plan:
             elif isinstance(layer, keras.layers.Concatenate):
                 _check_concatenated(layer)
                 owners = [None if m is None else self._width_owner(model, walk, m) for m in joined]
-                if layer.name not in held and None not in owners \
-                        and len({shape[-1] for shape in layer.input_shape}) == 1:
-                    for owner in owners[1:]:  # one width choice: each block is live up to the same width
-                        self._parent[self._root(owner)] = self._root(owners[0])
-                    self.producer[layer.name], self.copies[layer.name] = joined[0], len(joined)
+                channels = [int(shape[-1]) for shape in layer.input_shape]
+                if layer.name not in held and None not in owners:
+                    if len(set(channels)) == 1:  # equal branches: one width choice
+                        for owner in owners[1:]:
+                            self._parent[self._root(owner)] = self._root(owners[0])
+                    self.producer[layer.name], self.blocks[layer.name] = joined[0], list(zip(joined, channels))
                     joined_by[layer.name] = layer.name
                 else:  # the next layer reads every channel of the joined tensor: each branch keeps its width
                     fixed.update(owner for owner in owners if owner is not None)
@@ -217,7 +219,7 @@ class _Plan:
                     fixed.discard(None)  # at every pixel
                 self.producer[layer.name] = None if _flattens_a_map(layer) else joined[0]
                 if blocks and not _flattens_a_map(layer):  # channel c stays channel c: the blocks stay
-                    self.copies[layer.name], joined_by[layer.name] = self.copies[sources[0]], blocks[0]
+                    self.blocks[layer.name], joined_by[layer.name] = self.blocks[sources[0]], blocks[0]
             else:
                 raise ConfigError(f"layer {layer.name} ({type(layer).__name__}) is not one udc can search or carry; "
                                   "udc searches Conv2D, DepthwiseConv2D and Dense (with BatchNormalization and ReLU), "
@@ -279,12 +281,12 @@ def _flattens_a_map(layer) -> bool:
 
 
 def _searchable(layer, bn, relu, input_from, options: SearchOptions, is_output: bool, keeps_width: bool, width_from,
-                input_copies):
+                input_blocks):
     """The searchable layer that replaces weight layer `layer` (with `bn` and `relu` inside)."""
     activation = "relu" if relu is not None else _activation_of(layer, is_output)
     common = dict(sparsities=options.sparsities, bits=options.bits, alignment=options.alignment,
                   batch_norm=bn is not None, activation=activation, input_from=input_from, name=layer.name,
-                  width_from=width_from, input_copies=input_copies,
+                  width_from=width_from, input_blocks=input_blocks,
                   use_bias=False if bn is not None else layer.get_config().get("use_bias", True))
     if bn is not None:
         common["bn_momentum"] = bn.momentum

@@ -88,11 +88,12 @@ selection and strip see one option (`WIDTH.searchable` is False for the others).
 member draws its own Gumbel sample from that one distribution (the Add sums branches masked alike in
 expectation); the exact passes, which the sandwich rule trains and strip builds, share the index.
 
-**Concatenated branches**: a channel Concatenate of branches of one width group (equal channels, one width
-choice) gives the layer after it `input_copies` blocks of the group's channels, each live up to the chosen width
-(`input_channels`); the exact pass and the codec read those rows only, so a child costs what its widths cost.
+**Concatenated branches**: the input of a layer after a channel Concatenate is `input_blocks`, one block per
+branch (the searchable layer that produces it and its channels), each live up to its branch's chosen width
+(branches of one width group choose together, the others each their own); the exact pass and the codec read the
+live rows only (`input_rows`), so a child costs what its widths cost, and the input width is the blocks' sum.
 
-`input_from`, `width_from` and `input_copies` are Python links, not part of `get_config`: a model rebuilt from
+`input_from`, `width_from` and `input_blocks` are Python links, not part of `get_config`: a model rebuilt from
 config must set them again.
 
 Each layer may contain its BatchNorm and activation (`batch_norm=True`,
@@ -101,6 +102,7 @@ the layer is also what tfmot needs later (see docs/stack_facts.md).
 """
 
 import contextlib
+import itertools
 
 import numpy as np
 
@@ -236,7 +238,7 @@ class SearchableLayer(keras.layers.Layer):
     def __init__(self, widths=None, sparsities=opts.DEFAULT_SPARSITIES, bits=opts.DEFAULT_BITS,
                  patterns=opts.DEFAULT_PATTERNS, alignment=opts.DEFAULT_ALIGNMENT, batch_norm=False, activation=None,
                  use_bias=None, bn_momentum=0.9, temperature=DEFAULT_START_TEMPERATURE, input_from=None, width_from=None,
-                 input_copies=1, kernel_initializer="glorot_uniform", **kwargs):
+                 input_blocks=(), kernel_initializer="glorot_uniform", **kwargs):
         super().__init__(**kwargs)
         self.alignment = alignment
         self._widths_arg = None if widths is None else tuple(widths)
@@ -250,7 +252,7 @@ class SearchableLayer(keras.layers.Layer):
         self.initial_temperature = float(temperature)
         self._input_from = _Ref(input_from)  # not an attribute Keras would track as a sublayer
         self._width_from = _Ref(width_from)
-        self.input_copies = int(input_copies)  # concatenated blocks of `input_from`'s channels (module doc)
+        self._input_blocks = tuple((_Ref(source), int(channels)) for source, channels in input_blocks)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.last_width_mask = None
 
@@ -262,6 +264,12 @@ class SearchableLayer(keras.layers.Layer):
     @input_from.setter
     def input_from(self, layer):
         self._input_from = _Ref(layer)
+
+    @property
+    def input_blocks(self) -> tuple:
+        """((searchable layer producing it, channels), ...) of the branches a Concatenate joins into this layer's
+        input, in order; () for an input that is not a join (see the module doc)."""
+        return tuple((ref.obj, channels) for ref, channels in self._input_blocks)
 
     @property
     def width_from(self):
@@ -296,18 +304,19 @@ class SearchableLayer(keras.layers.Layer):
     def max_width(self) -> int:
         raise NotImplementedError
 
-    def input_channels(self, input_width: int) -> np.ndarray:
-        """The kernel's input rows live at `input_width` input channels: the first ones, or with `input_copies`
-        concatenated blocks the first input_width / copies of each block."""
-        block = self.max_input_width // self.input_copies
-        live = int(input_width) // self.input_copies
-        return (np.arange(live)[None, :] + block * np.arange(self.input_copies)[:, None]).reshape(-1)
+    def input_rows(self, block_widths) -> np.ndarray:
+        """The kernel's input rows live when the input blocks have `block_widths`: the first ones of each block."""
+        offsets = np.cumsum([0] + [channels for _, channels in self.input_blocks])
+        return np.concatenate([offset + np.arange(int(w)) for offset, w in zip(offsets, block_widths)])
 
-    def _live_inputs(self, x, in_width, axis):
-        """`x` (a tensor) cut along `axis` to the rows `input_channels` gives for `in_width` (a scalar tensor)."""
-        block = self.max_input_width // self.input_copies
-        rows = tf.range(in_width // self.input_copies)[None, :] + block * tf.range(self.input_copies)[:, None]
-        return tf.gather(x, tf.reshape(rows, [-1]), axis=axis)
+    def _live_rows(self):
+        """(live input rows, their count) of an exact pass over input blocks, as tensors (`input_rows`)."""
+        offsets = np.cumsum([0] + [channels for _, channels in self.input_blocks])
+        widths = [tf.constant(channels, tf.int32) if owner is None
+                  else tf.gather(tf.constant(owner.widths, tf.int32), owner._selected(WIDTH))
+                  for owner, (_, channels) in zip(block_owners(self), self.input_blocks)]
+        rows = tf.concat([int(offset) + tf.range(w) for offset, w in zip(offsets, widths)], axis=0)
+        return rows, tf.add_n(widths)
 
     # --- build -----------------------------------------------------------------
     def build(self, input_shape):
@@ -387,23 +396,31 @@ class SearchableLayer(keras.layers.Layer):
         return {dim.name: dim.value(self, decoded_index(dim.logits(self))) for dim in DIMENSIONS}
 
     def _exact_slice(self):
-        """(input width, output width, prune count per sparsity rate) of the exact sub-network."""
+        """(input width, output width, prune count per sparsity rate, live input rows or None for the first input
+        width ones) of the exact sub-network."""
         source = width_source(self)
-        in_options = ((int(self.kernel.shape[self.in_axis]),) if source is None
-                      else tuple(w * self.input_copies for w in source.widths))
+        if self.input_blocks:
+            in_options = input_width_options(self)
+        else:
+            in_options = (int(self.kernel.shape[self.in_axis]),) if source is None else source.widths
         out_options = self.widths if self.has_width_choice else (1,)
         if getattr(self, "_prune_counts", None) is None:  # numpy: usable in any graph
             self._prune_counts = np.array(
                 [[[[pruned_count(r, self.kernel_area(k) * i * o) for r in self.sparsities]
                    for k in self.kernel_sizes] for o in out_options] for i in in_options], np.int32)
         zero = tf.constant(0, tf.int64)
-        in_index = zero if source is None else source._selected(WIDTH)
+        rows = None
+        if self.input_blocks:
+            rows, in_width = self._live_rows()
+            in_index = tf.argmax(tf.cast(tf.equal(tf.constant(in_options, tf.int32), in_width), tf.int32))
+        else:
+            in_index = zero if source is None else source._selected(WIDTH)
+            in_width = tf.gather(tf.constant(in_options, tf.int32), in_index)
         out_index = self._selected(WIDTH) if self.has_width_choice else zero
         counts = tf.gather_nd(tf.constant(self._prune_counts),
                               tf.stack([in_index, out_index, self._selected(KERNEL_SIZE)]))
-        in_width = tf.gather(tf.constant(in_options, tf.int32), in_index)
         out_width = tf.gather(tf.constant(out_options, tf.int32), out_index)
-        return in_width, out_width, counts
+        return in_width, out_width, counts, rows
 
     def _soft_kernel(self, training):
         """The full kernel under the relaxed kernel choices (kernel size, pattern, sparsity, then bits)."""
@@ -421,25 +438,31 @@ class SearchableLayer(keras.layers.Layer):
         logits no gradient, and the options' weighted sum would cost a sort and six roundings
         of every kernel in every pass (a quarter of the sandwich step, measured at batch 8).
         """
-        in_width, out_width, counts = self._exact_slice()
+        in_width, out_width, counts, rows = self._exact_slice()
         rank = len(self.kernel.shape)
         kernel, size = self.kernel, [-1] * rank
-        if self.input_copies == 1:
+        if rows is None:
             size[self.in_axis % rank] = in_width
         else:
-            kernel = self._live_inputs(kernel, in_width, self.in_axis % rank)
+            kernel = tf.gather(kernel, rows, axis=self.in_axis % rank)
         if self.has_width_choice:
             size[-1] = out_width
         kernel = tf.slice(kernel, [0] * rank, tf.stack(size))
         for dim in KERNEL_DIMENSIONS:
             kernel = dim.exact(self, kernel, self._selected(dim), counts)
-        return kernel, in_width, out_width
+        return kernel, in_width, out_width, rows
 
     def effective_kernel(self, training=False):
         """The kernel after the (relaxed or exact) kernel choices, at the full shape (in hard or child mode
         zero outside the chosen sub-kernel, which sits in the centre of the spatial axes)."""
         def exact():
-            kernel, _, _ = self._exact_kernel()
+            kernel, _, _, rows = self._exact_kernel()
+            if rows is not None:  # each live row of the input blocks back in its place
+                axis = self.in_axis % len(self.kernel.shape)
+                moved = tf.experimental.numpy.moveaxis(kernel, axis, 0)
+                moved = tf.scatter_nd(rows[:, None], moved,
+                                      tf.concat([[self.max_input_width], tf.shape(moved)[1:]], axis=0))
+                kernel = tf.experimental.numpy.moveaxis(moved, 0, axis)
             missing = tf.shape(self.kernel) - tf.shape(kernel)
             spatial = len(self.kernel.shape) - 2  # a convolution's two spatial axes lose their border on both sides
             before = tf.concat([missing[:spatial] // 2, tf.zeros_like(missing[spatial:])], axis=0)
@@ -451,9 +474,8 @@ class SearchableLayer(keras.layers.Layer):
         """The sub-network's output at its own widths, zero-padded to the full width: what the full-width
         operation on the zero-padded sub-kernel gives, as the input's channels past the input width are
         zero (the previous layer masked them)."""
-        kernel, in_width, out_width = self._exact_kernel()
-        live = inputs[..., :in_width] if self.input_copies == 1 else self._live_inputs(inputs, in_width, -1)
-        y = self._apply(live, kernel)
+        kernel, in_width, out_width, rows = self._exact_kernel()
+        y = self._apply(inputs[..., :in_width] if rows is None else tf.gather(inputs, rows, axis=-1), kernel)
         produced = out_width if self.has_width_choice else in_width
         padding = [[0, 0]] * (len(inputs.shape) - 1) + [[0, self.max_width - produced]]
         y = tf.pad(y, padding)
@@ -668,6 +690,31 @@ def width_source(layer):
     while source is not None and not source.has_width_choice:
         source = source.input_from
     return source
+
+
+def block_owners(layer) -> list:
+    """For each of `layer`'s input blocks, the layer that holds the width choice setting its channels (its width
+    group's leader; through depthwise layers, the one before them), or None for a block of fixed channels."""
+    owners = []
+    for source, _ in layer.input_blocks:
+        owner = source if source.has_width_choice else width_source(source)
+        owners.append(None if owner is None else (owner.width_from or owner))
+    return owners
+
+
+def input_block_widths(layer) -> list[tuple]:
+    """Every joint choice of `layer`'s input block widths, in the order of `itertools.product` over the distinct
+    owners' options (`block_owners`; the first owner's option varies slowest)."""
+    owners = block_owners(layer)
+    distinct = list(dict.fromkeys(o for o in owners if o is not None))
+    channels = [c for _, c in layer.input_blocks]
+    return [tuple(c if o is None else o.widths[pick[distinct.index(o)]] for o, c in zip(owners, channels))
+            for pick in itertools.product(*(range(len(o.widths)) for o in distinct))]
+
+
+def input_width_options(layer) -> tuple:
+    """The input widths `layer`'s blocks can sum to, in increasing order."""
+    return tuple(sorted({sum(widths) for widths in input_block_widths(layer)}))
 
 
 def searchable_layers(model):

@@ -288,11 +288,11 @@ def codec_tables(layer, target=None, order=None):
             for n, pattern in enumerate(layer.patterns):
                 for i, bits in enumerate(layer.bits):
                     for j, sparsity in enumerate(layer.sparsities):
-                        def measured(*shape):
-                            return layer_codec_bytes(layer, bits, sparsity, *shape[:2], target, order, t, pattern,
-                                                     kernel_size, *shape[2:])
+                        def measured(out_width=None, in_width=None, in_rows=None):  # None: the full kernel
+                            return layer_codec_bytes(layer, bits, sparsity, out_width, in_width, target, order, t,
+                                                     pattern, kernel_size, in_rows)
 
-                        full = measured(None, None)
+                        full = measured()
                         a = full / n_full
                         if n_sub != n_full:
                             a = (full - measured(width, input_width, input_rows)) / (n_full - n_sub)

@@ -255,9 +255,19 @@ def test_a_concatenate_of_equal_branches_shares_one_width_and_strips_to_the_hard
     assert widths == {8, 16}, "the seeds drew both widths"
 
 
-def test_a_concatenate_whose_blocks_reach_an_add_keeps_its_branches():
+def test_a_concatenate_whose_blocks_reach_an_add_or_a_flatten_keeps_its_branches():
     supernet = joined_branches(join_to_add=True)
     layers = {layer.name: layer for layer in searchable_layers(supernet)}
     assert layers["branch_a"].widths == layers["branch_b"].widths == (16,) and layers["wide"].widths == (32,)
     assert layers["after"].input_blocks == ()
     assert_strips_to_the_hard_supernet(supernet, (8, 8, 3))
+    # A Dense after a Flatten of the joined 4x4 map reads each channel at every pixel.
+    inputs = keras.Input((4, 4, 3))
+    a = keras.layers.Conv2D(8, 1, name="branch_a")(inputs)
+    b = keras.layers.Conv2D(16, 1, name="branch_b")(inputs)
+    x = keras.layers.Flatten(name="flat")(keras.layers.Concatenate(name="cat")([a, b]))
+    supernet = derive_supernet(keras.Model(inputs, keras.layers.Dense(3, name="out")(x)), SearchOptions(alignment=4))
+    layers = {layer.name: layer for layer in searchable_layers(supernet)}
+    assert layers["branch_a"].widths == (8,) and layers["branch_b"].widths == (16,)
+    assert layers["out"].input_blocks == () and layers["out"].input_from is None
+    assert_strips_to_the_hard_supernet(supernet, (4, 4, 3))

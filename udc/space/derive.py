@@ -26,8 +26,8 @@ name and largest shape:
   that sets its channels), so they share one width choice; branches of different channels choose each their own
   (16 and 24 channels have different options, so no one choice fits both). The branches keep their widths when
   the model's input joins and when the joined tensor reaches a layer that reads its channels otherwise (an Add,
-  another Concatenate, a depthwise layer, the model's output); the layer after such a join reads all of its
-  channels. The search says which layers keep their width (`udc.workflows.pipeline`).
+  another Concatenate, a depthwise layer, a Flatten of a map, the model's output); the layer after such a join
+  reads all of its channels. The search says which layers keep their width (`udc.workflows.pipeline`).
 
 A softmax on the output layer is dropped: udc trains and calibrates on logits, and the argmax is the same.
 A layer udc cannot search or carry (a Conv2D with groups, a depth multiplier above 1, a Concatenate along another
@@ -157,8 +157,8 @@ class _Plan:
     of a group of several -> its first member) and the weight layers that keep their width (`fixed`).
 
     A Concatenate's branches keep their width choices (equal ones in one width group), unless its output reaches a
-    layer that cannot read blocks (an Add, another Concatenate, a depthwise layer, the model's output): then the
-    walk starts again with it held."""
+    layer that cannot read blocks (an Add, another Concatenate, a depthwise layer, a Flatten of a map, the model's
+    output): then the walk starts again with it held."""
 
     def __init__(self, model, walk):
         held = set()  # Concatenates whose branches keep their widths
@@ -180,7 +180,7 @@ class _Plan:
             sources = walk.inbound[layer.name]
             joined = [self.producer[source] for source in sources]
             blocks = [joined_by[source] for source in sources if source in joined_by]
-            if blocks and isinstance(layer, _READ_OTHER_THAN_BLOCKS):
+            if blocks and (isinstance(layer, _READ_OTHER_THAN_BLOCKS) or _flattens_a_map(layer)):
                 raise _BlocksNotReadable(blocks[0])
             if isinstance(layer, keras.layers.Add):
                 members = [m for m in joined if m is not None]
@@ -218,7 +218,7 @@ class _Plan:
                     fixed.add(self._width_owner(model, walk, joined[0]))  # the Dense after it reads each channel
                     fixed.discard(None)  # at every pixel
                 self.producer[layer.name] = None if _flattens_a_map(layer) else joined[0]
-                if blocks and not _flattens_a_map(layer):  # channel c stays channel c: the blocks stay
+                if blocks:  # channel c stays channel c: the blocks stay
                     self.blocks[layer.name], joined_by[layer.name] = self.blocks[sources[0]], blocks[0]
             else:
                 raise ConfigError(f"layer {layer.name} ({type(layer).__name__}) is not one udc can search or carry; "
@@ -248,7 +248,8 @@ class _Plan:
         return name
 
 
-# Layers that read a tensor's channels other than as blocks each live up to one width (`_Plan`).
+# Layers that read a tensor's channels other than as blocks each live up to one width (`_Plan`; so does a
+# Flatten of a map, whose Dense reads each channel at every pixel).
 _READ_OTHER_THAN_BLOCKS = (keras.layers.Add, keras.layers.Concatenate, keras.layers.DepthwiseConv2D)
 
 

@@ -144,7 +144,7 @@ def main(argv):
     from udc import tflite_file
 
     # A bad member file is refused before TensorFlow's start-up too.
-    shapes = [tflite_file.input_shape(tflite_file.parse(tflite_file.read_int8_model(path)))
+    shapes = [tflite_file.input_shape(tflite_file.check_int8(tflite_file.read_bytes(path), str(path)))
               for path in (FLAGS.members if source == "--members" else ())]
     from udc.data import load_splits, split_seed
     from udc.ensemble import calibrate, check_held_out, load_members, report

@@ -373,7 +373,7 @@ def _block_sum_distribution(layer):
     for owner in owners:  # the order of `input_block_widths`: the first owner's option varies slowest
         joint = tf.reshape(joint[:, None] * owner.choice_probabilities()["width"][None, :], [-1])
     sums = [sum(widths) for widths in search_layers.input_block_widths(layer)]
-    totals = search_layers.input_width_options(layer)
+    totals = tuple(sorted(set(sums)))  # `input_width_options`
     return tf.math.unsorted_segment_sum(joint, [totals.index(t) for t in sums], len(totals)), totals
 
 

@@ -304,14 +304,17 @@ class SearchableLayer(keras.layers.Layer):
     def max_width(self) -> int:
         raise NotImplementedError
 
+    def _block_offsets(self) -> np.ndarray:
+        """The first kernel row of each input block."""
+        return np.cumsum([0] + [channels for _, channels in self.input_blocks[:-1]])
+
     def input_rows(self, block_widths) -> np.ndarray:
         """The kernel's input rows live when the input blocks have `block_widths`: the first ones of each block."""
-        offsets = np.cumsum([0] + [channels for _, channels in self.input_blocks])
-        return np.concatenate([offset + np.arange(int(w)) for offset, w in zip(offsets, block_widths)])
+        return np.concatenate([offset + np.arange(int(w)) for offset, w in zip(self._block_offsets(), block_widths)])
 
     def _live_rows(self):
         """(live input rows, their count) of an exact pass over input blocks, as tensors (`input_rows`)."""
-        offsets = np.cumsum([0] + [channels for _, channels in self.input_blocks])
+        offsets = self._block_offsets()
         widths = [tf.constant(channels, tf.int32) if owner is None
                   else tf.gather(tf.constant(owner.widths, tf.int32), owner._selected(WIDTH))
                   for owner, (_, channels) in zip(block_owners(self), self.input_blocks)]

@@ -162,3 +162,32 @@ def test_a_non_finite_weight_stops_the_finetune_at_its_step(trained, digits_spli
     with pytest.raises(UdcError, match=r"became non-finite \(NaN or inf\) at fine-tune epoch 1 step 1; "
                                        r"stopped and no fine-tune checkpoint is kept"):
         finetune(model, bits, masks, broken, epochs=1, learning_rate=1e-3, batch_size=32, log=lambda _: None)
+
+
+def test_a_recipe_loss_replaces_the_cross_entropy(trained, digits_splits):
+    """Recipe.loss gets the labels, the QAT logits and the teacher's logits: a loss with no gradient leaves every
+    kernel where the stripped model had it, where the usual cross-entropy moves them."""
+    from udc.compat import tf
+    from udc.deploy.finetune import Recipe, kernel_of, wrapped_layers
+
+    model, masks, bits = _stripped(trained)
+    seen = []
+
+    def no_gradient(labels, logits, teacher_logits):
+        seen.append((labels.shape.rank, logits.shape[-1], teacher_logits.shape[-1]))
+        return 0.0 * tf.reduce_sum(logits) + 0.0 * tf.reduce_sum(teacher_logits)
+
+    recipe = Recipe(teacher=model, loss=no_gradient)
+    lines = []
+    qat = finetune(model, bits, masks, digits_splits, epochs=1, learning_rate=1e-2, batch_size=32, steps_per_epoch=4,
+                   recipe=recipe, log=lines.append)
+    assert seen and seen[0] == (1, 10, 10)
+    assert "loss 0.0000" in lines[-1]
+    kept = {name: kernel_of(wrapped_layers(qat)[name]).numpy() for name in bits}
+    for name in bits:
+        np.testing.assert_array_equal(kept[name], model.get_layer(name).get_weights()[0], err_msg=name)
+    moved = finetune(model, bits, masks, digits_splits, epochs=1, learning_rate=1e-2, batch_size=32,
+                     steps_per_epoch=4, log=lambda _: None)
+    assert not np.array_equal(kernel_of(wrapped_layers(moved)["conv0"]).numpy(), kept["conv0"])
+    with pytest.raises(UdcError, match="needs a teacher model"):
+        Recipe(loss=no_gradient)

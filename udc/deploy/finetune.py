@@ -167,16 +167,23 @@ class Recipe:
     teacher: object = None  # a float model of the same task whose logits the QAT model learns
     distillation_weight: float = 0.0  # (1 - w) cross-entropy + w KD(teacher); 0 without a teacher
     distillation_temperature: float = 1.0
+    # Instead of the cross-entropy / distillation mix: loss(labels, logits, teacher_logits) -> scalar, for training
+    # rules of one's own (tools/ensemble_member_rules.py trains ensemble members against a reference with it).
+    loss: object = None
 
     def __post_init__(self):
-        if self.distillation_weight and self.teacher is None:
-            raise UdcError("fine-tune distillation needs a teacher model")
+        if (self.distillation_weight or self.loss is not None) and self.teacher is None:
+            raise UdcError("fine-tune distillation or a loss of the teacher's logits needs a teacher model")
 
     def settings(self) -> dict:
-        """What a fine-tune checkpoint depends on (the teacher by its presence: one per workdir)."""
-        return {"lr_schedule": self.lr_schedule, "augmentation": dataclasses.asdict(self.augmentation),
-                "distillation_weight": self.distillation_weight,
-                "distillation_temperature": self.distillation_temperature}
+        """What a fine-tune checkpoint depends on (the teacher by its presence: one per workdir; a loss of one's
+        own by its name, and only when given, so a checkpoint of the usual recipe still resumes)."""
+        settings = {"lr_schedule": self.lr_schedule, "augmentation": dataclasses.asdict(self.augmentation),
+                    "distillation_weight": self.distillation_weight,
+                    "distillation_temperature": self.distillation_temperature}
+        if self.loss is not None:
+            settings["loss"] = getattr(self.loss, "__name__", repr(self.loss))
+        return settings
 
 
 def qat_step(qat, masks, learning_rate, recipe=Recipe(), total_steps=1, seed=0):
@@ -196,8 +203,11 @@ def qat_step(qat, masks, learning_rate, recipe=Recipe(), total_steps=1, seed=0):
         with tf.GradientTape() as tape:
             logits = qat(x, training=True)
             teacher = logits if recipe.teacher is None else recipe.teacher(x, training=False)
-            loss = distillation_loss(y, logits, teacher, recipe.distillation_weight,
-                                     recipe.distillation_temperature)
+            if recipe.loss is not None:
+                loss = recipe.loss(y, logits, teacher)
+            else:
+                loss = distillation_loss(y, logits, teacher, recipe.distillation_weight,
+                                         recipe.distillation_temperature)
         optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
         keep.apply()
         correct = tf.equal(tf.argmax(logits, axis=1, output_type=tf.int32), tf.cast(y, tf.int32))

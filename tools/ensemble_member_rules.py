@@ -151,7 +151,7 @@ def main(argv):
     for text, rule in rules.items():
         path = work_dir / (text.replace(":", "_").replace("=", "") + ".tflite")
         settings_path = path.with_suffix(".json")
-        settings = {"rule": rule, "child": str(child), "split_seed": config.split_seed, "seed_of_config": config.seed}
+        settings = {"rule": rule, "child": str(child.resolve()), "split_seed": config.split_seed, "seed_of_config": config.seed}
         if not (path.is_file() and settings_path.is_file()
                 and json.loads(settings_path.read_text())["settings"] == settings):
             print(f"== sibling {text}", flush=True)
@@ -161,11 +161,14 @@ def main(argv):
         seconds[text] = json.loads(settings_path.read_text())["seconds"]
         files[text] = path
 
-    probs = {}
+    probs, vela = {}, {}
     for name, path in files.items():
-        classifier = TfliteClassifier(path.read_bytes(), name)
+        data = path.read_bytes()
+        classifier = TfliteClassifier(data, name)
         probs[name] = {part: classifier.probabilities(split.x) for part, split in (("val", splits.val),
                                                                                     ("test", splits.test))}
+        compiled = target.compile(data, name)
+        vela[name] = {"encoded_weight_bytes": compiled.encoded_weight_bytes, "cycles": compiled.cycles}
     yv, yt = splits.val.y, splits.test.y
     singles = {name: {"val": float((p["val"].argmax(1) == yv).mean()), "test": float((p["test"].argmax(1) == yt).mean())}
                for name, p in probs.items()}
@@ -180,7 +183,7 @@ def main(argv):
               "load_after": load_average(), "seconds": round(time.time() - started, 1), "child": str(child),
               "images": {"val": len(splits.val), "test": len(splits.test)},
               "child_report_test_accuracy": json.loads((child / "report.json").read_text())["accuracy"]["int8_tflite"],
-              "rules": rules, "sibling_seconds": seconds, "single": singles, "pairs_with_child": pairs,
+              "target": target.name, "rules": rules, "sibling_seconds": seconds, "single": singles, "vela": vela, "pairs_with_child": pairs,
               "plain_groups": groups}
     out = Path(FLAGS.output_dir)
     write_json_atomic(out / "ensemble_member_rules.json", result)
@@ -196,12 +199,16 @@ def markdown(r) -> str:
              f"LiteRT on the validation split ({r['images']['val']:,} held-out training images) and the test split "
              f"({r['images']['test']:,}).", "",
              f"The reference is the searched child `{r['child']}` with its search's own fine-tune (test "
-             f"{pct(r['single']['child']['test'])}). Each sibling starts from the same stripped network.", "",
-             "| sibling (kind=weight:seed:epochs) | fine-tune s | val | test | pool with the child: val, test "
-             "(equal) | test (weights fitted on val) | pool - best of the two, test |", "|---|---|---|---|---|---|---|"]
+             f"{pct(r['single']['child']['test'])}, {r['vela']['child']['encoded_weight_bytes']:,} B of encoded "
+             f"weights and {r['vela']['child']['cycles']:,} cycles by Vela on {r['target']}). Each sibling starts "
+             "from the same stripped network.", "",
+             "| sibling (kind=weight:seed:epochs) | fine-tune s | Vela B, cycles | val | test | pool with the child: "
+             "val, test (equal) | test (weights fitted on val) | pool - best of the two, test |",
+             "|---|---|---|---|---|---|---|---|"]
     for text, pair in r["pairs_with_child"].items():
-        single = r["single"][text]
-        lines.append(f"| {text} | {r['sibling_seconds'][text]:.0f} | {pct(single['val'])} | {pct(single['test'])} | "
+        single, vela = r["single"][text], r["vela"][text]
+        lines.append(f"| {text} | {r['sibling_seconds'][text]:.0f} | {vela['encoded_weight_bytes']:,}, "
+                     f"{vela['cycles']:,} | {pct(single['val'])} | {pct(single['test'])} | "
                      f"{pct(pair['val_equal'])}, {pct(pair['test_equal'])} | {pct(pair['test_fitted'])} "
                      f"({', '.join(map(str, pair['fitted_weights']))}) | "
                      f"{100 * (pair['test_equal'] - pair['best_member_test']):+.2f} |")

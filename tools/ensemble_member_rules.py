@@ -151,7 +151,8 @@ def main(argv):
     for text, rule in rules.items():
         path = work_dir / (text.replace(":", "_").replace("=", "") + ".tflite")
         settings_path = path.with_suffix(".json")
-        settings = {"rule": rule, "child": str(child.resolve()), "split_seed": config.split_seed, "seed_of_config": config.seed}
+        settings = {"rule": rule, "child": str(child.resolve()), "split_seed": config.split_seed,
+                    "seed_of_config": config.seed}
         if not (path.is_file() and settings_path.is_file()
                 and json.loads(settings_path.read_text())["settings"] == settings):
             print(f"== sibling {text}", flush=True)
@@ -170,8 +171,8 @@ def main(argv):
         compiled = target.compile(data, name)
         vela[name] = {"encoded_weight_bytes": compiled.encoded_weight_bytes, "cycles": compiled.cycles}
     yv, yt = splits.val.y, splits.test.y
-    singles = {name: {"val": float((p["val"].argmax(1) == yv).mean()), "test": float((p["test"].argmax(1) == yt).mean())}
-               for name, p in probs.items()}
+    singles = {name: {"val": float((p["val"].argmax(1) == yv).mean()),
+                      "test": float((p["test"].argmax(1) == yt).mean())} for name, p in probs.items()}
     pairs = {text: pool_accuracies(probs, ["child", text], yv, yt) for text in rules}
     plain = [t for t, r in rules.items() if r["kind"] == "plain"]
     groups = [pool_accuracies(probs, names, yv, yt)
@@ -183,8 +184,8 @@ def main(argv):
               "load_after": load_average(), "seconds": round(time.time() - started, 1), "child": str(child),
               "images": {"val": len(splits.val), "test": len(splits.test)},
               "child_report_test_accuracy": json.loads((child / "report.json").read_text())["accuracy"]["int8_tflite"],
-              "target": target.name, "rules": rules, "sibling_seconds": seconds, "single": singles, "vela": vela, "pairs_with_child": pairs,
-              "plain_groups": groups}
+              "target": target.name, "rules": rules, "sibling_seconds": seconds, "single": singles, "vela": vela,
+              "pairs_with_child": pairs, "plain_groups": groups}
     out = Path(FLAGS.output_dir)
     write_json_atomic(out / "ensemble_member_rules.json", result)
     write_text_atomic(out / "ensemble_member_rules.md", markdown(result))

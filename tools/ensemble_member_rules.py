@@ -104,14 +104,15 @@ def train_sibling(config, splits, child: Path, rule, reference, target):
     return convert_to_int8(qat, splits.train.x[:config.export.num_calibration])
 
 
+def accuracy(probs, labels) -> float:
+    return float((probs.argmax(axis=1) == labels).mean())
+
+
 def pool_accuracies(probs, names, labels_val, labels_test) -> dict:
     """The log-linear pool of `names`: equal weights on validation and test, validation-fitted weights on test."""
     import numpy as np
 
     from udc.ensemble.combination import fit_pool, pooled
-
-    def accuracy(p, labels):
-        return float(np.mean(p.argmax(axis=1) == labels))
 
     val = [probs[n]["val"] for n in names]
     test = [probs[n]["test"] for n in names]
@@ -171,8 +172,7 @@ def main(argv):
         compiled = target.compile(data, name)
         vela[name] = {"encoded_weight_bytes": compiled.encoded_weight_bytes, "cycles": compiled.cycles}
     yv, yt = splits.val.y, splits.test.y
-    singles = {name: {"val": float((p["val"].argmax(1) == yv).mean()),
-                      "test": float((p["test"].argmax(1) == yt).mean())} for name, p in probs.items()}
+    singles = {name: {"val": accuracy(p["val"], yv), "test": accuracy(p["test"], yt)} for name, p in probs.items()}
     pairs = {text: pool_accuracies(probs, ["child", text], yv, yt) for text in rules}
     plain = [t for t, r in rules.items() if r["kind"] == "plain"]
     groups = [pool_accuracies(probs, names, yv, yt)

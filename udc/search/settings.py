@@ -140,11 +140,17 @@ def _flatten(d, prefix=""):
     return out
 
 
-def config_fingerprint(config, ignore=()) -> dict:
-    """The config keys a checkpoint depends on (flattened, JSON-ready), less those in `ignore`."""
+def flat_config(config, ignore=()) -> dict:
+    """Every key of a config ("search.bits"), JSON-ready, less those in `ignore` (a key, or a prefix
+    ending in ".")."""
     flat = json.loads(json.dumps(_flatten(config.to_dict()), default=str))
     return {k: v for k, v in flat.items() if not any(k == i or (i.endswith(".") and k.startswith(i))
-                                                      for i in _RESUME_IGNORES + tuple(ignore))}
+                                                      for i in ignore)}
+
+
+def config_fingerprint(config, ignore=()) -> dict:
+    """The config keys a checkpoint depends on (flattened, JSON-ready), less those in `ignore`."""
+    return flat_config(config, _RESUME_IGNORES + tuple(ignore))
 
 
 # Keys added after checkpoints were written, with the value that does what their absence did:

@@ -138,6 +138,8 @@ def test_bad_tflite_is_one_line_and_writes_nothing(binary, kind, fragments, file
     ("--val_fraction=1.5", ("--val_fraction must lie strictly between 0 and 1, got 1.5",)),
     ("--train_widths=0.5,-1", ("--train_widths must be positive width multipliers, got 0.5,-1",)),
     ("--max_members=-1", ("--max_members is the number of members chosen from the pool", "at least 0, got -1")),
+    ("--max_members=9", ("a cascade of 9 members is more than the 8 the threshold sweep holds in memory",
+                         "--max_members 8 or fewer")),
 ], ids=lambda v: v.lstrip("-") if isinstance(v, str) else "")
 def test_nonsense_ensemble_numbers_are_one_line(flag, fragments, tmp_path):
     """Members a.tflite, b.tflite do not exist: the flags are checked first."""

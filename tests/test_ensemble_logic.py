@@ -227,3 +227,11 @@ def test_member_selection_leaves_out_a_model_that_adds_nothing():
     assert len(lines) == len(record["steps"]) + (len(chosen) < 3) and "member selection" in lines[0]
     with pytest.raises(UdcError, match="--max_members must be at least 1"):
         select_members(pool, labels, costs, "max_prob", "log_linear", 0)
+
+
+def test_a_cascade_longer_than_the_sweep_holds_is_refused_before_it_sweeps():
+    labels, count = np.arange(12) % 3, calibration.MAX_MEMBERS + 1
+    probs = [np.full((12, 3), 1 / 3)] * count
+    with pytest.raises(UdcError, match=f"a cascade of {count} members is more than the {count - 1} the threshold"):
+        calibration.sweep(probs, labels, np.arange(1.0, count + 1.0), "max_prob")
+    assert len(calibration.sweep(probs[:2], labels, [1.0, 2.0], "max_prob")) > 1

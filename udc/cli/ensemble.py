@@ -26,7 +26,8 @@ from absl import flags
 
 from udc.cli.common import loaded_config, run_binary
 from udc.cli.flags import budgets_kb, define_budgets_flag, define_config_flag, define_workdir_flag
-from udc.ensemble.calibration import check_goal  # numpy only: the flags are checked before TensorFlow loads
+# numpy only: the flags are checked before TensorFlow loads
+from udc.ensemble.calibration import check_goal, check_member_count
 from udc.errors import UdcError
 
 FLAGS = flags.FLAGS
@@ -123,6 +124,8 @@ def _check_numbers() -> None:
         if FLAGS[name].value < least:
             raise UdcError(f"--{name} is the number of {meaning} and must be at least {least}, "
                            f"got {FLAGS[name].value}")
+    members = len(FLAGS.members) + len(FLAGS.budgets_kb or []) + len(FLAGS.train_widths)  # one source is given
+    check_member_count(FLAGS.max_members or members)  # before any member is searched or trained
     _train_widths()
 
 

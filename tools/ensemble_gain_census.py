@@ -30,7 +30,7 @@ from udc.cli.common import loaded_config  # noqa: E402
 from udc.cli.flags import define_config_flag  # noqa: E402
 
 CONFIG = define_config_flag("configs/fashion_mnist.py")
-flags.DEFINE_list("pool", [], "udc-search exports (WORKDIR/model.tflite) of one split.", required=True)
+flags.DEFINE_list("pool", None, "udc-search exports (WORKDIR/model.tflite) of one split.", required=True)
 flags.DEFINE_integer("max_k", 4, "Largest subset size (all subsets of 2..max_k members are pooled).")
 flags.DEFINE_string("output_dir", "benchmarks/fashion_mnist", "Where gain_census.{json,md} go.")
 FLAGS = flags.FLAGS

@@ -273,6 +273,16 @@ def test_train_width_members_checks_seeds(digits, tmp_path):
     (["--max_drop", "1", f"--config={DIGITS}", "--budgets_kb=2,x"], "--budgets_kb must be numbers"),
     (["--max_drop", "1", f"--config={DIGITS}", "--budgets_kb=2,2"], "listed twice"),
     (["--max_drop", "1", f"--config={DIGITS}", "--budgets_kb=2,3", "--accelerator=ethos-u99"], "ethos-u99"),
+    (["--max_drop", "1", f"--config={DIGITS}", "--budgets_kb=3", "--supernet_seeds=1"],
+     "--config needs at least two budgets, or one budget and two --supernet_seeds"),
+    (["--max_drop", "1", f"--config={DIGITS}", "--budgets_kb=3", "--supernet_seeds=1,1"],
+     "--supernet_seeds must be distinct integers"),
+    (["--max_drop", "1", f"--config={DIGITS}", "--budgets_kb=3", "--supernet_seeds=1,x"],
+     "--supernet_seeds must be distinct integers"),
+    (["--max_drop", "1", "--members", "a.tflite,b.tflite", "--supernet_seeds=1,2"],
+     "--supernet_seeds needs --config"),
+    (["--max_drop", "1", f"--config={DIGITS}", "--budgets_kb=2,3", "--supernet_seeds=1,2,3,4,5"],
+     "a cascade of 10 members"),
 ])
 def test_cli_other_user_errors(args, message, tmp_path, monkeypatch, capsys):
     code = _run_cli(monkeypatch, args + ["--output_dir", str(tmp_path)])
@@ -305,6 +315,28 @@ def test_cli_cascade_from_udc_searches(tmp_path, monkeypatch):
     assert [Path(p).stat().st_mtime_ns for p in searched] == stamps
     with pytest.raises(ConfigError, match="different config"):
         search_members(digits_config(**fast, arch_learning_rate=0.1), [2, 3], tmp_path)
+
+
+def test_search_members_trains_one_supernet_per_seed(tmp_path, monkeypatch):
+    """With supernet_seeds each seed searches every budget in WORKDIR/seed_<S> on its own supernet, all on the
+    config's split; the searches themselves are udc-search's (covered by the end-to-end test above)."""
+    from udc.workflows import ensemble_members
+
+    searched = []
+    monkeypatch.setattr(ensemble_members, "search_and_export",
+                        lambda config, workdir, log: searched.append((config, Path(workdir))))
+    config = digits_config()
+    config.seed = 4
+    paths = search_members(config, [3, 2], tmp_path, log=lambda line: None, supernet_seeds=[7, 5])
+    order = [("seed_7", "udc_2kb"), ("seed_5", "udc_2kb"), ("seed_7", "udc_3kb"), ("seed_5", "udc_3kb")]
+    assert paths == [str(tmp_path / s / b / "model.tflite") for s, b in order]
+    assert [(c.seed, c.split_seed, c.budget_kb) for c, _ in searched] == [(7, 4, 2.0), (5, 4, 2.0), (7, 4, 3.0),
+                                                                          (5, 4, 3.0)]
+    assert {c.search.supernet for c, _ in searched} == {str(tmp_path / "seed_7" / "supernet"),
+                                                        str(tmp_path / "seed_5" / "supernet")}
+    assert config.seed == 4 and config.split_seed is None  # the caller's config is left as it was
+    with pytest.raises(UdcError, match="lists a seed twice"):
+        search_members(config, [2], tmp_path, supernet_seeds=[1, 1])
 
 
 def test_a_member_trained_on_another_split_is_refused(digits_int8):

@@ -2,12 +2,15 @@
 
   udc-ensemble --members a.tflite,b.tflite,c.tflite --accelerator ethos-u55-128 --max_drop 0.5
   udc-ensemble --config=configs/fashion_mnist.py --budgets_kb=6,12,24,48 --workdir=runs/ensemble --max_drop 0.5
+  udc-ensemble --config=configs/fashion_mnist.py --budgets_kb=32,64 --supernet_seeds=1,2,3 --workdir=runs/ens \
+      --config.search.finetune_epochs=6 --max_members 4 --max_cost_ratio 0.4
 
 orders the members cheapest first (Vela cycles or host latency), sweeps the exit
 thresholds on the validation split, picks the operating point for the goal and writes
 ensemble.{json,md,png} and the deployment descriptor cascade.json to --output_dir.
 The members are either given (--members), searched by UDC at each budget of the config
-(--config with --budgets_kb; finished searches in --workdir are reused), or trained as
+(--config with --budgets_kb; finished searches in --workdir are reused; --supernet_seeds
+searches each budget on one supernet per seed, whose members pool better), or trained as
 fmnist_cnn at several width multipliers (--train_widths). Searched members pool far better
 when fine-tuned longer than a single search's default: on Fashion-MNIST, six searches
 fine-tuned 6 epochs instead of 2 (--config.search.finetune_epochs=6) raised their full
@@ -73,6 +76,9 @@ def define_flags():
                       "multipliers (e.g. 0.25,0.5,1) on the training split, then calibrate.")
     flags.DEFINE_integer("epochs", 3, "Epochs per trained member (--train_widths).")
     flags.DEFINE_integer("latency_repeats", 50, "Batch-1 invocations timed per member for host latency.")
+    flags.DEFINE_list("supernet_seeds", [], "With --config: train one supernet per seed (WORKDIR/seed_<S>) and "
+                      "search each at every budget; members of separate supernets err more differently than budgets "
+                      "of one. Empty: one supernet (the config's seed) in WORKDIR.")
     flags.DEFINE_integer("max_members", 0, "Treat the members as a pool and cascade the at most this many that "
                          "best serve the cost range on validation (udc.ensemble.selection); 0: every member.")
 
@@ -88,9 +94,13 @@ def _member_source() -> str:
                        "--budgets_kb=6,12,24,48 to search them, or --train_widths 0.25,0.5,1")
     if FLAGS.budgets_kb and given[0] != "--config":
         raise UdcError("--budgets_kb needs --config: the budgets are searched on the config's task")
+    if FLAGS.supernet_seeds and given[0] != "--config":
+        raise UdcError("--supernet_seeds needs --config and --budgets_kb: each seed's supernet is searched at the "
+                       "budgets")
     if given[0] == "--config":
-        if len(FLAGS.budgets_kb) < 2:
-            raise UdcError("--config needs at least two budgets to make a cascade, e.g. --budgets_kb=6,12,24,48")
+        if not FLAGS.budgets_kb or len(FLAGS.budgets_kb) * max(1, len(FLAGS.supernet_seeds)) < 2:
+            raise UdcError("--config needs at least two budgets, or one budget and two --supernet_seeds, to make a "
+                           "cascade, e.g. --budgets_kb=6,12,24,48")
         overridden = [f"--{name}" for name in DATA_FLAGS if FLAGS[name].present]
         if overridden:
             raise UdcError(f"with --config the splits are the config's: drop {', '.join(overridden)} "
@@ -110,6 +120,18 @@ def _train_widths() -> list[float]:
     return widths
 
 
+def _supernet_seeds() -> list[int]:
+    """--supernet_seeds as distinct integers."""
+    try:
+        seeds = [int(s) for s in FLAGS.supernet_seeds]
+    except ValueError:
+        seeds = None
+    if seeds is None or len(set(seeds)) != len(seeds):
+        raise UdcError(f"--supernet_seeds must be distinct integers, got {','.join(FLAGS.supernet_seeds)}; "
+                       "e.g. --supernet_seeds 1,2,3")
+    return seeds
+
+
 def _check_numbers() -> None:
     """The numeric flags, before any slow work: one line for the first that makes no sense."""
     check_goal(FLAGS.max_drop, FLAGS.max_cost, FLAGS.max_cost_ratio, FLAGS.cheaper_than_flash_peer)
@@ -124,9 +146,11 @@ def _check_numbers() -> None:
         if FLAGS[name].value < least:
             raise UdcError(f"--{name} is the number of {meaning} and must be at least {least}, "
                            f"got {FLAGS[name].value}")
-    members = len(FLAGS.members) + len(FLAGS.budgets_kb or []) + len(FLAGS.train_widths)  # one source is given
+    searched = len(FLAGS.budgets_kb or []) * max(1, len(FLAGS.supernet_seeds))
+    members = len(FLAGS.members) + searched + len(FLAGS.train_widths)  # one source is given
     check_member_count(FLAGS.max_members or members)  # before any member is searched or trained
     _train_widths()
+    _supernet_seeds()
 
 
 def _data_config(member_input=None):
@@ -179,7 +203,7 @@ def main(argv):
     output_dir = ensure_writable_dir(FLAGS.output_dir or (FLAGS.workdir if source == "--config" else "ensemble_out"))
     splits = load_splits(config)
     if source == "--config":
-        members = loaded(search_members(config, budgets, FLAGS.workdir))
+        members = loaded(search_members(config, budgets, FLAGS.workdir, supernet_seeds=_supernet_seeds()))
     elif source == "--train_widths":
         members = loaded(train_width_members(splits, _train_widths(), Path(output_dir) / "members",
                                              epochs=FLAGS.epochs, seed=FLAGS.seed))

@@ -98,7 +98,7 @@ def _member_source() -> str:
         raise UdcError("--supernet_seeds needs --config and --budgets_kb: each seed's supernet is searched at the "
                        "budgets")
     if given[0] == "--config":
-        if not FLAGS.budgets_kb or len(FLAGS.budgets_kb) * max(1, len(FLAGS.supernet_seeds)) < 2:
+        if _searched_count() < 2:
             raise UdcError("--config needs at least two budgets, or one budget and two --supernet_seeds, to make a "
                            "cascade, e.g. --budgets_kb=6,12,24,48")
         overridden = [f"--{name}" for name in DATA_FLAGS if FLAGS[name].present]
@@ -118,6 +118,11 @@ def _train_widths() -> list[float]:
         raise UdcError(f"--train_widths must be positive width multipliers, got {','.join(FLAGS.train_widths)}; "
                        "e.g. --train_widths 0.25,0.5,1")
     return widths
+
+
+def _searched_count() -> int:
+    """How many members --budgets_kb and --supernet_seeds search: every budget on every supernet."""
+    return len(FLAGS.budgets_kb or []) * max(1, len(FLAGS.supernet_seeds))
 
 
 def _supernet_seeds() -> list[int]:
@@ -146,8 +151,7 @@ def _check_numbers() -> None:
         if FLAGS[name].value < least:
             raise UdcError(f"--{name} is the number of {meaning} and must be at least {least}, "
                            f"got {FLAGS[name].value}")
-    searched = len(FLAGS.budgets_kb or []) * max(1, len(FLAGS.supernet_seeds))
-    members = len(FLAGS.members) + searched + len(FLAGS.train_widths)  # one source is given
+    members = len(FLAGS.members) + _searched_count() + len(FLAGS.train_widths)  # one source is given
     check_member_count(FLAGS.max_members or members)  # before any member is searched or trained
     _train_widths()
     _supernet_seeds()

@@ -9,8 +9,10 @@ chosen on validation; this answers it for every subset of 2..--max_k members of 
 
 - each pair's gain on test (its log-linear pool, weights fitted on validation as `udc.ensemble` fits a stage,
   against the pair's more accurate member on test), split by whether the two came from one supernet or two;
-- per subset size, the mean and largest test gain over all subsets, the share of subsets at +0.5 or more, and
-  the test gain of the subset that is most accurate on validation (what a selection on validation would find).
+- per subset size, the mean and largest test gain over all subsets, the share of subsets at +0.5 or more, the
+  mean standard error of one subset's test gain (a paired difference on the test images: how far one measured
+  gain may sit from the subset's true gain), and the test gain of the subset that is most accurate on validation
+  (what a selection on validation would find).
 
 Every member's .tflite runs once on the config's validation and test splits (LiteRT); accuracies only, no costs.
 """
@@ -55,11 +57,16 @@ def pool_gain(val_probs, test_probs, yv, yt) -> dict:
     from udc.ensemble.combination import fit_pool, pooled
 
     weights = fit_pool(val_probs, yv)
-    acc = [100 * float(np.mean(p.argmax(1) == yt)) for p in test_probs]
-    full_test = 100 * float(np.mean(pooled(test_probs, weights).argmax(1) == yt))
+    right = [p.argmax(1) == yt for p in test_probs]
+    best = int(np.argmax([r.mean() for r in right]))
+    full_right = pooled(test_probs, weights).argmax(1) == yt
     full_val = 100 * float(np.mean(pooled(val_probs, weights).argmax(1) == yv))
-    return {"full_val": full_val, "full_test": full_test, "best_member_test": max(acc),
-            "gain": full_test - max(acc)}
+    # The gain is a paired difference on the same test images: its standard error is that of the per-image
+    # difference (full right - best member right), which only the images the two disagree on feed.
+    diff = full_right.astype(np.float64) - right[best]
+    return {"full_val": full_val, "full_test": 100 * float(full_right.mean()),
+            "best_member_test": 100 * float(right[best].mean()), "gain": 100 * float(diff.mean()),
+            "gain_standard_error": 100 * float(diff.std(ddof=1) / np.sqrt(len(diff)))}
 
 
 def census(names, supernets, val_probs, test_probs, yv, yt, max_k: int) -> dict:
@@ -76,6 +83,7 @@ def census(names, supernets, val_probs, test_probs, yv, yt, max_k: int) -> dict:
         gains = np.array([r["gain"] for r in rows])
         by_val = max(rows, key=lambda r: r["full_val"])
         sizes.append({"k": k, "subsets": len(rows), "mean_gain": float(gains.mean()), "max_gain": float(gains.max()),
+                      "mean_gain_standard_error": float(np.mean([r["gain_standard_error"] for r in rows])),
                       "share_at_goal": float(np.mean(gains >= GOAL_GAIN_POINTS - 1e-9)), "chosen_on_val": by_val})
         print(f"{k} members: {len(rows)} subsets, mean gain {gains.mean():+.2f}, max {gains.max():+.2f}, "
             f"most accurate on validation {by_val['gain']:+.2f}", flush=True)
@@ -101,12 +109,13 @@ def markdown(r: dict) -> str:
             lines.append(f"| {'one supernet' if same else 'two supernets'} | {len(g)} | {g.mean():+.2f} | "
                          f"{g.min():+.2f} | {g.max():+.2f} |")
     lines += ["", "## Subsets by size", "",
-              f"| members | subsets | mean gain | max gain | share at +{GOAL_GAIN_POINTS} or more | most accurate on "
-              "validation: members, gain on test |", "|---|---|---|---|---|---|"]
+              f"| members | subsets | mean gain | max gain | share at +{GOAL_GAIN_POINTS} or more | standard error of one "
+              "subset's gain | most accurate on validation: members, gain on test |", "|---|---|---|---|---|---|---|"]
     for s in r["census"]["sizes"]:
         v = s["chosen_on_val"]
         lines.append(f"| {s['k']} | {s['subsets']} | {s['mean_gain']:+.2f} | {s['max_gain']:+.2f} | "
-                     f"{100 * s['share_at_goal']:.0f} % | {', '.join(v['members'])}: {v['gain']:+.2f} |")
+                     f"{100 * s['share_at_goal']:.0f} % | {s['mean_gain_standard_error']:.2f} | "
+                     f"{', '.join(v['members'])}: {v['gain']:+.2f} ± {v['gain_standard_error']:.2f} |")
     return "\n".join(lines) + "\n"
 
 

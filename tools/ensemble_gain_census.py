@@ -8,7 +8,9 @@ chosen on validation; this answers it for every subset of 2..--max_k members of 
 (each WORKDIR/model.tflite; the supernet it came from is the search's workdir, the folder above WORKDIR):
 
 - each pair's gain on test (its log-linear pool, weights fitted on validation as `udc.ensemble` fits a stage,
-  against the pair's more accurate member on test), split by whether the two came from one supernet or two;
+  against the pair's more accurate member on test), split by whether the two came from one supernet or two, and
+  the pairs of two supernets by their members' budgets (WORKDIR's folder name, e.g. udc_8kb): how the gain
+  depends on how strong and how alike the two members are;
 - per subset size, the mean and largest test gain over all subsets, the share of subsets at +0.5 or more, the
   mean standard error of one subset's test gain (a paired difference on the test images: how far one measured
   gain may sit from the subset's true gain), and the test gain of the subset that is most accurate on validation
@@ -90,6 +92,12 @@ def census(names, supernets, val_probs, test_probs, yv, yt, max_k: int) -> dict:
     return {"pairs": pairs, "sizes": sizes}
 
 
+def _budget_order(search: str):
+    """Sort key of a search folder's name: udc_8kb before udc_32kb (by the number), other names after, by name."""
+    digits = "".join(c for c in search if c.isdigit())
+    return (0, int(digits), search) if digits else (1, 0, search)
+
+
 def markdown(r: dict) -> str:
     import numpy as np
 
@@ -108,6 +116,18 @@ def markdown(r: dict) -> str:
         if len(g):
             lines.append(f"| {'one supernet' if same else 'two supernets'} | {len(g)} | {g.mean():+.2f} | "
                          f"{g.min():+.2f} | {g.max():+.2f} |")
+    lines += ["", "## Pairs of two supernets, by the members' budgets", "",
+              "| budgets | pairs | mean gain | min | max | mean member test accuracy |", "|---|---|---|---|---|---|"]
+    test_accuracy = {m["name"]: m["test"] for m in r["members"]}
+    by_budgets = {}
+    for p in r["census"]["pairs"]:
+        if not p["same_supernet"]:
+            budgets = " + ".join(sorted((name.split("/")[-1] for name in p["members"]), key=_budget_order))
+            by_budgets.setdefault(budgets, []).append(p)
+    for budgets, pairs in sorted(by_budgets.items(), key=lambda item: [_budget_order(b) for b in item[0].split(" + ")]):
+        g = np.array([p["gain"] for p in pairs])
+        accuracy = np.mean([test_accuracy[m] for p in pairs for m in p["members"]])
+        lines.append(f"| {budgets} | {len(g)} | {g.mean():+.2f} | {g.min():+.2f} | {g.max():+.2f} | {accuracy:.2f} % |")
     lines += ["", "## Subsets by size", "",
               f"| members | subsets | mean gain | max gain | share at +{GOAL_GAIN_POINTS} or more | standard error of one "
               "subset's gain | most accurate on validation: members, gain on test |", "|---|---|---|---|---|---|---|"]

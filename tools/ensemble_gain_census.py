@@ -20,6 +20,7 @@ Every member's .tflite runs once on the config's validation and test splits (Lit
 """
 
 import itertools
+import re
 import shlex
 import sys
 import time
@@ -93,9 +94,10 @@ def census(names, supernets, val_probs, test_probs, yv, yt, max_k: int) -> dict:
 
 
 def _budget_order(search: str):
-    """Sort key of a search folder's name: udc_8kb before udc_32kb (by the number), other names after, by name."""
-    digits = "".join(c for c in search if c.isdigit())
-    return (0, int(digits), search) if digits else (1, 0, search)
+    """Sort key of a search folder's name: udc_8kb before udc_32kb and udc_32kb_aug15 (by the first number), names
+    without a number last."""
+    number = re.search(r"\d+", search)
+    return (0, int(number.group()), search) if number else (1, 0, search)
 
 
 def markdown(r: dict) -> str:

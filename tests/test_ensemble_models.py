@@ -292,18 +292,27 @@ def test_cli_other_user_errors(args, message, tmp_path, monkeypatch, capsys):
 
 @pytest.mark.e2e
 def test_cli_cascade_from_udc_searches(tmp_path, monkeypatch):
-    """--config and --budgets_kb: two short digits searches -> members -> calibrated cascade."""
+    """--config and --budgets_kb: two short digits searches -> members -> calibrated cascade; with
+    --augmented_budgets_kb the 3 KiB search is also fine-tuned with augmentation, a third member."""
     # No supernet epochs (test_search covers them): the budget's first selection, fine-tuned briefly
     # (what is checked is the path from searches to a cascade, not the members' accuracy).
     fast = {"supernet_epochs": 0, "search_epochs": 0, "finetune_epochs": 2}
-    code = _run_cli(monkeypatch, digits_flags(**fast) + ["--budgets_kb=3,2", f"--workdir={tmp_path}",
+    code = _run_cli(monkeypatch, digits_flags(**fast) + ["--budgets_kb=3,2", "--augmented_budgets_kb=3",
+                                                         "--augmented_finetune_epochs=1", f"--workdir={tmp_path}",
                                                          "--max_drop=1", "--latency_repeats=5"])
     assert code in (0, None)
     searched = [str(tmp_path / name / "model.tflite") for name in ("udc_2kb", "udc_3kb")]
+    augmented = tmp_path / "udc_3kb_augmented"
     report = json.loads((tmp_path / "ensemble.json").read_text())
-    assert sorted(m["file"] for m in report["members"]) == searched
-    assert sorted(m["name"] for m in report["members"]) == ["udc_2kb/model", "udc_3kb/model"]
+    assert sorted(m["file"] for m in report["members"]) == searched + [str(augmented / "model.tflite")]
+    assert sorted(m["name"] for m in report["members"]) == ["udc_2kb/model", "udc_3kb/model",
+                                                            "udc_3kb_augmented/model"]
     assert report["dataset"]["name"] == "digits" and "--budgets_kb=3,2" in report["command"]
+    # The augmented member is the 3 KiB search's child, fine-tuned 1 epoch with the config's shifts.
+    spec = json.loads((augmented / "arch_spec.json").read_text())
+    assert spec["layers"] == json.loads((tmp_path / "udc_3kb" / "arch_spec.json").read_text())["layers"]
+    finetune = json.loads((augmented / "finetune" / "state.json").read_text())["settings"]
+    assert finetune["epochs"] == 1 and finetune["recipe"]["augmentation"] == {"shift": 1, "horizontal_flip": False}
     cascade = Cascade.load(tmp_path / "cascade.json")
     splits = load_splits(digits_config(**fast))  # the config's splits, as the CLI calibrated on
     predictions = cascade.predict(splits.test.x)
@@ -337,6 +346,41 @@ def test_search_members_trains_one_supernet_per_seed(tmp_path, monkeypatch):
     assert config.seed == 4 and config.split_seed is None  # the caller's config is left as it was
     with pytest.raises(UdcError, match="lists a seed twice"):
         search_members(config, [2], tmp_path, supernet_seeds=[1, 1])
+
+
+def test_search_members_adds_augmented_fine_tunes_of_searches(tmp_path, monkeypatch):
+    """With augmented_budgets_kb each search at those budgets is forked into udc_<K>kb_augmented (after it ran) and
+    fine-tuned there with the augmentation for the given epochs; those members come after the plain ones."""
+    from udc.workflows import ensemble_members
+
+    steps = []
+    monkeypatch.setattr(ensemble_members, "search_and_export",
+                        lambda config, workdir, log: steps.append(("search", config, Path(workdir))))
+    monkeypatch.setattr(ensemble_members, "fork_search",
+                        lambda source, workdir: steps.append(("fork", Path(source), Path(workdir))))
+    config = digits_config()
+    paths = search_members(config, [3, 2], tmp_path, log=lambda line: None, supernet_seeds=[7, 5],
+                           augmented_budgets_kb=[3], augmented_finetune_epochs=4)
+    plain = [("seed_7", "udc_2kb"), ("seed_5", "udc_2kb"), ("seed_7", "udc_3kb"), ("seed_5", "udc_3kb")]
+    augmented = [("seed_7", "udc_3kb_augmented"), ("seed_5", "udc_3kb_augmented")]
+    assert paths == [str(tmp_path / s / b / "model.tflite") for s, b in plain + augmented]
+    assert [(kind, Path(b).relative_to(tmp_path).parts) for kind, _, b in steps] == (
+        [("search", p) for p in plain] + [(kind, a) for a in augmented for kind in ("fork", "search")])
+    forks = [(a, b) for kind, a, b in steps if kind == "fork"]
+    assert forks == [(tmp_path / s / "udc_3kb", tmp_path / s / "udc_3kb_augmented") for s in ("seed_7", "seed_5")]
+    searches = [c for kind, c, _ in steps if kind == "search"]
+    assert [(c.search.finetune_augment, c.search.finetune_epochs) for c in searches[4:]] == [(True, 4), (True, 4)]
+    assert all(not c.search.finetune_augment for c in searches[:4]) and not config.search.finetune_augment
+    assert [(c.seed, c.budget_kb, c.search.supernet) for c in searches[4:]] == [
+        (c.seed, c.budget_kb, c.search.supernet) for c in searches[2:4]]  # the same search, fine-tuned again
+
+    unmoved = digits_config()
+    unmoved.augment.shift = 0
+    for other, budgets, message in ((config, [2], "augmented budgets 3 KiB are not among the searched budgets"),
+                                    (digits_config(finetune_augment=True), [3], "already fine-tunes every member"),
+                                    (unmoved, [3], "augment section does nothing")):
+        with pytest.raises(UdcError, match=message):
+            search_members(other, budgets, tmp_path, augmented_budgets_kb=[3])
 
 
 def test_a_member_trained_on_another_split_is_refused(digits_int8):

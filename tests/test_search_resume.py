@@ -11,7 +11,8 @@ from search_helpers import digits_config
 from udc.data import Split, load_splits
 from udc.errors import ConfigError, UdcError
 from udc.search.loop import SupernetSearch
-from udc.search.state import SEARCH_CHECKPOINT_DIR, STATE_FILE, SUPERNET_DIR, SUPERNET_STATE_FILE, read_state
+from udc.search.state import (SEARCH_CHECKPOINT_DIR, STATE_FILE, SUPERNET_DIR, SUPERNET_STATE_FILE, Stage, fork_search,
+                              read_state)
 from udc.workflows.pipeline import search_and_export
 
 FAST = {"steps_per_epoch": 12}
@@ -146,3 +147,27 @@ def test_a_second_run_on_a_workdir_in_use_is_refused(interrupted):
     # The first run went on undisturbed (the fixture checks it stopped after 2 epochs, as asked),
     # and once it was over the workdir was free again: the third run was let in and stopped at once.
     assert third is None
+
+
+def test_a_fork_starts_from_its_sources_search_state(tmp_path):
+    """fork_search copies the state file and the checkpoint it names (not the supernet), so the fork resumes where
+    the source stopped; a workdir that has a state already is left alone."""
+    import tensorflow as tf
+
+    source = tmp_path / "source"
+    stage = Stage(source / STATE_FILE, source / SEARCH_CHECKPOINT_DIR, tf.train.Checkpoint(v=tf.Variable(3.0)),
+                  {"seed": 1}, source)
+    stage.begin()
+    stage.save({"epoch": 1})
+    (source / "model.tflite").write_bytes(b"the source's export")
+    forked = tmp_path / "forked"
+    assert fork_search(source, forked)
+    assert read_state(forked / STATE_FILE) == read_state(source / STATE_FILE)
+    assert sorted(p.name for p in forked.rglob("*")) == sorted(
+        [STATE_FILE, SEARCH_CHECKPOINT_DIR, "ckpt-1.index", "ckpt-1.data-00000-of-00001"])
+    restored = Stage(forked / STATE_FILE, forked / SEARCH_CHECKPOINT_DIR, tf.train.Checkpoint(v=tf.Variable(0.0)),
+                     {"seed": 1}, forked)
+    assert restored.restore() and restored.epochs_done == 1 and float(restored.checkpoint.v) == 3.0
+    assert not fork_search(source, forked)
+    with pytest.raises(UdcError, match="holds no search to fine-tune again"):
+        fork_search(tmp_path / "nothing", tmp_path / "elsewhere")

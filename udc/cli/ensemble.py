@@ -4,14 +4,17 @@
   udc-ensemble --config=configs/fashion_mnist.py --budgets_kb=6,12,24,48 --workdir=runs/ensemble --max_drop 0.5
   udc-ensemble --config=configs/fashion_mnist.py --budgets_kb=32,64 --supernet_seeds=1,2,3 --workdir=runs/ens \
       --config.search.finetune_epochs=6 --max_members 4 --max_cost_ratio 0.4
+  udc-ensemble --config=configs/fashion_mnist.py --budgets_kb=8,32,64 --augmented_budgets_kb=64 \
+      --supernet_seeds=1,3,5 --workdir=runs/ens --config.search.finetune_epochs=6 --max_members 4 ...
 
 orders the members cheapest first (Vela cycles or host latency), sweeps the exit
 thresholds on the validation split, picks the operating point for the goal and writes
 ensemble.{json,md,png} and the deployment descriptor cascade.json to --output_dir.
 The members are either given (--members), searched by UDC at each budget of the config
 (--config with --budgets_kb; finished searches in --workdir are reused; --supernet_seeds
-searches each budget on one supernet per seed, whose members pool better), or trained as
-fmnist_cnn at several width multipliers (--train_widths). Searched members pool far better
+searches each budget on one supernet per seed, whose members pool better; --augmented_budgets_kb
+also fine-tunes those budgets' searches again with augmentation, members that err unlike the
+plain ones), or trained as fmnist_cnn at several width multipliers (--train_widths). Searched members pool far better
 when fine-tuned longer than a single search's default: on Fashion-MNIST, six searches
 fine-tuned 6 epochs instead of 2 (--config.search.finetune_epochs=6) raised their full
 ensemble from +0.02 to +0.34 points above its best member
@@ -79,6 +82,12 @@ def define_flags():
     flags.DEFINE_list("supernet_seeds", [], "With --config: train one supernet per seed (WORKDIR/seed_<S>) and "
                       "search each at every budget; members of separate supernets err more differently than budgets "
                       "of one. Empty: one supernet (the config's seed) in WORKDIR.")
+    flags.DEFINE_list("augmented_budgets_kb", [], "With --config: each search at these budgets (of --budgets_kb) "
+                      "is also fine-tuned again with the config's augmentation, in "
+                      "WORKDIR[/seed_<S>]/udc_<K>kb_augmented, as one more member: members fine-tuned with and "
+                      "without augmentation err differently.")
+    flags.DEFINE_integer("augmented_finetune_epochs", 15, "Fine-tuning epochs of the augmented members (the "
+                         "augmentation needs a longer schedule than the plain fine-tune to be as accurate).")
     flags.DEFINE_integer("max_members", 0, "Treat the members as a pool and cascade the at most this many that "
                          "best serve the cost range on validation (udc.ensemble.selection); 0: every member.")
 
@@ -94,6 +103,9 @@ def _member_source() -> str:
                        "--budgets_kb=6,12,24,48 to search them, or --train_widths 0.25,0.5,1")
     if FLAGS.budgets_kb and given[0] != "--config":
         raise UdcError("--budgets_kb needs --config: the budgets are searched on the config's task")
+    if FLAGS.augmented_budgets_kb and given[0] != "--config":
+        raise UdcError("--augmented_budgets_kb needs --config and --budgets_kb: it fine-tunes searches of the config "
+                       "again")
     if FLAGS.supernet_seeds and given[0] != "--config":
         raise UdcError("--supernet_seeds needs --config and --budgets_kb: each seed's supernet is searched at the "
                        "budgets")
@@ -121,8 +133,10 @@ def _train_widths() -> list[float]:
 
 
 def _searched_count() -> int:
-    """How many members --budgets_kb and --supernet_seeds search: every budget on every supernet."""
-    return len(FLAGS.budgets_kb or []) * max(1, len(FLAGS.supernet_seeds))
+    """How many members --budgets_kb and --supernet_seeds search (every budget on every supernet), with the
+    augmented fine-tunes of --augmented_budgets_kb."""
+    budgets = len(FLAGS.budgets_kb or []) + len(FLAGS.augmented_budgets_kb or [])
+    return budgets * max(1, len(FLAGS.supernet_seeds))
 
 
 def _supernet_seeds() -> list[int]:
@@ -145,6 +159,7 @@ def _check_numbers() -> None:
                        "the thresholds are calibrated on that share of the training set, e.g. --val_fraction 0.1")
     for name, least, meaning in (("latency_repeats", 1, "timed invocations per member"),
                                  ("epochs", 1, "epochs per trained member"),
+                                 ("augmented_finetune_epochs", 1, "fine-tuning epochs of an augmented member"),
                                  ("max_train", 0, "training images kept (0 = all)"),
                                  ("max_test", 0, "test images kept (0 = all)"),
                                  ("max_members", 0, "members chosen from the pool (0 = every member)")):
@@ -207,7 +222,9 @@ def main(argv):
     output_dir = ensure_writable_dir(FLAGS.output_dir or (FLAGS.workdir if source == "--config" else "ensemble_out"))
     splits = load_splits(config)
     if source == "--config":
-        members = loaded(search_members(config, budgets, FLAGS.workdir, supernet_seeds=_supernet_seeds()))
+        members = loaded(search_members(config, budgets, FLAGS.workdir, supernet_seeds=_supernet_seeds(),
+                                        augmented_budgets_kb=budgets_kb(FLAGS["augmented_budgets_kb"]),
+                                        augmented_finetune_epochs=FLAGS.augmented_finetune_epochs))
     elif source == "--train_widths":
         members = loaded(train_width_members(splits, _train_widths(), Path(output_dir) / "members",
                                              epochs=FLAGS.epochs, seed=FLAGS.seed))

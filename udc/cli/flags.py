@@ -27,8 +27,8 @@ def define_budgets_flag(default):
 
 
 def budgets_kb(flag) -> list:
-    """The values of a --budgets_kb flag as floats (ConfigError for a non-number)."""
+    """The values of a list flag of budgets (--budgets_kb) as floats (ConfigError for a non-number)."""
     try:
         return [float(b) for b in flag.value]
     except ValueError:
-        raise ConfigError(f"--budgets_kb must be numbers in KiB, got {','.join(flag.value)}") from None
+        raise ConfigError(f"--{flag.name} must be numbers in KiB, got {','.join(flag.value)}") from None

@@ -1,10 +1,11 @@
 """Resume state of a search's two stages: where each keeps its checkpoints and state file, and the
 checks that a resume is of the same config (before any slow work)."""
 
+import shutil
 from pathlib import Path
 
 from udc.compat import tf
-from udc.errors import ConfigError
+from udc.errors import ConfigError, UdcError
 from udc.fileio import write_json_atomic
 from udc.search.settings import AFTER_SEARCH_KEYS, PER_BUDGET_KEYS, config_differences, config_fingerprint
 from udc.training import checkpoints
@@ -93,3 +94,27 @@ def checkpoint_of(state, state_path) -> Path:
 def supernet_path(config, workdir) -> Path:
     """Where the trained supernet lives: search.supernet, else WORKDIR/supernet."""
     return Path(config.search.supernet or Path(workdir) / SUPERNET_DIR)
+
+
+def fork_search(source, workdir) -> bool:
+    """Starts WORKDIR as a copy of the search stage in SOURCE (its state file and the checkpoint that names), so
+    that the same search is fine-tuned again under other AFTER_SEARCH_KEYS (another recipe) without searching again:
+    WORKDIR then resumes like any search, after the epochs SOURCE did, and its selection reruns on the same
+    checkpoint and supernet with the same seeds. A WORKDIR that already has a search state is left alone (False):
+    it resumes or is reused like any workdir."""
+    source, workdir = Path(source), Path(workdir)
+    if (workdir / STATE_FILE).exists():
+        return False
+    saved = read_state(source / STATE_FILE, source)
+    if saved is None:
+        raise UdcError(f"{source} holds no search to fine-tune again; run its search first")
+    if saved["epochs_done"]:
+        checkpoint = checkpoint_of(saved, source / STATE_FILE)
+        checkpoints.check_readable(checkpoint, source)
+        copy_dir = workdir / Path(saved["checkpoint"]).parent
+        copy_dir.mkdir(parents=True, exist_ok=True)
+        for part in checkpoint.parent.glob(checkpoint.name + ".*"):
+            shutil.copyfile(part, copy_dir / part.name)
+    # The state file comes last and is written atomically: a fork interrupted before it is simply made again.
+    write_json_atomic(workdir / STATE_FILE, saved)
+    return True

@@ -124,12 +124,14 @@ def markdown(r: dict) -> str:
     by_budgets = {}
     for p in r["census"]["pairs"]:
         if not p["same_supernet"]:
-            budgets = " + ".join(sorted((name.split("/")[-1] for name in p["members"]), key=_budget_order))
+            budgets = tuple(sorted((name.split("/")[-1] for name in p["members"]), key=_budget_order))
             by_budgets.setdefault(budgets, []).append(p)
-    for budgets, pairs in sorted(by_budgets.items(), key=lambda item: [_budget_order(b) for b in item[0].split(" + ")]):
+    for budgets in sorted(by_budgets, key=lambda names: [_budget_order(name) for name in names]):
+        pairs = by_budgets[budgets]
         g = np.array([p["gain"] for p in pairs])
         accuracy = np.mean([test_accuracy[m] for p in pairs for m in p["members"]])
-        lines.append(f"| {budgets} | {len(g)} | {g.mean():+.2f} | {g.min():+.2f} | {g.max():+.2f} | {accuracy:.2f} % |")
+        lines.append(f"| {' + '.join(budgets)} | {len(g)} | {g.mean():+.2f} | {g.min():+.2f} | {g.max():+.2f} | "
+                     f"{accuracy:.2f} % |")
     lines += ["", "## Subsets by size", "",
               f"| members | subsets | mean gain | max gain | share at +{GOAL_GAIN_POINTS} or more | standard error of one "
               "subset's gain | most accurate on validation: members, gain on test |", "|---|---|---|---|---|---|---|"]

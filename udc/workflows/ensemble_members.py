@@ -110,7 +110,8 @@ def _augmented_plan(config, plan, budgets_kb, augmented_budgets_kb, epochs) -> l
     """[(budget KiB, its config, its workdir, the searched workdir it forks)] of the augmented fine-tunes."""
     if not augmented_budgets_kb:
         return []
-    unsearched = sorted(set(map(float, augmented_budgets_kb)) - set(map(float, budgets_kb)))
+    wanted = set(map(float, augmented_budgets_kb))
+    unsearched = sorted(wanted - set(map(float, budgets_kb)))
     if unsearched:
         raise UdcError(f"augmented budgets {', '.join(f'{kb:g}' for kb in unsearched)} KiB are not among the "
                        "searched budgets; list each in --budgets_kb too (its search is fine-tuned again)")
@@ -124,7 +125,7 @@ def _augmented_plan(config, plan, budgets_kb, augmented_budgets_kb, epochs) -> l
         raise UdcError(f"augmented_finetune_epochs must be at least 1, got {epochs}")
     steps = []
     for kb, budget_config, budget_dir in plan:
-        if float(kb) in set(map(float, augmented_budgets_kb)):
+        if float(kb) in wanted:
             augmented_config = copy.deepcopy(budget_config)
             augmented_config.search.finetune_augment = True
             augmented_config.search.finetune_epochs = int(epochs)
